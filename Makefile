@@ -1,0 +1,86 @@
+# tenantry.msp — the two README commands (`make lab`, `make test`) and their set-up.
+# Set-up steps leave stamps in .lab/stamps and are skipped when their inputs did not change.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMPS := .lab/stamps
+ANSIBLE_VERSION := 12.3.0
+WHEEL := .lab/wheels/ansible-$(ANSIBLE_VERSION)-py3-none-any.whl
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+VCSIM_SOURCES := $(wildcard lab/vcsim/*.go)
+
+.PHONY: help setup lab lab-down test lint sanity pytest clean
+
+help:
+	@echo "make lab       set up, start the embedded lab and run playbooks/site.yml against it"
+	@echo "make lab-down  stop everything the lab started"
+	@echo "make test      every check CI runs: ruff, mypy, ansible-lint, ansible-test sanity, pytest"
+
+setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/collections $(STAMPS)/vcsim
+
+$(STAMPS)/apt: lab/apt-packages.txt
+	@mkdir -p $(STAMPS)
+	@missing=$$(for p in $$(grep -v '^#' $<); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "apt: installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+$(STAMPS)/venv: pyproject.toml requirements.txt
+	@mkdir -p $(STAMPS)
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -e '.[dev]'
+	@touch $@
+
+$(WHEEL):
+	@mkdir -p $(@D)
+	$(BIN)/python -m pip download -q --no-deps ansible==$(ANSIBLE_VERSION) -d $(@D)
+
+# The repository is the collection: .collections/ansible_collections/tenantry/msp points back here.
+$(STAMPS)/collections: lab/collections.txt $(WHEEL) $(STAMPS)/venv $(STAMPS)/apt
+	rm -rf .collections && mkdir -p .collections/ansible_collections/tenantry
+	cd .collections && unzip -q $(CURDIR)/$(WHEEL) \
+	    $$(grep -v '^#' $(CURDIR)/lab/collections.txt | sed 's,\.,/,; s,.*,ansible_collections/&/*,')
+	ln -sfn ../../.. .collections/ansible_collections/tenantry/msp
+	@touch $@
+
+$(STAMPS)/vcsim: $(VCSIM_SOURCES) $(STAMPS)/apt $(STAMPS)/venv
+	$(BIN)/python -m tenantry.lab build
+	@touch $@
+
+lab: setup
+	$(BIN)/python -m tenantry.lab up
+	$(BIN)/ansible-playbook playbooks/site.yml
+
+lab-down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tenantry.lab down; fi
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	MYPYPATH=$(CURDIR)/.collections $(BIN)/mypy -p ansible_collections.tenantry.msp.plugins
+	$(BIN)/ansible-lint -q
+
+sanity: setup
+	tests/sanity.sh
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint sanity pytest
+
+clean: lab-down
+	rm -rf .lab .collections .mypy_cache .ruff_cache .pytest_cache tests/output

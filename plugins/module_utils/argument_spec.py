@@ -1,0 +1,41 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tenantry maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Private to the tenantry.msp collection: no compatibility promise to other callers.
+"""Connection options, defined once for every module (documented in doc_fragments)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.module_utils.basic import env_fallback
+
+
+def vsphere_argument_spec() -> dict[str, Any]:
+    """Options of ``tenantry.msp.vsphere`` doc fragment; secrets are ``no_log``."""
+    return {
+        "hostname": {"type": "str", "required": True, "fallback": (env_fallback, ["VMWARE_HOST"])},
+        "username": {
+            "type": "str",
+            "required": True,
+            "aliases": ["user"],
+            "fallback": (env_fallback, ["VMWARE_USER"]),
+        },
+        "password": {
+            "type": "str",
+            "required": True,
+            "aliases": ["pass"],
+            "no_log": True,
+            "fallback": (env_fallback, ["VMWARE_PASSWORD"]),
+        },
+        "port": {"type": "int", "default": 443, "fallback": (env_fallback, ["VMWARE_PORT"])},
+        "validate_certs": {
+            "type": "bool",
+            "default": True,
+            "fallback": (env_fallback, ["VMWARE_VALIDATE_CERTS"]),
+        },
+        "ca_file": {"type": "path", "fallback": (env_fallback, ["VMWARE_CA_FILE"])},
+        "timeout": {"type": "int", "default": 60},
+    }

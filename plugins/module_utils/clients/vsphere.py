@@ -1,0 +1,309 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tenantry maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Private to the tenantry.msp collection: no compatibility promise to other callers.
+"""vSphere client on pyVmomi that knows nothing of Ansible.
+
+Modules bind it through ``_vsphere_base``; inventory plugins, the lab and the
+tests use it directly.  Every failure is one of the typed errors below, with a
+message that says what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+try:
+    from pyVim.connect import Disconnect, SmartConnect
+    from pyVmomi import vim, vmodl
+
+    HAS_PYVMOMI = True
+    PYVMOMI_IMPORT_ERROR: Exception | None = None
+except ImportError as exc:  # pragma: no cover - exercised only without pyVmomi
+    # Names stay importable so modules can report missing_required_lib cleanly.
+    Disconnect = SmartConnect = vim = vmodl = None  # type: ignore[assignment]
+    HAS_PYVMOMI = False
+    PYVMOMI_IMPORT_ERROR = exc
+
+
+class VSphereError(Exception):
+    """Base of every error this client raises."""
+
+
+class ConnectionFailed(VSphereError):
+    """The endpoint could not be reached or its TLS certificate was refused."""
+
+
+class AuthenticationFailed(VSphereError):
+    """The endpoint answered but refused the credentials."""
+
+
+class NotFound(VSphereError):
+    """A named object does not exist."""
+
+
+class TaskFailed(VSphereError):
+    """One or more vSphere tasks ended in error."""
+
+    def __init__(self, message: str, failures: dict[str, str]) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
+@dataclass(frozen=True)
+class ConnectionParams:
+    """Where and how to connect.  ``password`` is never part of ``repr``."""
+
+    hostname: str
+    username: str
+    password: str = field(repr=False)
+    port: int = 443
+    validate_certs: bool = True
+    ca_file: str | None = None
+    timeout: int = 60
+
+
+def fault_message(exc: BaseException) -> str:
+    """The human part of a vSphere fault (``msg`` or the first fault message), else ``str``."""
+    msg = getattr(exc, "msg", None)
+    if msg:
+        return str(msg)
+    for item in getattr(exc, "faultMessage", None) or []:
+        text = getattr(item, "message", None)
+        if text:
+            return str(text)
+    return str(exc) or type(exc).__name__
+
+
+def _ssl_context(params: ConnectionParams) -> ssl.SSLContext:
+    if not params.validate_certs:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    try:
+        return ssl.create_default_context(cafile=params.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectionFailed(
+            "cannot load ca_file %r: %s; give a readable PEM bundle of the CA that signed the vCenter certificate"
+            % (params.ca_file, exc)
+        ) from exc
+
+
+def connect(params: ConnectionParams) -> Any:
+    """Log in and return a pyVmomi ``ServiceInstance``; raise a typed error otherwise."""
+    if not HAS_PYVMOMI:
+        raise VSphereError("pyVmomi is required: %s" % PYVMOMI_IMPORT_ERROR)
+    where = "%s:%d" % (params.hostname, params.port)
+    try:
+        return SmartConnect(
+            host=params.hostname,
+            user=params.username,
+            pwd=params.password,
+            port=params.port,
+            sslContext=_ssl_context(params),
+            connectionPoolTimeout=params.timeout,
+        )
+    except vim.fault.InvalidLogin as exc:
+        raise AuthenticationFailed(
+            "vCenter %s refused the login for user %r: %s; check username and password"
+            % (where, params.username, fault_message(exc))
+        ) from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise ConnectionFailed(
+            "TLS certificate of %s could not be verified (%s); give ca_file with the CA that signed it, "
+            "or set validate_certs=false for a lab" % (where, exc.verify_message or exc)
+        ) from exc
+    except (ssl.SSLError, socket.gaierror, TimeoutError, ConnectionError, OSError) as exc:
+        raise ConnectionFailed("cannot reach vCenter at %s: %s" % (where, exc)) from exc
+    except vmodl.MethodFault as exc:
+        raise VSphereError("vCenter %s refused the connection: %s" % (where, fault_message(exc))) from exc
+
+
+class VSphereClient:
+    """A logged-in session with bulk reads and concurrent task waits."""
+
+    def __init__(self, params: ConnectionParams) -> None:
+        self.params = params
+        self.si = connect(params)
+        self.content = self.si.RetrieveContent()
+
+    def close(self) -> None:
+        # Logging out of a dead session is not an error worth raising.
+        with contextlib.suppress(Exception):
+            Disconnect(self.si)
+
+    def __enter__(self) -> VSphereClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def is_vcenter(self) -> bool:
+        return bool(self.content.about.apiType == "VirtualCenter")
+
+    # ----------------------------------------------------------------- reads
+    def retrieve(self, vimtype: Any, properties: Sequence[str], root: Any = None) -> list[dict[str, Any]]:
+        """Every object of ``vimtype`` under ``root`` with the given properties, in ONE round trip.
+
+        Each result is a dict of the requested properties (unset ones absent) plus ``obj``
+        (the managed object) and ``moid``.
+        """
+        view = self.content.viewManager.CreateContainerView(root or self.content.rootFolder, [vimtype], True)
+        try:
+            spec = vmodl.query.PropertyCollector.FilterSpec(
+                objectSet=[
+                    vmodl.query.PropertyCollector.ObjectSpec(
+                        obj=view,
+                        skip=True,
+                        selectSet=[
+                            vmodl.query.PropertyCollector.TraversalSpec(
+                                name="view", path="view", skip=False, type=vim.view.ContainerView
+                            )
+                        ],
+                    )
+                ],
+                propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vimtype, pathSet=list(properties))],
+            )
+            results: list[dict[str, Any]] = []
+            collector = self.content.propertyCollector
+            options = vmodl.query.PropertyCollector.RetrieveOptions()
+            page = collector.RetrievePropertiesEx([spec], options)
+            while page is not None:
+                for item in page.objects:
+                    row: dict[str, Any] = {"obj": item.obj, "moid": item.obj._moId}
+                    for prop in item.propSet or []:
+                        row[prop.name] = prop.val
+                    results.append(row)
+                page = collector.ContinueRetrievePropertiesEx(page.token) if page.token else None
+            return results
+        finally:
+            view.Destroy()
+
+    def find(self, vimtype: Any, name: str, root: Any = None) -> Any | None:
+        """The object of ``vimtype`` called ``name`` (or with that moid), or ``None``."""
+        for row in self.retrieve(vimtype, ["name"], root):
+            if row.get("name") == name or row["moid"] == name:
+                return row["obj"]
+        return None
+
+    def get(self, vimtype: Any, name: str, root: Any = None) -> Any:
+        """Like ``find`` but raises ``NotFound`` naming the type, the name and what exists."""
+        obj = self.find(vimtype, name, root)
+        if obj is None:
+            known = sorted(str(r.get("name")) for r in self.retrieve(vimtype, ["name"], root))
+            kind = getattr(vimtype, "_wsdlName", str(vimtype))
+            raise NotFound("%s %r not found; existing: %s" % (kind, name, ", ".join(known) or "none"))
+        return obj
+
+    # ----------------------------------------------------------------- tasks
+    def run_tasks(
+        self,
+        starters: Iterable[tuple[str, Callable[[], Any]]],
+        max_parallel: int = 16,
+        raise_on_error: bool = True,
+        timeout: float = 3600,
+    ) -> dict[str, Any]:
+        """Start many vSphere tasks with bounded fan-out and wait for all with ONE property collector.
+
+        ``starters`` yields ``(key, start)``; ``start()`` issues the call and returns its
+        ``vim.Task``.  Start calls run on up to ``max_parallel`` threads (pyVmomi's stub keeps
+        a connection pool) and at most ``max_parallel`` objects are in flight at once, starting
+        or running; a finished one frees its slot at once.  Every started task is watched by a
+        single private property collector.  Returns ``{key: task result or error message}``;
+        with ``raise_on_error`` a ``TaskFailed`` names every failed key after all tasks ended
+        (none is abandoned half way).
+        """
+        if max_parallel < 1:
+            raise ValueError("max_parallel must be at least 1")
+        pending = deque(starters)
+        outcomes: dict[str, Any] = {}
+        failures: dict[str, str] = {}
+        starting: dict[Future[Any], str] = {}
+        running: dict[str, str] = {}  # task moid -> key
+        states: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        collector = self.content.propertyCollector.CreatePropertyCollector()
+        version = ""
+
+        def fail(key: str, message: str) -> None:
+            failures[key] = outcomes[key] = message
+
+        try:
+            with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="vsphere-task") as pool:
+                while pending or starting or running:
+                    while pending and len(starting) + len(running) < max_parallel:
+                        key, start = pending.popleft()
+                        starting[pool.submit(start)] = key
+                    if starting and not running:
+                        wait(starting, return_when=FIRST_COMPLETED)
+                    started = []
+                    for future in [f for f in starting if f.done()]:
+                        key = starting.pop(future)
+                        try:
+                            task = future.result()
+                        except vmodl.MethodFault as exc:
+                            fail(key, fault_message(exc))
+                            continue
+                        running[task._moId] = key
+                        started.append(task)
+                    if started:
+                        collector.CreateFilter(_task_filter(started), True)
+                    if not running:
+                        continue
+                    if time.monotonic() > deadline:
+                        for key in running.values():
+                            fail(key, "did not finish within %d s" % timeout)
+                        running.clear()
+                        break
+                    # Poll briefly while start calls are still in flight, else block on the collector.
+                    max_wait = 1 if starting else max(1, min(60, int(deadline - time.monotonic())))
+                    update = collector.WaitForUpdatesEx(
+                        version, vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=max_wait)
+                    )
+                    if update is None:
+                        continue
+                    version = update.version
+                    for filter_set in update.filterSet or []:
+                        for obj_update in filter_set.objectSet or []:
+                            moid = obj_update.obj._moId
+                            state = states.setdefault(moid, {})
+                            for change in obj_update.changeSet or []:
+                                state[change.name] = change.val
+                            owner = running.get(moid)
+                            if owner is None:
+                                continue
+                            if state.get("info.state") == vim.TaskInfo.State.success:
+                                outcomes[owner] = state.get("info.result")
+                                del running[moid]
+                            elif state.get("info.state") == vim.TaskInfo.State.error:
+                                fail(owner, fault_message(state.get("info.error") or Exception("unknown error")))
+                                del running[moid]
+        finally:
+            collector.Destroy()
+        if failures and raise_on_error:
+            detail = "; ".join("%s: %s" % item for item in sorted(failures.items()))
+            raise TaskFailed("%d of %d vSphere tasks failed: %s" % (len(failures), len(outcomes), detail), failures)
+        return outcomes
+
+
+def _task_filter(tasks: Sequence[Any]) -> Any:
+    return vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=t) for t in tasks],
+        propSet=[
+            vmodl.query.PropertyCollector.PropertySpec(
+                type=vim.Task, pathSet=["info.state", "info.error", "info.result"]
+            )
+        ],
+    )
