@@ -1,0 +1,327 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tenantry maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Private to the tenantry.msp collection: no compatibility promise to other callers.
+"""One declarative file per tenant: schema, validation, cross-tenant conflicts, allocations.
+
+A tenant file (``inventories/<site>/tenants/<name>.yml``) is checked in three steps before
+anything touches infrastructure: its structure (ansible-core's own argument-spec
+validator: types, choices, required and unknown keys), its meaning (ranges, addresses
+inside networks), and its neighbours (no two tenants share a name, id, VLAN, network,
+pool, switch port, or a destination VLAN another tenant owns).  Every message names the
+file and the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.tenantry.msp.plugins.module_utils._allocation import (
+    VMWARE_MANUAL_MACS,
+    AllocationError,
+    nth_address,
+    parse_range,
+    range_set,
+    target_ip,
+    target_mac,
+)
+
+try:
+    import netaddr
+except ImportError:  # pragma: no cover - the inventory plugin reports it
+    netaddr = None
+
+TENANT_SPEC: dict[str, Any] = {
+    "name": {"type": "str", "required": True},
+    "id": {"type": "int", "required": True},
+    "type": {"type": "str", "default": "remote", "choices": ["remote", "local"]},
+    "description": {"type": "str", "default": ""},
+    "contact": {"type": "str", "default": ""},
+    "workload_quota": {"type": "int", "default": 0},
+    "vlan": {"type": "int", "required": True},
+    "network": {
+        "type": "dict",
+        "required": True,
+        "options": {
+            "cidr": {"type": "str", "required": True},
+            "gateway": {"type": "str", "required": True},
+            "dns": {"type": "list", "elements": "str", "default": []},
+            "pool": {"type": "str", "required": True},
+        },
+    },
+    "targets": {
+        "type": "dict",
+        "required": True,
+        "options": {
+            "count": {"type": "int", "default": 1},
+            "cpus": {"type": "int", "default": 4},
+            "memory_mb": {"type": "int", "default": 8192},
+            "disk_gb": {"type": "int", "default": 32},
+        },
+    },
+    "nfs": {
+        "type": "dict",
+        "required": True,
+        "options": {
+            "server": {"type": "str", "required": True},
+            "path": {"type": "str", "required": True},
+            "size_gb": {"type": "int", "default": 1024},
+            "datastore": {"type": "str"},
+        },
+    },
+    "production": {
+        "type": "dict",
+        "required": True,
+        "options": {
+            "account": {"type": "str", "required": True},
+            "folder": {"type": "str"},
+            "resource_pool": {"type": "str"},
+        },
+    },
+    "failover": {
+        "type": "dict",
+        "default": {},
+        "options": {
+            "destination_vlans": {"type": "list", "elements": "int", "default": []},
+            "boot_order": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "vms": {"type": "list", "elements": "str", "required": True},
+                    "delay": {"type": "int", "default": 0},
+                },
+            },
+        },
+    },
+    "routes": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "network": {"type": "str", "required": True},
+            "gateway": {"type": "str", "required": True},
+            "description": {"type": "str", "default": ""},
+        },
+    },
+    "switch_ports": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "target": {"type": "int", "required": True},
+            "switch": {"type": "str", "required": True},
+            "port": {"type": "str", "required": True},
+        },
+    },
+}
+
+SITE_DEFAULTS: dict[str, Any] = {
+    "mac_pool": VMWARE_MANUAL_MACS,
+    "max_targets_per_tenant": 16,
+    "management_pool": None,
+}
+
+
+class TenantError(ValueError):
+    """A tenant file (or the set of them) is not valid; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+def _ip(value: str) -> Any:
+    return netaddr.IPAddress(value)
+
+
+def _valid_ip(value: str) -> bool:
+    try:
+        netaddr.IPAddress(value, flags=netaddr.INET_PTON)
+        return True
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return False
+
+
+def _network(value: str) -> Any | None:
+    try:
+        net = netaddr.IPNetwork(value)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return None
+    return net if "/" in str(value) else None
+
+
+def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check one tenant; return it normalised (defaults filled in) or raise ``TenantError``."""
+    site = {**SITE_DEFAULTS, **(site or {})}
+    if not isinstance(data, dict):
+        raise TenantError(["%s: a tenant file must be a mapping of fields, got %s" % (source, type(data).__name__)])
+    result = ArgumentSpecValidator(TENANT_SPEC).validate(data)
+    errors = ["%s: %s" % (source, msg) for msg in result.error_messages]
+    if errors:
+        raise TenantError(errors)
+    t: dict[str, Any] = result.validated_parameters
+
+    def err(field: str, msg: str) -> None:
+        errors.append("%s: %s: %s" % (source, field, msg))
+
+    name = t["name"]
+    if not name or not all(c.isalnum() or c in "-_" for c in name) or not name[0].isalpha() or len(name) > 40:
+        err("name", "%r must start with a letter and hold only letters, digits, '-' and '_' (at most 40)" % name)
+    width = int(site["max_targets_per_tenant"])
+    if t["id"] < 1:
+        err("id", "%d must be 1 or more" % t["id"])
+    if not 1 <= t["vlan"] <= 4094:
+        err("vlan", "%d is outside 1-4094" % t["vlan"])
+    for i, vlan in enumerate(t["failover"]["destination_vlans"]):
+        if not 1 <= vlan <= 4094:
+            err("failover.destination_vlans[%d]" % i, "%d is outside 1-4094" % vlan)
+        elif vlan == t["vlan"]:
+            err("failover.destination_vlans[%d]" % i, "%d is the tenant's replication VLAN, not a production one" % vlan)
+    if not 1 <= t["targets"]["count"] <= width:
+        err("targets.count", "%d is outside 1-%d (max_targets_per_tenant)" % (t["targets"]["count"], width))
+    for field, low in (("cpus", 1), ("memory_mb", 1024), ("disk_gb", 8)):
+        if t["targets"][field] < low:
+            err("targets.%s" % field, "%d is below the minimum %d" % (t["targets"][field], low))
+    if t["workload_quota"] < 0:
+        err("workload_quota", "%d must be 0 (unlimited) or more" % t["workload_quota"])
+
+    net = _network(t["network"]["cidr"])
+    if net is None or net.version != 4:
+        err("network.cidr", "%r is not an IPv4 network in CIDR form such as 10.210.0.0/24" % t["network"]["cidr"])
+    else:
+        t["network"]["cidr"] = str(net.cidr)
+        if not _valid_ip(t["network"]["gateway"]) or _ip(t["network"]["gateway"]) not in net:
+            err("network.gateway", "%s is not an address inside %s" % (t["network"]["gateway"], net.cidr))
+        for i, dns in enumerate(t["network"]["dns"]):
+            if not _valid_ip(dns):
+                err("network.dns[%d]" % i, "%r is not an IP address" % dns)
+        try:
+            lo, hi = parse_range(t["network"]["pool"], "network.pool")
+            if lo < net.first or hi > net.last:
+                err("network.pool", "%s is not inside %s" % (t["network"]["pool"], net.cidr))
+            elif hi - lo + 1 < t["targets"]["count"]:
+                err("network.pool", "%s holds %d addresses, fewer than targets.count %d"
+                    % (t["network"]["pool"], hi - lo + 1, t["targets"]["count"]))
+        except AllocationError as exc:
+            err("network.pool", str(exc))
+        for i, route in enumerate(t["routes"]):
+            if _network(route["network"]) is None:
+                err("routes[%d].network" % i, "%r is not a network in CIDR form" % route["network"])
+            if not _valid_ip(route["gateway"]) or _ip(route["gateway"]) not in net:
+                err("routes[%d].gateway" % i, "%s is not an address inside the tenant network %s"
+                    % (route["gateway"], net.cidr))
+    if not t["nfs"]["path"].startswith("/"):
+        err("nfs.path", "%r must be an absolute export path" % t["nfs"]["path"])
+    seen_targets: set[int] = set()
+    for i, sp in enumerate(t["switch_ports"]):
+        if not 1 <= sp["target"] <= t["targets"]["count"]:
+            err("switch_ports[%d].target" % i, "%d is not a target of this tenant (1-%d)" % (sp["target"], t["targets"]["count"]))
+        if sp["target"] in seen_targets:
+            err("switch_ports[%d].target" % i, "target %d already has a switch port" % sp["target"])
+        seen_targets.add(sp["target"])
+    for i, step in enumerate(t["failover"]["boot_order"]):
+        if step["delay"] < 0:
+            err("failover.boot_order[%d].delay" % i, "%d must be 0 or more seconds" % step["delay"])
+    if errors:
+        raise TenantError(errors)
+
+    t["nfs"]["datastore"] = t["nfs"]["datastore"] or "nfs-%s" % name
+    t["production"]["folder"] = t["production"]["folder"] or "tenants/%s" % name
+    t["production"]["resource_pool"] = t["production"]["resource_pool"] or "tenant-%s" % name
+    t["source"] = source
+    return t
+
+
+def check_conflicts(tenants: list[dict[str, Any]]) -> None:
+    """Refuse two tenants that share a name, id, VLAN, network, pool, MAC-slot or switch port."""
+    errors: list[str] = []
+    owners: dict[tuple[str, Any], dict[str, Any]] = {}
+
+    def claim(kind: str, value: Any, tenant: dict[str, Any], label: str) -> None:
+        other = owners.get((kind, value))
+        if other is not None and other is not tenant:
+            errors.append(
+                "%s: %s %s is already used by tenant %r (%s)" % (tenant["source"], label, value, other["name"], other["source"])
+            )
+        else:
+            owners[(kind, value)] = tenant
+
+    for t in tenants:
+        claim("name", t["name"], t, "name")
+        claim("id", t["id"], t, "id")
+        claim("vlan", t["vlan"], t, "vlan")
+        for sp in t["switch_ports"]:
+            claim("port", (sp["switch"], sp["port"]), t, "switch port")
+    for t in tenants:
+        for vlan in t["failover"]["destination_vlans"]:
+            owner = owners.get(("vlan", vlan))
+            if owner is not None and owner is not t:
+                errors.append("%s: failover.destination_vlans: VLAN %d is the replication VLAN of tenant %r (%s)"
+                              % (t["source"], vlan, owner["name"], owner["source"]))
+            claim("dest_vlan", vlan, t, "failover destination VLAN")
+    for i, a in enumerate(tenants):
+        for b in tenants[i + 1:]:
+            if netaddr.IPSet([a["network"]["cidr"]]) & netaddr.IPSet([b["network"]["cidr"]]):
+                errors.append("%s: network.cidr %s overlaps tenant %r's network %s (%s)"
+                              % (b["source"], b["network"]["cidr"], a["name"], a["network"]["cidr"], a["source"]))
+            if range_set(a["network"]["pool"], "pool") & range_set(b["network"]["pool"], "pool"):
+                errors.append("%s: network.pool %s overlaps tenant %r's pool %s (%s)"
+                              % (b["source"], b["network"]["pool"], a["name"], a["network"]["pool"], a["source"]))
+    if errors:
+        raise TenantError(errors)
+
+
+def allocate(tenant: dict[str, Any], site: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nested targets of ``tenant`` with their deterministic addresses."""
+    site = {**SITE_DEFAULTS, **site}
+    width = int(site["max_targets_per_tenant"])
+    ports = {sp["target"]: {"switch": sp["switch"], "port": sp["port"]} for sp in tenant["switch_ports"]}
+    targets = []
+    try:
+        for index in range(1, tenant["targets"]["count"] + 1):
+            targets.append(
+                {
+                    "name": "%s-target-%02d" % (tenant["name"], index),
+                    "index": index,
+                    "mgmt_mac": target_mac(tenant["id"], index, "management", site["mac_pool"], width),
+                    "tenant_mac": target_mac(tenant["id"], index, "tenant", site["mac_pool"], width),
+                    "mgmt_ip": target_ip(tenant["id"], index, site["management_pool"], width)
+                    if site["management_pool"]
+                    else None,
+                    "tenant_ip": nth_address(tenant["network"]["pool"], index, "network.pool"),
+                    "switch_port": ports.get(index),
+                }
+            )
+    except AllocationError as exc:
+        raise TenantError(["%s: %s" % (tenant["source"], exc)]) from exc
+    return targets
+
+
+def load_all(documents: list[tuple[str, Any]], site: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validate every ``(source, data)`` and the set; collect all errors before raising.
+
+    Returns the tenants sorted by name, each with ``targets_allocated``.
+    """
+    errors: list[str] = []
+    tenants = []
+    for source, data in documents:
+        try:
+            tenants.append(validate_tenant(data, source, site))
+        except TenantError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise TenantError(errors)
+    check_conflicts(tenants)
+    for t in tenants:
+        try:
+            t["targets_allocated"] = allocate(t, site)
+        except TenantError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise TenantError(errors)
+    return sorted(tenants, key=lambda t: t["name"])
