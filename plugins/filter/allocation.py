@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tenantry.msp.plugins.module_utils._allocation import (
@@ -16,14 +18,16 @@ from ansible_collections.tenantry.msp.plugins.module_utils._allocation import (
 )
 
 
-def _target_mac(tenant_id, index, kind="management", pool=VMWARE_MANUAL_MACS, width=16):
+def _target_mac(
+    tenant_id: int, index: int, kind: str = "management", pool: str = VMWARE_MANUAL_MACS, width: int = 16
+) -> str:
     try:
         return target_mac(int(tenant_id), int(index), kind, pool, int(width))
     except AllocationError as exc:
         raise AnsibleFilterError("target_mac: %s" % exc) from exc
 
 
-def _target_ip(tenant_id, index, pool, width=16):
+def _target_ip(tenant_id: int, index: int, pool: str, width: int = 16) -> str:
     try:
         return target_ip(int(tenant_id), int(index), pool, int(width))
     except AllocationError as exc:
@@ -31,5 +35,5 @@ def _target_ip(tenant_id, index, pool, width=16):
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> dict[str, Any]:
         return {"target_mac": _target_mac, "target_ip": _target_ip}

@@ -45,7 +45,9 @@ options:
     type: str
     default: 00:50:56:00:00:00-00:50:56:3F:FF:FF
   max_targets_per_tenant:
-    description: How many targets a tenant may have; fixes the width of each tenant's slot. Changing it moves every allocation.
+    description:
+      - How many targets a tenant may have; fixes the width of each tenant's slot.
+      - Changing it moves every allocation.
     type: int
     default: 16
   target_vars:
@@ -74,30 +76,25 @@ management_pool: 10.0.16.0/20
 """
 
 from pathlib import Path
+from typing import Any
 
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin
 
+from ansible_collections.tenantry.msp.plugins.module_utils._allocation import HAS_NETADDR
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import TenantError, load_all
-
-try:
-    import netaddr  # noqa: F401  # imported for the requirement check only
-
-    HAS_NETADDR = True
-except ImportError:
-    HAS_NETADDR = False
 
 HOST_FIELDS = ("index", "mgmt_mac", "mgmt_ip", "tenant_mac", "tenant_ip", "switch_port")
 
 
-class InventoryModule(BaseInventoryPlugin):
+class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]  # ansible-core ships no types
     NAME = "tenantry.msp.tenants"
 
-    def verify_file(self, path):
-        return super().verify_file(path) and path.endswith((".tenantry.yml", ".tenantry.yaml"))
+    def verify_file(self, path: str) -> bool:
+        return bool(super().verify_file(path)) and path.endswith((".tenantry.yml", ".tenantry.yaml"))
 
-    def parse(self, inventory, loader, path, cache=True):
+    def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         if not HAS_NETADDR:
@@ -117,7 +114,9 @@ class InventoryModule(BaseInventoryPlugin):
             except Exception as exc:  # the loader raises several types for unreadable YAML
                 raise AnsibleParserError("%s: not valid YAML: %s" % (file, to_native(exc))) from exc
             if isinstance(data, dict) and data.get("name") not in (None, file.stem):
-                raise AnsibleParserError("%s: name %r must match the file name %r" % (file, data.get("name"), file.stem))
+                raise AnsibleParserError(
+                    "%s: name %r must match the file name %r" % (file, data.get("name"), file.stem)
+                )
             documents.append((str(file), _plain(data)))
         try:
             tenants = load_all(documents, site)
@@ -143,7 +142,7 @@ class InventoryModule(BaseInventoryPlugin):
                     self.inventory.set_variable(host, "tenantry_target_%s" % field, target[field])
 
 
-def _plain(data):
+def _plain(data: Any) -> Any:
     """Loader output (tagged/unsafe types) as plain Python data."""
     if isinstance(data, dict):
         return {str(k): _plain(v) for k, v in data.items()}

@@ -18,6 +18,8 @@ DHCP) and ``tenant`` (vNIC 1, bound by the ARP lock on the tenant's switch port)
 
 from __future__ import annotations
 
+from typing import Any
+
 try:
     import netaddr
 
@@ -69,7 +71,9 @@ def _offset(tenant_id: int, index: int, width: int) -> int:
     return (tenant_id - 1) * width + (index - 1)
 
 
-def target_mac(tenant_id: int, index: int, kind: str = "management", pool: str = VMWARE_MANUAL_MACS, width: int = 16) -> str:
+def target_mac(
+    tenant_id: int, index: int, kind: str = "management", pool: str = VMWARE_MANUAL_MACS, width: int = 16
+) -> str:
     """The static MAC of vNIC ``kind`` of target ``index`` of tenant ``tenant_id``, ``00:50:56:..`` form."""
     if kind not in NIC_KINDS:
         raise AllocationError("NIC kind %r is not one of %s" % (kind, ", ".join(NIC_KINDS)))
@@ -108,7 +112,7 @@ def nth_address(pool: str, index: int, what: str = "pool") -> str:
     return str(netaddr.IPAddress(lo + index - 1))
 
 
-def range_set(text: str, what: str) -> object:
+def range_set(text: str, what: str) -> Any:
     """A netaddr ``IPSet`` of an address range or CIDR, for overlap checks."""
     lo, hi = parse_range(text, what)
     return netaddr.IPSet(netaddr.IPRange(lo, hi))

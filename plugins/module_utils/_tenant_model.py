@@ -181,7 +181,9 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
         if not 1 <= vlan <= 4094:
             err("failover.destination_vlans[%d]" % i, "%d is outside 1-4094" % vlan)
         elif vlan == t["vlan"]:
-            err("failover.destination_vlans[%d]" % i, "%d is the tenant's replication VLAN, not a production one" % vlan)
+            err(
+                "failover.destination_vlans[%d]" % i, "%d is the tenant's replication VLAN, not a production one" % vlan
+            )
     if not 1 <= t["targets"]["count"] <= width:
         err("targets.count", "%d is outside 1-%d (max_targets_per_tenant)" % (t["targets"]["count"], width))
     for field, low in (("cpus", 1), ("memory_mb", 1024), ("disk_gb", 8)):
@@ -205,22 +207,30 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
             if lo < net.first or hi > net.last:
                 err("network.pool", "%s is not inside %s" % (t["network"]["pool"], net.cidr))
             elif hi - lo + 1 < t["targets"]["count"]:
-                err("network.pool", "%s holds %d addresses, fewer than targets.count %d"
-                    % (t["network"]["pool"], hi - lo + 1, t["targets"]["count"]))
+                err(
+                    "network.pool",
+                    "%s holds %d addresses, fewer than targets.count %d"
+                    % (t["network"]["pool"], hi - lo + 1, t["targets"]["count"]),
+                )
         except AllocationError as exc:
             err("network.pool", str(exc))
         for i, route in enumerate(t["routes"]):
             if _network(route["network"]) is None:
                 err("routes[%d].network" % i, "%r is not a network in CIDR form" % route["network"])
             if not _valid_ip(route["gateway"]) or _ip(route["gateway"]) not in net:
-                err("routes[%d].gateway" % i, "%s is not an address inside the tenant network %s"
-                    % (route["gateway"], net.cidr))
+                err(
+                    "routes[%d].gateway" % i,
+                    "%s is not an address inside the tenant network %s" % (route["gateway"], net.cidr),
+                )
     if not t["nfs"]["path"].startswith("/"):
         err("nfs.path", "%r must be an absolute export path" % t["nfs"]["path"])
     seen_targets: set[int] = set()
     for i, sp in enumerate(t["switch_ports"]):
         if not 1 <= sp["target"] <= t["targets"]["count"]:
-            err("switch_ports[%d].target" % i, "%d is not a target of this tenant (1-%d)" % (sp["target"], t["targets"]["count"]))
+            err(
+                "switch_ports[%d].target" % i,
+                "%d is not a target of this tenant (1-%d)" % (sp["target"], t["targets"]["count"]),
+            )
         if sp["target"] in seen_targets:
             err("switch_ports[%d].target" % i, "target %d already has a switch port" % sp["target"])
         seen_targets.add(sp["target"])
@@ -246,7 +256,8 @@ def check_conflicts(tenants: list[dict[str, Any]]) -> None:
         other = owners.get((kind, value))
         if other is not None and other is not tenant:
             errors.append(
-                "%s: %s %s is already used by tenant %r (%s)" % (tenant["source"], label, value, other["name"], other["source"])
+                "%s: %s %s is already used by tenant %r (%s)"
+                % (tenant["source"], label, value, other["name"], other["source"])
             )
         else:
             owners[(kind, value)] = tenant
@@ -261,17 +272,23 @@ def check_conflicts(tenants: list[dict[str, Any]]) -> None:
         for vlan in t["failover"]["destination_vlans"]:
             owner = owners.get(("vlan", vlan))
             if owner is not None and owner is not t:
-                errors.append("%s: failover.destination_vlans: VLAN %d is the replication VLAN of tenant %r (%s)"
-                              % (t["source"], vlan, owner["name"], owner["source"]))
+                errors.append(
+                    "%s: failover.destination_vlans: VLAN %d is the replication VLAN of tenant %r (%s)"
+                    % (t["source"], vlan, owner["name"], owner["source"])
+                )
             claim("dest_vlan", vlan, t, "failover destination VLAN")
     for i, a in enumerate(tenants):
-        for b in tenants[i + 1:]:
+        for b in tenants[i + 1 :]:
             if netaddr.IPSet([a["network"]["cidr"]]) & netaddr.IPSet([b["network"]["cidr"]]):
-                errors.append("%s: network.cidr %s overlaps tenant %r's network %s (%s)"
-                              % (b["source"], b["network"]["cidr"], a["name"], a["network"]["cidr"], a["source"]))
+                errors.append(
+                    "%s: network.cidr %s overlaps tenant %r's network %s (%s)"
+                    % (b["source"], b["network"]["cidr"], a["name"], a["network"]["cidr"], a["source"])
+                )
             if range_set(a["network"]["pool"], "pool") & range_set(b["network"]["pool"], "pool"):
-                errors.append("%s: network.pool %s overlaps tenant %r's pool %s (%s)"
-                              % (b["source"], b["network"]["pool"], a["name"], a["network"]["pool"], a["source"]))
+                errors.append(
+                    "%s: network.pool %s overlaps tenant %r's pool %s (%s)"
+                    % (b["source"], b["network"]["pool"], a["name"], a["network"]["pool"], a["source"])
+                )
     if errors:
         raise TenantError(errors)
 

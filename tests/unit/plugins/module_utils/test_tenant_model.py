@@ -59,7 +59,9 @@ def test_valid_tenant_is_normalised_and_allocated() -> None:
 def test_allocation_is_stable_when_tenants_are_added() -> None:
     alone = load_all([("tenants/acme.yml", tenant())], SITE)[0]["targets_allocated"]
     others = [tenant(f"t{i}", tid=i, vlan=1000 + i, octet=i) for i in range(1, 60)]
-    crowd = load_all([("tenants/acme.yml", tenant())] + [(f"tenants/t{i}.yml", o) for i, o in enumerate(others, 1)], SITE)
+    crowd = load_all(
+        [("tenants/acme.yml", tenant())] + [(f"tenants/t{i}.yml", o) for i, o in enumerate(others, 1)], SITE
+    )
     acme = next(t for t in crowd if t["name"] == "acme")
     assert acme["targets_allocated"] == alone
 
@@ -78,9 +80,9 @@ def test_allocations_never_collide_and_stay_in_vmware_manual_range() -> None:
 
 
 def test_pools_exhausted_say_so() -> None:
-    with pytest.raises(AllocationError, match="MAC pool .* exhausted"):
+    with pytest.raises(AllocationError, match=r"MAC pool .* exhausted"):
         target_mac(3, 1, pool="00:50:56:00:00:00-00:50:56:00:00:3f")
-    with pytest.raises(AllocationError, match="management pool 10.0.16.0/28 exhausted"):
+    with pytest.raises(AllocationError, match=r"management pool 10\.0\.16\.0/28 exhausted"):
         target_ip(2, 1, "10.0.16.0/28")
     with pytest.raises(AllocationError, match="outside VMware's manual range"):
         target_mac(1, 1, pool="00:50:56:40:00:00-00:50:56:40:00:ff")
@@ -155,5 +157,7 @@ def test_cross_tenant_conflicts_are_refused(other: dict[str, Any], expected: str
 
 def test_switch_port_claimed_twice() -> None:
     port = [{"target": 1, "switch": "sw1", "port": "Gi1/0/10"}]
-    msg = errors_of(tenant(switch_ports=port), tenant("beta", tid=7, vlan=300, octet=30, switch_ports=copy.deepcopy(port)))
+    msg = errors_of(
+        tenant(switch_ports=port), tenant("beta", tid=7, vlan=300, octet=30, switch_ports=copy.deepcopy(port))
+    )
     assert "switch port ('sw1', 'Gi1/0/10') is already used by tenant 'acme'" in msg
