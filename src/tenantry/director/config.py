@@ -1,0 +1,120 @@
+"""The Director's configuration: one typed object, loaded once.
+
+Sources, later wins: defaults → TOML file (``--config``) → environment
+(``TENANTRY_DIRECTOR_<FIELD>``) → command-line flags.  ``setup_port`` and
+``uplink_port`` here only *seed* the Expert Settings on the first start; after
+that the Expert Settings stored in the state directory are the truth (change
+them through the REST API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "TENANTRY_DIRECTOR_"
+
+
+class ConfigError(ValueError):
+    """Bad configuration; ``str()`` says what and where."""
+
+
+class DirectorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state_dir: Path = Field(Path("/var/lib/tenantry-director"), description="CA, keys, admin token and SQLite DB")
+    listen_host: str = Field("0.0.0.0", description="address both listeners bind")
+    server_names: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1"],
+        description="DNS names / IP addresses in the Director's server certificate",
+    )
+    public_url: str | None = Field(None, description="setup URL put into enrollment keys, e.g. https://dir.example:4443")
+    setup_port: int | None = Field(None, ge=0, le=65535, description="seeds Expert Settings on first start")
+    uplink_port: int | None = Field(None, ge=0, le=65535, description="seeds Expert Settings on first start")
+    admin_token_file: Path | None = Field(None, description="default: <state_dir>/admin.token, created 0600")
+    tunnel_bind: str = Field("127.0.0.1", description="address tunnel ports listen on for MSP tools")
+    argon2_memory_kib: int = Field(19456, ge=8, le=4 << 20, description="Argon2id memory cost (OWASP: 19 MiB)")
+    argon2_iterations: int = Field(2, ge=1, le=100)
+    log_level: str | None = Field(None, description="overrides the Expert Setting log_level at start")
+    access_log: bool = False
+    seed_settings: dict[str, Any] = Field(
+        default_factory=dict, description="Expert Settings applied on first start only (e.g. heartbeat_interval)"
+    )
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.admin_token_file or self.state_dir / "admin.token"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "director.db"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tenantry-director", description="tenantry Director (control plane)")
+    p.add_argument("--config", type=Path, help="TOML configuration file")
+    p.add_argument("--state-dir", type=Path)
+    p.add_argument("--listen-host")
+    p.add_argument("--server-name", action="append", dest="server_names", help="repeatable")
+    p.add_argument("--public-url")
+    p.add_argument("--setup-port", type=int)
+    p.add_argument("--uplink-port", type=int)
+    p.add_argument("--admin-token-file", type=Path)
+    p.add_argument("--log-level")
+    p.add_argument(
+        "--seed-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Expert Setting applied on first start only (repeatable)",
+    )
+    return p
+
+
+def _env_values(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in DirectorConfig.model_fields:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        out[name] = [s.strip() for s in raw.split(",") if s.strip()] if name == "server_names" else raw
+    return out
+
+
+def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> DirectorConfig:
+    args = _parser().parse_args(argv)
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    env_file = env.get(ENV_PREFIX + "CONFIG")
+    config_file: Path | None = args.config or (Path(env_file) if env_file else None)
+    if config_file is not None:
+        try:
+            values.update(tomllib.loads(config_file.read_text()))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+    values.update(_env_values(env))
+    for key, value in vars(args).items():
+        if key in ("config", "seed_setting") or value is None:
+            continue
+        values[key] = value
+    seeds = dict(values.get("seed_settings") or {})
+    for item in args.seed_setting:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--seed-setting {item!r}: expected KEY=VALUE")
+        seeds[key.strip()] = value.strip()
+    if seeds:
+        values["seed_settings"] = seeds
+    try:
+        return DirectorConfig.model_validate(values)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        where = f" (from {config_file}, environment or flags)" if config_file else ""
+        raise ConfigError("invalid Director configuration" + where + ":\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,466 @@
+"""The Director: tenant registry, enrollment, Expert Settings, uplink sessions, tunnels, events."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import secrets
+import signal
+import socket
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+import tenantry
+from tenantry.common import logsetup, pki
+from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
+from tenantry.director.config import DirectorConfig
+from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes
+from tenantry.director.store import Store, TenantRow
+from tenantry.director.uplink import GOAWAY_REVOKED, Session, UplinkHub
+from tenantry.protocol import tls
+from tenantry.protocol.channel import ChannelClosed, StreamError
+from tenantry.protocol.identity import new_tenant_id, serial_hex
+from tenantry.protocol.messages import SiteInfo
+
+log = logging.getLogger(__name__)
+
+
+class DirectorError(Exception):
+    """An operation was refused; ``status`` is the HTTP status the API answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Issued:
+    tenant: TenantRow
+    enrollment_key: str
+    secret: str
+    expires_at: float
+
+
+@dataclass
+class Enrolled:
+    certificate_pem: str
+    ca_pem: str
+    uplink_port: int
+    settings: dict[str, Any]
+
+
+class RateLimiter:
+    """Failures per key in a sliding window; checked before any expensive work."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = window
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def _trim(self, key: str, now: float) -> deque[float]:
+        hits = self._hits[key]
+        while hits and hits[0] < now - self.window:
+            hits.popleft()
+        if not hits:
+            del self._hits[key]
+            return deque()
+        return hits
+
+    def blocked(self, key: str, limit: int) -> float:
+        """Seconds until ``key`` may try again (0: allowed)."""
+        now = time.monotonic()
+        hits = self._trim(key, now)
+        if len(hits) < limit:
+            return 0.0
+        return max(0.1, hits[0] + self.window - now)
+
+    def fail(self, key: str) -> None:
+        self._hits[key].append(time.monotonic())
+        if len(self._hits) > 100_000:  # bound memory under a spray of source addresses
+            oldest = next(iter(self._hits))
+            del self._hits[oldest]
+
+
+class Director:
+    def __init__(self, config: DirectorConfig) -> None:
+        self.config = config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        config.state_dir.chmod(0o700)
+        self.store = Store(config.db_path)
+        self.settings = self._load_settings()
+        self.authority = Authority(config.state_dir, config.server_names)
+        self.hasher = CredentialHasher(config.argon2_memory_kib, config.argon2_iterations)
+        self.admin_token = self._admin_token()
+        # Unknown tenants cost the same Argon2id work as known ones: timing tells nothing.
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        self.enroll_limiter = RateLimiter()
+        self._argon_slots = asyncio.Semaphore(4)
+        self.started_at = time.time()
+        self.uplink_ctx = tls.server_context(
+            self.authority.server_cert_path,
+            self.authority.server_key_path,
+            client_ca=self.authority.ca_cert_path,
+            min_version=self.settings.tls_min_version,
+        )
+        self.api_ctx = tls.server_context(
+            self.authority.server_cert_path,
+            self.authority.server_key_path,
+            client_ca=None,
+            min_version=self.settings.tls_min_version,
+        )
+        self.hub = UplinkHub(
+            store=self.store,
+            settings=lambda: self.settings,
+            ssl_context=self.uplink_ctx,
+            authority=self.authority.ca,
+            listen_host=config.listen_host,
+            events=self.event,
+        )
+        self.hub.on_connect.append(self._session_started)
+        self.setup_port = 0
+        self._settings_lock = asyncio.Lock()
+        from tenantry.director.tunnels import TunnelManager
+
+        self.tunnels = TunnelManager(self)
+        self.stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------ start-up pieces
+    def _load_settings(self) -> ExpertSettings:
+        stored = self.store.settings()
+        if not stored:
+            seeds: dict[str, Any] = dict(self.config.seed_settings)
+            if self.config.setup_port is not None:
+                seeds["setup_port"] = self.config.setup_port
+            if self.config.uplink_port is not None:
+                seeds["uplink_port"] = self.config.uplink_port
+            try:
+                settings = apply_changes(ExpertSettings(), seeds) if seeds else ExpertSettings()
+            except SettingsError as exc:
+                raise SettingsError(f"seed settings: {exc}") from None
+            self.store.save_settings(settings.model_dump())
+            return settings
+        known = {k: v for k, v in stored.items() if k in ExpertSettings.model_fields}
+        return ExpertSettings.model_validate(ExpertSettings().model_dump() | known)
+
+    def _admin_token(self) -> str:
+        path = self.config.admin_token_path
+        if path.exists():
+            token = path.read_text().strip()
+            if len(token) < 16:
+                raise ValueError(f"admin token in {path} is shorter than 16 characters")
+            return token
+        token = secrets.token_urlsafe(32)
+        pki.write_private(path, (token + "\n").encode())
+        log.info("admin token created in %s (mode 0600)", path)
+        return token
+
+    def event(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> None:
+        self.store.add_event(kind, message, tenant_id, **data)
+        log.info("event %s%s: %s", kind, f" tenant={tenant_id}" if tenant_id else "", message)
+
+    # ------------------------------------------------------------------ tenants
+    def tenant_or_404(self, name: str) -> TenantRow:
+        row = self.store.tenant_by_name(name)
+        if row is None:
+            raise DirectorError(404, f"no tenant named {name!r}")
+        return row
+
+    async def create_tenant(
+        self, *, name: str, kind: str, description: str, contact: str, workload_quota: int,
+        direct_connect: dict[str, Any] | None,
+    ) -> Issued | TenantRow:
+        if self.store.tenant_by_name(name) is not None:
+            raise DirectorError(409, f"a tenant named {name!r} exists already (GET it, or PATCH to change it)")
+        now = time.time()
+        row = TenantRow(
+            id=new_tenant_id(), name=name, kind=kind, description=description, contact=contact,
+            workload_quota=workload_quota, created_at=now, updated_at=now, enroll_hash=None,
+            enroll_expires_at=None, enrolled_at=None, revoked_at=None, last_seen=None, last_address=None,
+            version=None, hostname=None, state_since=now, direct_connect=direct_connect,
+        )
+        if kind != "remote":
+            self.store.add_tenant(row)
+            self.event("tenant_created", f"local tenant {name} created", row.id)
+            return row
+        issued = await self._new_credentials(row)
+        self.store.add_tenant(issued.tenant)
+        self.event("tenant_created", f"remote tenant {name} created; enrollment credentials issued", row.id)
+        return issued
+
+    async def _new_credentials(self, row: TenantRow) -> Issued:
+        secret = self.hasher.new_secret()
+        async with self._argon_slots:
+            row.enroll_hash = await asyncio.to_thread(self.hasher.hash, secret)
+        row.enroll_expires_at = time.time() + self.settings.enrollment_ttl_hours * 3600
+        key = EnrollmentKey(row.id, secret, self.authority.ca_sha256, self.public_url())
+        return Issued(tenant=row, enrollment_key=key.encode(), secret=secret, expires_at=row.enroll_expires_at)
+
+    async def reissue_credentials(self, name: str) -> Issued:
+        row = self.tenant_or_404(name)
+        if row.kind != "remote":
+            raise DirectorError(409, f"tenant {name!r} is local; only remote tenants enroll a Transporter")
+        if row.revoked_at is not None:
+            raise DirectorError(409, f"tenant {name!r} is revoked")
+        issued = await self._new_credentials(row)
+        self.store.update_tenant(row.id, enroll_hash=row.enroll_hash, enroll_expires_at=row.enroll_expires_at)
+        self.event("credentials_issued", "new one-time enrollment credentials issued", row.id)
+        return issued
+
+    def public_url(self) -> str:
+        if self.config.public_url:
+            return self.config.public_url
+        host = self.config.server_names[0] if self.config.server_names else socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"https://{host}:{self.setup_port or self.settings.setup_port}"
+
+    def update_tenant(self, name: str, changes: dict[str, Any]) -> TenantRow:
+        row = self.tenant_or_404(name)
+        if "name" in changes and changes["name"] != row.name and self.store.tenant_by_name(changes["name"]):
+            raise DirectorError(409, f"a tenant named {changes['name']!r} exists already")
+        if changes:
+            self.store.update_tenant(row.id, **changes)
+            self.event("tenant_updated", f"tenant {name} updated: {', '.join(sorted(changes))}", row.id)
+        return self.store.tenant(row.id) or row
+
+    def revoke(self, name: str, *, remove: bool) -> TenantRow:
+        row = self.tenant_or_404(name)
+        with self.store.tx():
+            count = self.store.revoke_certificates(row.id)
+            if remove:
+                self.store.delete_tenant(row.id)
+            else:
+                self.store.update_tenant(row.id, revoked_at=time.time(), enroll_hash=None, enroll_expires_at=None)
+        self.hub.close_tenant(row.id, "tenant revoked", GOAWAY_REVOKED)
+        self.tunnels.close_tenant(row.id)
+        what = "revoked and removed" if remove else "revoked"
+        self.event("tenant_revoked", f"tenant {row.name} {what}; {count} certificate(s) revoked", row.id)
+        return row
+
+    # ------------------------------------------------------------------ enrollment
+    async def enroll(self, *, tenant_id: str, secret: str, csr_pem: str, source: str) -> Enrolled:
+        wait = self.enroll_limiter.blocked(source, self.settings.enroll_failures_per_minute)
+        if wait:
+            raise DirectorError(429, f"too many failed enrollments from {source}; retry in {wait:.0f} s")
+        row = self.store.tenant(tenant_id)
+        # Same work and the same answer for unknown, used, expired or wrong: nothing to probe.
+        refused = DirectorError(401, "enrollment refused: unknown tenant, wrong or already used credentials")
+        if row is None or row.enroll_hash is None or row.revoked_at is not None:
+            self._enroll_failed(source, tenant_id if row else None, "unknown tenant or no open credentials")
+            await asyncio.to_thread(self.hasher.verify, secret, self._dummy_hash)
+            raise refused
+        phc = row.enroll_hash
+        async with self._argon_slots:
+            good = await asyncio.to_thread(self.hasher.verify, secret, phc)
+        if not good:
+            self._enroll_failed(source, row.id, "wrong credentials")
+            raise refused
+        if row.enroll_expires_at is not None and row.enroll_expires_at < time.time():
+            self._enroll_failed(source, row.id, "credentials expired")
+            raise DirectorError(401, "enrollment refused: the credentials expired; ask the MSP for new ones")
+        try:
+            csr = pki.load_csr(csr_pem.encode())
+            lifetime = dt.timedelta(hours=self.settings.client_cert_lifetime_hours)
+            cert = self.authority.issue_tenant(csr, row.id, lifetime)
+        except ValueError as exc:
+            raise DirectorError(400, f"bad CSR: {exc}") from None
+        if not self.store.consume_enrollment(row.id, phc):
+            self._enroll_failed(source, row.id, "credentials replayed")
+            raise refused
+        self.store.add_certificate(serial_hex(cert), row.id, cert.not_valid_after_utc.timestamp())
+        self.event("enrolled", f"Transporter enrolled from {source}", row.id, address=source,
+                   serial=serial_hex(cert))
+        return Enrolled(
+            certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            ca_pem=self.authority.ca_pem,
+            uplink_port=self.settings.uplink_port,
+            settings=self.settings.for_transporter().model_dump(),
+        )
+
+    def _enroll_failed(self, source: str, tenant_id: str | None, why: str) -> None:
+        self.enroll_limiter.fail(source)
+        self.event("enroll_failed", f"enrollment from {source} refused: {why}", tenant_id, address=source)
+
+    def sign_renewal(self, tenant_id: str, csr_pem: bytes) -> tuple[str, float]:
+        csr = pki.load_csr(csr_pem)
+        cert = self.authority.issue_tenant(csr, tenant_id, dt.timedelta(hours=self.settings.client_cert_lifetime_hours))
+        not_after = cert.not_valid_after_utc.timestamp()
+        self.store.add_certificate(serial_hex(cert), tenant_id, not_after)
+        return cert.public_bytes(serialization.Encoding.PEM).decode(), not_after
+
+    async def renew(self, name: str) -> None:
+        row = self.tenant_or_404(name)
+        session = self.hub.sessions.get(row.id)
+        if session is None:
+            raise DirectorError(409, f"tenant {name!r} is offline; its certificate is renewed when it connects")
+        try:
+            await self.hub.renew(session, lambda pem: self.sign_renewal(row.id, pem))
+        except (ChannelClosed, StreamError, ValueError) as exc:
+            raise DirectorError(502, f"renewal failed: {exc}") from None
+
+    # ------------------------------------------------------------------ sessions
+    def _session_started(self, session: Session) -> None:
+        self.hub.spawn(session, self._after_connect(session))
+
+    async def _after_connect(self, session: Session) -> None:
+        channel = session.channel
+        try:
+            body = self.settings.for_transporter().model_dump_json().encode()
+            await channel.request("PUT", "/v1/settings", body, timeout=15)
+            resp = await channel.request("GET", "/v1/info", timeout=15)
+            if resp.status == 200:
+                info = SiteInfo.model_validate_json(resp.body)
+                session.info = info
+                if info.tenant_id != session.tenant_id:
+                    log.warning("tenant %s reports tenant id %s; identity comes from the certificate",
+                                session.tenant_id, info.tenant_id)
+                self.store.touch_status(session.tenant_id, version=info.version, hostname=info.hostname)
+            remaining = session.cert_not_after - time.time()
+            if remaining < self.settings.client_cert_lifetime_hours * 3600 / 3:
+                await self.hub.renew(session, lambda pem: self.sign_renewal(session.tenant_id, pem))
+        except (ChannelClosed, StreamError, ValueError) as exc:
+            log.info("tenant %s: post-connect exchange failed: %s", session.tenant_id, exc)
+
+    def status(self, row: TenantRow) -> dict[str, Any]:
+        session = self.hub.sessions.get(row.id)
+        enrolled = row.enrolled_at is not None
+        if session is not None:
+            return {
+                "online": True,
+                "state": "online",
+                "since": session.connected_at,
+                "last_heartbeat": session.last_heartbeat,
+                "address": session.address,
+                "version": session.info.version if session.info else row.version,
+                "hostname": session.info.hostname if session.info else row.hostname,
+                "enrolled": enrolled,
+            }
+        if row.kind == "local":
+            state = "local"
+        elif row.revoked_at is not None:
+            state = "revoked"
+        elif not enrolled:
+            state = "awaiting_enrollment"
+        else:
+            state = "offline"
+        return {
+            "online": False,
+            "state": state,
+            "since": row.state_since,
+            "last_heartbeat": row.last_seen,
+            "address": row.last_address,
+            "version": row.version,
+            "hostname": row.hostname,
+            "enrolled": enrolled,
+        }
+
+    def session_for(self, name: str) -> tuple[TenantRow, Session]:
+        row = self.tenant_or_404(name)
+        session = self.hub.sessions.get(row.id)
+        if session is None:
+            raise DirectorError(409, f"tenant {name!r} is not online")
+        return row, session
+
+    # ------------------------------------------------------------------ settings
+    async def change_settings(self, changes: dict[str, Any]) -> tuple[ExpertSettings, list[str]]:
+        async with self._settings_lock:
+            old = self.settings
+            try:
+                new = apply_changes(old, changes)
+            except SettingsError as exc:
+                raise DirectorError(422, str(exc)) from None
+            changed = [k for k in ExpertSettings.model_fields if getattr(old, k) != getattr(new, k)]
+            if not changed:
+                return new, []
+            if "uplink_port" in changed and new.uplink_port not in self.hub.ports:
+                try:
+                    await self.hub.listen(new.uplink_port)
+                except OSError as exc:
+                    msg = f"cannot listen on uplink port {new.uplink_port}: {exc.strerror}"
+                    raise DirectorError(409, msg) from None
+            self.settings = new
+            self.store.save_settings(new.model_dump())
+            for key in changed:
+                self.event("setting_changed", f"{key}: {getattr(old, key)!r} -> {getattr(new, key)!r}",
+                           key=key, old=getattr(old, key), new=getattr(new, key))
+            self._apply_live(old, new, changed)
+            return new, changed
+
+    def _apply_live(self, old: ExpertSettings, new: ExpertSettings, changed: list[str]) -> None:
+        if "log_level" in changed:
+            logsetup.set_level(new.log_level)
+        if "tls_min_version" in changed:
+            for ctx in (self.uplink_ctx, self.api_ctx):
+                ctx.minimum_version = tls._min_version(new.tls_min_version)
+        pushed = {"uplink_port", "setup_port", "heartbeat_interval", "heartbeat_misses",
+                  "reconnect_backoff_cap", "max_concurrent_tasks"}
+        if "uplink_port" in changed:
+            loop = asyncio.get_running_loop()
+
+            async def push() -> None:
+                await self._push_settings()
+
+            task = loop.create_task(
+                self.hub.move_to(new.uplink_port, lambda: asyncio.ensure_future(push()),
+                                 grace=max(30.0, 3 * new.heartbeat_interval))
+            )
+            self._background(task)
+        elif pushed & set(changed):
+            self._background(asyncio.get_running_loop().create_task(self._push_settings()))
+
+    async def _push_settings(self) -> None:
+        body = self.settings.for_transporter().model_dump_json().encode()
+        ok = await self.hub.broadcast("PUT", "/v1/settings", body)
+        log.info("settings pushed to %d of %d Transporters", ok, len(self.hub.sessions))
+
+    _bg: set[asyncio.Task[Any]]
+
+    def _background(self, task: asyncio.Task[Any]) -> None:
+        if not hasattr(self, "_bg"):
+            self._bg = set()
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    # ------------------------------------------------------------------ run
+    async def start(self) -> None:
+        """Open both listeners (used by :meth:`run` and by tests)."""
+        from tenantry.director.api import ApiServer
+
+        now = time.time()
+        # A crash (kill -9) leaves no "disconnected" events; record the restart once for everyone.
+        with self.store.tx():
+            for row in self.store.tenants():
+                if row.kind == "remote" and row.enrolled_at is not None:
+                    self.store.touch_status(row.id, state_since=now)
+        self.uplink_port = await self.hub.listen(self.settings.uplink_port)
+        self.hub.start()
+        self.api = ApiServer(self)
+        self.setup_port = await self.api.start(self.config.listen_host, self.settings.setup_port)
+        self.event("director_started", f"Director {tenantry.__version__} started", setup_port=self.setup_port,
+                   uplink_port=self.uplink_port)
+
+    async def stop(self) -> None:
+        grace = self.settings.shutdown_grace
+        log.info("shutting down: in-flight streams get up to %g s", grace)
+        self.event("director_stopping", "graceful shutdown; Transporters told to reconnect")
+        await self.tunnels.close_all()
+        await self.hub.shutdown(grace)
+        await self.api.stop()
+        for task in list(getattr(self, "_bg", ())):
+            task.cancel()
+        self.store.close()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        await self.start()
+        log.info("Director ready: setup https://%s:%d, uplink port %d, state %s",
+                 self.config.listen_host, self.setup_port, self.uplink_port, self.config.state_dir)
+        await self.stopping.wait()
+        await self.stop()

@@ -1,0 +1,275 @@
+"""Tunnels: a local port at the Director for MSP tools, relayed to one allow-listed client resource.
+
+Each accepted local connection becomes its own HTTP/2 CONNECT stream, either on
+the tenant's uplink session or on a Direct Connect channel the Director dials to
+the Transporter's Direct Connect port (default 9446).  The Transporter decides
+what is reachable (its allow-list); the Director only ever uses the channel that
+belongs to the tenant the tunnel was created for, and on Direct Connect it
+checks that the peer really is that tenant (certificate SAN URI or PSK proof).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tenantry.protocol import psk as pskproof
+from tenantry.protocol import tls
+from tenantry.protocol.channel import Channel, ChannelClosed, ChannelLimits, H2Stream, StreamError
+from tenantry.protocol.identity import der_sha256, tenant_id_of
+from tenantry.protocol.messages import TunnelCheck, TunnelCheckResult, split_target
+from tenantry.protocol.relay import CHUNK as _CHUNK
+from tenantry.protocol.relay import relay
+
+if TYPE_CHECKING:
+    from tenantry.director.service import Director
+    from tenantry.director.store import TenantRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Route:
+    """Which channel carries a tenant's tunnel streams, and how each stream proves itself."""
+
+    channel: Channel
+    psk: str | None = None
+
+    def open(self, target: str) -> tuple[H2Stream, str | None]:
+        extra: list[tuple[str, str]] = []
+        nonce = None
+        if self.psk is not None:
+            nonce, extra = pskproof.client_headers(self.psk, self.fingerprint)
+        return self.channel.open_tunnel(target, extra), nonce
+
+    @property
+    def fingerprint(self) -> str:
+        return der_sha256(self.channel.peer_cert_der or b"")
+
+    def headers(self) -> list[tuple[str, str]]:
+        if self.psk is None:
+            return []
+        _nonce, extra = pskproof.client_headers(self.psk, self.fingerprint)
+        return extra
+
+    def verify(self, nonce: str | None, response: list[tuple[str, str]]) -> None:
+        if self.psk is None or nonce is None:
+            return
+        proof = dict(response).get(pskproof.PROOF_HEADER)
+        if not pskproof.check_server(self.psk, self.fingerprint, nonce, proof):
+            self.channel.close("Direct Connect peer failed the PSK proof")
+            raise StreamError("Direct Connect peer failed the pre-shared-key proof")
+
+
+@dataclass
+class Tunnel:
+    id: str
+    tenant_id: str
+    tenant_name: str
+    target: str
+    via: str
+    host: str
+    port: int
+    created_at: float
+    server: asyncio.Server | None = None
+    connections: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant": self.tenant_name,
+            "target": self.target,
+            "via": self.via,
+            "host": self.host,
+            "port": self.port,
+            "created_at": self.created_at,
+            "connections": self.connections,
+        }
+
+
+class TunnelManager:
+    def __init__(self, director: Director) -> None:
+        self._director = director
+        self.tunnels: dict[str, Tunnel] = {}
+        self._direct: dict[str, tuple[Channel, str | None]] = {}
+        self._dial_locks: dict[str, asyncio.Lock] = {}
+
+    def of(self, tenant_id: str) -> list[Tunnel]:
+        return [t for t in self.tunnels.values() if t.tenant_id == tenant_id]
+
+    # ------------------------------------------------------------------ routes
+    async def route(self, tenant_id: str, via: str) -> Route:
+        from tenantry.director.service import DirectorError
+
+        row = self._director.store.tenant(tenant_id)
+        if row is None or row.revoked_at is not None:
+            raise DirectorError(404, "tenant unknown or revoked")
+        if via == "uplink":
+            session = self._director.hub.sessions.get(tenant_id)
+            if session is None:
+                raise DirectorError(409, f"tenant {row.name!r} is not online")
+            return Route(session.channel)
+        cached = self._direct.get(tenant_id)
+        if cached is not None and cached[0].is_open:
+            return Route(cached[0], cached[1])
+        lock = self._dial_locks.setdefault(tenant_id, asyncio.Lock())
+        async with lock:
+            cached = self._direct.get(tenant_id)
+            if cached is not None and cached[0].is_open:
+                return Route(cached[0], cached[1])
+            channel, psk = await self._dial(row)
+            self._direct[tenant_id] = (channel, psk)
+            return Route(channel, psk)
+
+    async def _dial(self, row: TenantRow) -> tuple[Channel, str | None]:
+        from tenantry.director.service import DirectorError
+
+        dc = row.direct_connect
+        if not dc:
+            raise DirectorError(409, f"tenant {row.name!r} has no direct_connect address")
+        host, port = split_target(dc["address"])
+        auth = self._director.authority
+        settings = self._director.settings
+        if dc.get("auth") == "psk":
+            ctx = tls.client_context(ca=None, min_version=settings.tls_min_version)
+            psk: str | None = str(dc["psk"])
+        else:
+            ctx = tls.client_context(
+                ca=auth.ca_cert_path,
+                cert=auth.client_cert_path,
+                key=auth.client_key_path,
+                min_version=settings.tls_min_version,
+                check_hostname=False,  # identity is the tenant URI, checked below
+            )
+            psk = None
+        limits = ChannelLimits(
+            max_frame_size=max(settings.max_frame_size, 1 << 20),  # a channel we dialed, for bulk bytes
+            max_concurrent_streams=settings.max_streams_per_session,
+            stream_window=4 << 20,
+            connection_window=16 << 20,
+            handshake_timeout=settings.handshake_timeout,
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(settings.handshake_timeout):
+                _t, channel = await loop.create_connection(
+                    lambda: Channel(ctx, server_side=False, h2_client=True, server_hostname=host, limits=limits),
+                    host,
+                    port,
+                )
+                await channel.ready
+        except (OSError, TimeoutError, ChannelClosed) as exc:
+            raise DirectorError(502, f"Direct Connect to {row.name!r} at {dc['address']} failed: {exc}") from None
+        if psk is None:
+            peer = tenant_id_of(channel.peer_cert) if channel.peer_cert is not None else None
+            if peer != row.id:
+                channel.close("Direct Connect peer is another tenant")
+                self._director.event("direct_connect_refused", f"peer at {dc['address']} is not this tenant", row.id)
+                raise DirectorError(502, f"the Direct Connect peer at {dc['address']} is not tenant {row.name!r}")
+        return channel, psk
+
+    # ------------------------------------------------------------------ lifecycle
+    async def create(self, row: TenantRow, target: str, via: str, listen_port: int) -> Tunnel:
+        from tenantry.director.service import DirectorError
+
+        route = await self.route(row.id, via)
+        body = TunnelCheck(target=target).model_dump_json().encode()
+        try:
+            resp = await route.channel.request("POST", "/v1/tunnel-check", body, headers=route.headers(), timeout=15)
+        except (ChannelClosed, StreamError) as exc:
+            raise DirectorError(502, f"cannot ask the Transporter: {exc}") from None
+        if resp.status != 200:
+            raise DirectorError(502 if resp.status != 403 else 403, _detail(resp.body, resp.status))
+        check = TunnelCheckResult.model_validate_json(resp.body)
+        if not check.allowed:
+            self._director.event("tunnel_refused", f"{target} is not on the allow-list", row.id, target=target)
+            raise DirectorError(403, f"target {target} refused by the Transporter: {check.message}")
+        tunnel = Tunnel(
+            id=secrets.token_hex(6), tenant_id=row.id, tenant_name=row.name, target=target, via=via,
+            host=self._director.config.tunnel_bind, port=0, created_at=time.time(),
+        )
+        try:
+            tunnel.server = await asyncio.start_server(
+                lambda r, w: self._accept(tunnel, r, w), host=tunnel.host, port=listen_port, limit=_CHUNK
+            )
+        except OSError as exc:
+            raise DirectorError(409, f"cannot listen on {tunnel.host}:{listen_port}: {exc.strerror}") from None
+        tunnel.port = int(tunnel.server.sockets[0].getsockname()[1])
+        self.tunnels[tunnel.id] = tunnel
+        self._director.event("tunnel_opened", f"{tunnel.host}:{tunnel.port} -> {target} via {via}", row.id,
+                             tunnel=tunnel.id, target=target, via=via, port=tunnel.port)
+        return tunnel
+
+    async def delete(self, tenant_id: str, tunnel_id: str) -> Tunnel:
+        from tenantry.director.service import DirectorError
+
+        tunnel = self.tunnels.get(tunnel_id)
+        if tunnel is None or tunnel.tenant_id != tenant_id:
+            raise DirectorError(404, f"no tunnel {tunnel_id!r} for this tenant")
+        await self._close(tunnel)
+        self._director.event("tunnel_closed", f"tunnel to {tunnel.target} closed", tenant_id, tunnel=tunnel.id)
+        return tunnel
+
+    async def _close(self, tunnel: Tunnel) -> None:
+        self.tunnels.pop(tunnel.id, None)
+        if tunnel.server is not None:
+            tunnel.server.close()
+        for task in list(tunnel.tasks):
+            task.cancel()
+
+    def close_tenant(self, tenant_id: str) -> None:
+        for tunnel in self.of(tenant_id):
+            asyncio.get_running_loop().create_task(self._close(tunnel))
+        direct = self._direct.pop(tenant_id, None)
+        if direct is not None:
+            direct[0].close("tenant revoked")
+
+    async def close_all(self) -> None:
+        for tunnel in list(self.tunnels.values()):
+            await self._close(tunnel)
+        for channel, _psk in self._direct.values():
+            channel.close("director shutting down")
+        self._direct.clear()
+
+    # ------------------------------------------------------------------ relay
+    async def _accept(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tunnel.tasks.add(task)
+        tunnel.connections += 1
+        stream: H2Stream | None = None
+        try:
+            route = await self.route(tunnel.tenant_id, tunnel.via)
+            stream, nonce = route.open(tunnel.target)
+            headers = await asyncio.wait_for(asyncio.shield(stream.response_headers), 30)
+            status = dict(headers).get(":status")
+            if status != "200":
+                log.info("tunnel %s: Transporter refused %s (HTTP %s)", tunnel.id, tunnel.target, status)
+                return
+            route.verify(nonce, headers)
+            await relay(reader, writer, stream)
+        except Exception as exc:  # one bad connection must not hurt the listener
+            log.info("tunnel %s connection ended: %s", tunnel.id, exc)
+        finally:
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.reset()
+            writer.close()
+            tunnel.tasks.discard(task)
+
+
+def _detail(body: bytes, status: int) -> str:
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and "error" in data:
+            return str(data["error"])
+    except ValueError:
+        pass
+    return f"Transporter answered HTTP {status}"

@@ -1,0 +1,707 @@
+"""One TLS connection carrying HTTP/2: the uplink and the Direct Connect channel.
+
+TLS is done with :class:`ssl.SSLObject` over two :class:`ssl.MemoryBIO` on a
+plain asyncio TCP transport instead of ``loop.create_connection(ssl=...)``:
+Python 3.11's ``asyncio/sslproto.py`` allocates a 256 KiB read buffer per
+connection, which alone would cost 250 MiB at 1,000 idle uplinks.  Here the
+only per-connection buffers are OpenSSL's own and whatever is in flight.
+
+HTTP/2 framing, flow control and HPACK come from the ``h2`` library.  The
+roles are *reversed* on the uplink: the Transporter dials out (TLS client) and
+serves HTTP/2 (``h2`` server side); the Director accepts (TLS server) and opens
+streams (``h2`` client side).  On a Direct Connect channel the Director dials
+the Transporter, which is TLS server and HTTP/2 server.  Either way the
+Transporter only ever *answers* streams; it can never open one, so a tenant
+has no way to address anything at the Director but its own session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+from cryptography import x509
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str]]
+StreamHandler = Callable[["H2Stream"], Awaitable[None]]
+
+_READ_CHUNK = 65536
+
+
+class ChannelClosed(ConnectionError):
+    """The channel is gone (peer closed, heartbeat lost, revoked, shut down)."""
+
+
+class StreamError(ConnectionError):
+    """The stream was reset by the peer or could not be used."""
+
+
+@dataclass(frozen=True)
+class ChannelLimits:
+    """Per-connection limits; both ends advertise theirs in HTTP/2 SETTINGS."""
+
+    max_frame_size: int = 16384
+    max_concurrent_streams: int = 100
+    stream_window: int = 1 << 20
+    connection_window: int = 4 << 20
+    max_header_list_size: int = 16384
+    handshake_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Headers
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+class H2Stream:
+    """One HTTP/2 stream: request/response bodies or a CONNECT tunnel."""
+
+    def __init__(self, channel: Channel, stream_id: int, headers: Headers | None = None) -> None:
+        self.channel = channel
+        self.stream_id = stream_id
+        self.request_headers: Headers = headers or []
+        loop = asyncio.get_running_loop()
+        self.response_headers: asyncio.Future[Headers] = loop.create_future()
+        self._chunks: deque[tuple[bytes, int]] = deque()
+        self._eof = False
+        self._error: BaseException | None = None
+        self._readable = asyncio.Event()
+        self._window = asyncio.Event()
+        self._local_closed = False
+
+    # -- request helpers (server role)
+    def header(self, name: str) -> str | None:
+        for key, value in self.request_headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def method(self) -> str:
+        return self.header(":method") or ""
+
+    @property
+    def path(self) -> str:
+        return self.header(":path") or ""
+
+    # -- fed by the channel
+    def _feed(self, data: bytes, flow_len: int) -> None:
+        self._chunks.append((data, flow_len))
+        self._readable.set()
+
+    def _feed_eof(self) -> None:
+        self._eof = True
+        self._readable.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        self._readable.set()
+        self._window.set()
+        if not self.response_headers.done():
+            self.response_headers.set_exception(exc)
+            # Nobody may be waiting for the headers; don't warn about it.
+            self.response_headers.exception()
+
+    def _wake_writer(self) -> None:
+        self._window.set()
+
+    # -- reading
+    async def read(self) -> bytes:
+        """The next chunk of the body; ``b""`` at end of stream."""
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._eof:
+                return b""
+            self._readable.clear()
+            await self._readable.wait()
+        data, flow_len = self._chunks.popleft()
+        self.channel._acknowledge(self.stream_id, flow_len)
+        return data
+
+    async def read_all(self, limit: int) -> bytes:
+        """The whole body; resets the stream and raises when it exceeds ``limit``."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await self.read()
+            if not chunk:
+                return b"".join(parts)
+            size += len(chunk)
+            if size > limit:
+                self.reset(h2.errors.ErrorCodes.REFUSED_STREAM)
+                raise StreamError(f"body larger than {limit} bytes")
+            parts.append(chunk)
+
+    # -- writing
+    def send_headers(self, headers: Headers, *, end_stream: bool = False) -> None:
+        self.channel._send_headers(self.stream_id, headers, end_stream=end_stream)
+        if end_stream:
+            self._local_closed = True
+
+    async def write(self, data: bytes) -> None:
+        """Send body bytes, waiting for HTTP/2 flow-control credit and socket drain."""
+        view = memoryview(data)
+        while view:
+            if self._error is not None:
+                raise self._error
+            await self.channel._drained()
+            window = self.channel._send_window(self.stream_id)
+            if window <= 0:
+                self._window.clear()
+                await self._window.wait()
+                continue
+            size = min(window, len(view))
+            self.channel._send_data(self.stream_id, bytes(view[:size]))
+            view = view[size:]
+
+    def end(self) -> None:
+        if not self._local_closed:
+            self._local_closed = True
+            self.channel._end_stream(self.stream_id)
+
+    async def respond(self, status: int, body: bytes = b"", content_type: str = "application/json") -> None:
+        """Server role: send a complete response."""
+        headers = [(":status", str(status)), ("content-type", content_type), ("content-length", str(len(body)))]
+        if not body:
+            self.send_headers(headers, end_stream=True)
+            return
+        self.send_headers(headers)
+        await self.write(body)
+        self.end()
+
+    def reset(self, code: int = h2.errors.ErrorCodes.CANCEL) -> None:
+        self.channel._reset(self.stream_id, code)
+        self._fail(StreamError(f"stream reset locally (code {code})"))
+
+
+class Channel(asyncio.Protocol):
+    """TLS via MemoryBIO plus an HTTP/2 connection in one asyncio protocol."""
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        *,
+        server_side: bool,
+        h2_client: bool,
+        server_hostname: str | None = None,
+        limits: ChannelLimits | None = None,
+        handler: StreamHandler | None = None,
+        on_secure: Callable[[Channel], None] | None = None,
+        on_closed: Callable[[Channel], None] | None = None,
+    ) -> None:
+        self._ctx = ssl_context
+        self._server_side = server_side
+        self._server_hostname = server_hostname
+        self.limits = limits or ChannelLimits()
+        self._handler = handler
+        self._on_secure = on_secure
+        self._on_closed = on_closed
+        self._transport: asyncio.Transport | None = None
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self._ssl: ssl.SSLObject | None = None
+        self._secure = False
+        self._h2: h2.connection.H2Connection | None = None
+        self._h2_client = h2_client
+        self._streams: dict[int, H2Stream] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._write_ok = asyncio.Event()
+        self._write_ok.set()
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[str] = loop.create_future()
+        self.peer_cert: x509.Certificate | None = None
+        self.peer_cert_der: bytes | None = None
+        self.peer_address: str = ""
+        self.local_port: int = 0
+        self.last_rx = time.monotonic()
+        self.opened_at = time.monotonic()
+        self.goaway_code: int | None = None
+        self.goaway_data: bytes = b""
+        self.close_reason: str = ""
+        self._stream_slots: asyncio.Semaphore | None = None
+        self.tag: object = None  # owner's bookkeeping (tenant id, ...)
+
+    # ------------------------------------------------------------------ asyncio
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer_address = f"{peer[0]}:{peer[1]}"
+        sock = transport.get_extra_info("sockname")
+        if sock:
+            self.local_port = int(sock[1])
+        try:
+            self._ssl = self._ctx.wrap_bio(
+                self._in, self._out, server_side=self._server_side, server_hostname=self._server_hostname
+            )
+        except (ssl.SSLError, ValueError) as exc:
+            self._abort(f"TLS setup failed: {exc}")
+            return
+        loop = asyncio.get_running_loop()
+        self._handshake_timer = loop.call_later(self.limits.handshake_timeout, self._handshake_timeout)
+        if not self._server_side:
+            self._do_handshake()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        self._in.write(data)
+        if not self._secure:
+            self._do_handshake()
+            if not self._secure:
+                return
+        self._read_tls()
+
+    def eof_received(self) -> bool | None:
+        self._abort("peer closed the connection")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(self.close_reason or (f"connection lost: {exc}" if exc else "connection closed"))
+
+    def pause_writing(self) -> None:
+        self._write_ok.clear()
+
+    def resume_writing(self) -> None:
+        self._write_ok.set()
+
+    # ------------------------------------------------------------------ TLS
+    def _handshake_timeout(self) -> None:
+        if not self._secure:
+            self._abort("TLS handshake timed out")
+
+    def _do_handshake(self) -> None:
+        assert self._ssl is not None
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush_tls()
+            return
+        except (ssl.SSLError, OSError) as exc:
+            self._flush_tls()
+            self._abort(f"TLS handshake failed: {_ssl_reason(exc)}")
+            return
+        self._secure = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        der = self._ssl.getpeercert(binary_form=True)
+        if der:
+            self.peer_cert_der = der
+            try:
+                self.peer_cert = x509.load_der_x509_certificate(der)
+            except ValueError:
+                self.peer_cert = None
+        self._start_h2()
+        if self._on_secure is not None and not self.closed.done():
+            try:
+                self._on_secure(self)
+            except Exception as exc:  # the owner refused this peer
+                self.close(str(exc), code=h2.errors.ErrorCodes.REFUSED_STREAM, debug=str(exc).encode()[:200])
+                return
+        if not self.ready.done() and not self.closed.done():
+            self.ready.set_result(None)
+
+    def _start_h2(self) -> None:
+        cfg = h2.config.H2Configuration(client_side=self._h2_client, header_encoding="utf-8")
+        conn = h2.connection.H2Connection(config=cfg)
+        lim = self.limits
+        conn.local_settings = h2.settings.Settings(
+            client=self._h2_client,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: lim.max_concurrent_streams,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: lim.max_frame_size,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: lim.stream_window,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: lim.max_header_list_size,
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            },
+        )
+        conn.max_inbound_frame_size = lim.max_frame_size
+        conn.initiate_connection()
+        extra = lim.connection_window - 65535
+        if extra > 0:
+            conn.increment_flow_control_window(extra)
+        self._h2 = conn
+        self._flush()
+
+    def _read_tls(self) -> None:
+        assert self._ssl is not None
+        # OpenSSL hands out one TLS record (<= 16 KiB) per read: collect them all, then parse
+        # HTTP/2 once; calling h2 per record costs more than the decryption.
+        parts: list[bytes] = []
+        eof_reason = ""
+        while True:
+            try:
+                chunk = self._ssl.read(_READ_CHUNK)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                eof_reason = "peer closed TLS"
+                break
+            except (ssl.SSLError, OSError) as exc:
+                eof_reason = f"TLS error: {_ssl_reason(exc)}"
+                break
+            if not chunk:
+                eof_reason = "peer closed TLS"
+                break
+            parts.append(chunk)
+        if parts and not self.closed.done():
+            self._receive_h2(parts[0] if len(parts) == 1 else b"".join(parts))
+        if eof_reason:
+            self._abort(eof_reason)
+            return
+        self._flush_tls()
+
+    def _flush_tls(self) -> None:
+        data = self._out.read()
+        if data and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    # ------------------------------------------------------------------ HTTP/2
+    def _receive_h2(self, data: bytes) -> None:
+        if self._h2 is None:
+            return
+        try:
+            events = self._h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self._flush()
+            self._abort(f"HTTP/2 protocol error: {exc}")
+            return
+        for event in events:
+            self._dispatch(event)
+        self._flush()
+
+    def _dispatch(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self._on_request(event)
+        elif isinstance(event, h2.events.ResponseReceived):
+            stream = self._streams.get(event.stream_id or 0)
+            if stream is not None and not stream.response_headers.done():
+                stream.response_headers.set_result(_decode_headers(event.headers))
+        elif isinstance(event, h2.events.DataReceived):
+            sid = event.stream_id or 0
+            stream = self._streams.get(sid)
+            if stream is None:
+                self._acknowledge(sid, event.flow_controlled_length or 0)
+            else:
+                stream._feed(event.data or b"", event.flow_controlled_length or 0)
+        elif isinstance(event, h2.events.StreamEnded):
+            stream = self._streams.get(event.stream_id or 0)
+            if stream is not None:
+                stream._feed_eof()
+                self._maybe_forget(stream)
+        elif isinstance(event, h2.events.StreamReset):
+            stream = self._streams.pop(event.stream_id or 0, None)
+            if stream is not None:
+                stream._fail(StreamError(f"stream reset by peer (code {event.error_code})"))
+        elif isinstance(event, h2.events.WindowUpdated):
+            if not event.stream_id:
+                for stream in self._streams.values():
+                    stream._wake_writer()
+            else:
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream._wake_writer()
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            for stream in self._streams.values():
+                stream._wake_writer()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.goaway_code = int(event.error_code) if event.error_code is not None else 0
+            self.goaway_data = event.additional_data or b""
+            detail = self.goaway_data.decode("utf-8", "replace")
+            self._abort(f"peer sent GOAWAY (code {self.goaway_code}{': ' + detail if detail else ''})")
+        elif isinstance(event, h2.events.PushedStreamReceived) and self._h2 is not None and event.pushed_stream_id:
+                self._h2.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+
+    def _on_request(self, event: h2.events.RequestReceived) -> None:
+        sid = event.stream_id or 0
+        if self._handler is None or self._h2_client:
+            if self._h2 is not None:
+                self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        stream = H2Stream(self, sid, _decode_headers(event.headers or []))
+        self._streams[sid] = stream
+        if event.stream_ended is not None:
+            stream._feed_eof()
+        task = asyncio.get_running_loop().create_task(self._serve_stream(stream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_stream(self, stream: H2Stream) -> None:
+        assert self._handler is not None
+        try:
+            await self._handler(stream)
+        except (StreamError, ChannelClosed):
+            pass
+        except Exception:
+            log.exception("stream handler failed on %s", stream.path or stream.header(":authority"))
+            with contextlib.suppress(Exception):
+                stream.reset(h2.errors.ErrorCodes.INTERNAL_ERROR)
+        finally:
+            stream._local_closed = True
+            self._maybe_forget(stream, force=True)
+
+    def _maybe_forget(self, stream: H2Stream, force: bool = False) -> None:
+        if (force or (stream._local_closed and stream._eof)) and self._streams.get(stream.stream_id) is stream:
+            self._streams.pop(stream.stream_id, None)
+
+    def _flush(self) -> None:
+        if self._h2 is None or self._ssl is None:
+            return
+        data = self._h2.data_to_send()
+        if data:
+            try:
+                self._ssl.write(data)
+            except (ssl.SSLError, OSError) as exc:
+                self._abort(f"TLS write failed: {_ssl_reason(exc)}")
+                return
+        self._flush_tls()
+
+    # -- used by H2Stream
+    def _check_open(self) -> h2.connection.H2Connection:
+        if self.closed.done() or self._h2 is None:
+            raise ChannelClosed(self.close_reason or "channel closed")
+        return self._h2
+
+    def _acknowledge(self, stream_id: int, flow_len: int) -> None:
+        if flow_len <= 0 or self._h2 is None or self.closed.done():
+            return
+        try:
+            self._h2.acknowledge_received_data(flow_len, stream_id)
+        except h2.exceptions.StreamClosedError:
+            # The stream closed; still give the connection-level credit back.
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self._h2.increment_flow_control_window(flow_len)
+        except h2.exceptions.ProtocolError:
+            return
+        self._flush()
+
+    def _send_headers(self, stream_id: int, headers: Headers, *, end_stream: bool) -> None:
+        conn = self._check_open()
+        try:
+            conn.send_headers(stream_id, headers, end_stream=end_stream)
+        except h2.exceptions.ProtocolError as exc:
+            raise StreamError(str(exc)) from exc
+        self._flush()
+
+    def _send_window(self, stream_id: int) -> int:
+        conn = self._check_open()
+        try:
+            window = conn.local_flow_control_window(stream_id)
+        except h2.exceptions.ProtocolError as exc:
+            raise StreamError(str(exc)) from exc
+        return min(window, conn.max_outbound_frame_size)
+
+    def _send_data(self, stream_id: int, data: bytes) -> None:
+        conn = self._check_open()
+        try:
+            conn.send_data(stream_id, data)
+        except h2.exceptions.ProtocolError as exc:
+            raise StreamError(str(exc)) from exc
+        self._flush()
+
+    def _end_stream(self, stream_id: int) -> None:
+        if self._h2 is None or self.closed.done():
+            return
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._h2.end_stream(stream_id)
+        self._flush()
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            self._maybe_forget(stream)
+
+    def _reset(self, stream_id: int, code: int) -> None:
+        self._streams.pop(stream_id, None)
+        if self._h2 is None or self.closed.done():
+            return
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._h2.reset_stream(stream_id, code)
+        self._flush()
+
+    async def _drained(self) -> None:
+        if not self._write_ok.is_set():
+            closed = self.closed
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._write_ok.wait())
+            await asyncio.wait([waiter, closed], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        self._check_open()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def is_open(self) -> bool:
+        return self._secure and not self.closed.done()
+
+    @property
+    def active_streams(self) -> int:
+        return len(self._streams)
+
+    def ping(self) -> None:
+        if self._h2 is None or self.closed.done():
+            return
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._h2.ping(b"tnt-ping")
+        self._flush()
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last_rx
+
+    def open_stream(self, headers: Headers, *, end_stream: bool = False) -> H2Stream:
+        """Client role: open a new stream with ``headers``."""
+        conn = self._check_open()
+        if not self._h2_client:
+            raise StreamError("only the HTTP/2 client side opens streams")
+        try:
+            sid = conn.get_next_available_stream_id()
+            stream = H2Stream(self, sid)
+            self._streams[sid] = stream
+            conn.send_headers(sid, headers, end_stream=end_stream)
+        except h2.exceptions.H2Error as exc:
+            raise StreamError(f"cannot open stream: {exc}") from exc
+        if end_stream:
+            stream._local_closed = True
+        self._flush()
+        return stream
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        authority: str = "transporter",
+        limit: int = 1 << 20,
+        timeout: float = 30.0,
+    ) -> Response:
+        """Client role: one request/response exchange on a new stream."""
+        if self._stream_slots is None:
+            self._stream_slots = asyncio.Semaphore(self.limits.max_concurrent_streams)
+        async with self._stream_slots:
+            hdrs: Headers = [(":method", method), (":path", path), (":scheme", "https"), (":authority", authority)]
+            if body is not None:
+                hdrs += [("content-type", "application/json"), ("content-length", str(len(body)))]
+            hdrs += list(headers)
+            stream = self.open_stream(hdrs, end_stream=body is None)
+            try:
+                async with asyncio.timeout(timeout):
+                    if body is not None:
+                        await stream.write(body)
+                        stream.end()
+                    resp = await _wait_or_closed(stream.response_headers, self.closed)
+                    data = await stream.read_all(limit)
+            except TimeoutError:
+                stream.reset()
+                raise StreamError(f"{method} {path}: no answer within {timeout:g} s") from None
+            finally:
+                self._streams.pop(stream.stream_id, None)
+        status = 0
+        for key, value in resp:
+            if key == ":status":
+                status = int(value)
+        return Response(status=status, headers=resp, body=data)
+
+    def open_tunnel(self, target: str, extra: Iterable[tuple[str, str]] = ()) -> H2Stream:
+        """Client role: an HTTP/2 CONNECT stream to ``target`` (host:port)."""
+        return self.open_stream([(":method", "CONNECT"), (":authority", target), *extra])
+
+    def close(self, reason: str, *, code: int = 0, debug: bytes = b"") -> None:
+        """Send GOAWAY (``code``, ``debug``) and close the connection."""
+        if self.closed.done():
+            return
+        self.close_reason = reason
+        if self._h2 is not None:
+            with contextlib.suppress(Exception):
+                self._h2.close_connection(error_code=code, additional_data=debug or None)
+                self._flush()
+        if self._transport is not None:
+            self._transport.close()
+        self._finish(reason)
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection at once, no GOAWAY (used for dead peers)."""
+        self._abort(reason)
+
+    def _abort(self, reason: str) -> None:
+        if self.closed.done():
+            return
+        self.close_reason = reason
+        if self._transport is not None:
+            self._transport.close()
+        self._finish(reason)
+
+    def _finish(self, reason: str) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        if self.closed.done():
+            return
+        self.close_reason = self.close_reason or reason
+        exc = ChannelClosed(self.close_reason)
+        if not self.ready.done():
+            self.ready.set_exception(exc)
+            self.ready.exception()
+        for stream in list(self._streams.values()):
+            stream._fail(exc)
+        self._streams.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        self._write_ok.set()
+        self.closed.set_result(self.close_reason)
+        # Drop TLS and HTTP/2 state now; a closed channel may linger in a list.
+        self._h2 = None
+        self._ssl = None
+        if self._on_closed is not None:
+            try:
+                self._on_closed(self)
+            except Exception:
+                log.exception("on_closed callback failed")
+
+
+async def _wait_or_closed(fut: asyncio.Future[Headers], closed: asyncio.Future[str]) -> Headers:
+    if not fut.done():
+        pending: list[asyncio.Future[Any]] = [fut, closed]
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    if not fut.done():
+        raise ChannelClosed(closed.result())
+    return fut.result()
+
+
+def _decode_headers(raw: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
+    out: Headers = []
+    for key, value in raw:
+        k = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        v = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        out.append((k, v))
+    return out
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason) if reason else str(exc)

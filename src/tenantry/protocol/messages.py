@@ -1,0 +1,124 @@
+"""Typed payloads exchanged on uplink and Direct Connect streams (JSON bodies).
+
+Paths served by the Transporter (it is always the HTTP/2 server side):
+
+=======  ====================  ==========================================
+method   path                  body → answer
+=======  ====================  ==========================================
+GET      /v1/info              → SiteInfo
+GET      /v1/dashboard         → Dashboard
+PUT      /v1/settings          TransporterSettings → Ack
+POST     /v1/commands          CommandRequest → CommandResult
+POST     /v1/csr               → CsrResponse (new key kept pending)
+PUT      /v1/certificate       CertificateInstall → Ack
+POST     /v1/tunnel-check      TunnelCheck → TunnelCheckResult
+CONNECT  host:port             a raw byte tunnel (allow-list enforced)
+=======  ====================  ==========================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TARGET_LEN = 261  # host (253) + ":" + port
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TransporterSettings(_Msg):
+    """The Expert Settings a Transporter acts on; pushed on connect and on change."""
+
+    setup_port: int = Field(ge=1, le=65535)
+    uplink_port: int = Field(ge=1, le=65535)
+    heartbeat_interval: float = Field(gt=0)
+    heartbeat_misses: int = Field(ge=1)
+    reconnect_backoff_cap: float = Field(gt=0)
+    max_concurrent_tasks: int = Field(ge=1, le=1024)
+
+
+class Ack(_Msg):
+    ok: bool = True
+    message: str = ""
+
+
+class SiteInfo(_Msg):
+    tenant_id: str
+    version: str
+    hostname: str
+    started_at: float
+    direct_connect_port: int | None = None
+
+
+class RepositorySpace(_Msg):
+    path: str
+    total_bytes: int | None = None
+    free_bytes: int | None = None
+    error: str | None = None
+
+
+class TaskInfo(_Msg):
+    id: str
+    command: str
+    started_at: float
+
+
+class Dashboard(_Msg):
+    site: SiteInfo
+    repositories: list[RepositorySpace]
+    tasks: list[TaskInfo]
+    max_concurrent_tasks: int
+
+
+class CommandRequest(_Msg):
+    command: str = Field(min_length=1, max_length=64)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommandResult(_Msg):
+    task_id: str
+    command: str
+    ok: bool
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class CsrResponse(_Msg):
+    csr_pem: str
+
+
+class CertificateInstall(_Msg):
+    certificate_pem: str
+    ca_pem: str
+
+
+class TunnelCheck(_Msg):
+    target: str = Field(min_length=3, max_length=MAX_TARGET_LEN)
+
+
+class TunnelCheckResult(_Msg):
+    target: str
+    allowed: bool
+    message: str = ""
+
+
+class ErrorBody(_Msg):
+    error: str
+
+
+def split_target(target: str) -> tuple[str, int]:
+    """``host:port`` / ``[v6]:port`` → (host, port); raises ``ValueError`` with a clear message."""
+    if len(target) > MAX_TARGET_LEN:
+        raise ValueError("target too long")
+    host, sep, port_s = target.rpartition(":")
+    if not sep or not host or not port_s.isdigit():
+        raise ValueError(f"target {target!r} is not host:port")
+    port = int(port_s)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} out of range 1..65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host.lower(), port

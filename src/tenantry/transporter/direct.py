@@ -1,0 +1,103 @@
+"""Direct Connect: one TLS port at the client site (default 9446) through which the MSP's Director
+reaches the allow-listed client resources, without a VPN and without the uplink.
+
+The Director dials in, TLS + HTTP/2 (the Transporter is the server side of both);
+each tunnel is its own CONNECT stream.  Authentication, chosen by the site:
+
+* ``certificate``: the Director must present a client certificate from the
+  Director CA this Transporter enrolled with, carrying ``urn:tenantry:director``;
+  the Transporter presents its own tenant certificate.
+* ``psk``: a pre-shared key proven on every stream with an HMAC bound to the
+  Transporter's certificate (see :mod:`tenantry.protocol.psk`); works without
+  enrollment (a self-signed certificate is made once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+
+from tenantry.common import pki
+from tenantry.protocol import tls
+from tenantry.protocol.channel import Channel, ChannelLimits
+from tenantry.protocol.identity import is_director
+from tenantry.transporter.config import StateDir, TransporterConfig
+from tenantry.transporter.site import Guard, Site
+
+log = logging.getLogger(__name__)
+
+
+class DirectConnectServer:
+    def __init__(self, config: TransporterConfig, state_dir: StateDir, site: Site) -> None:
+        self.config = config
+        self.state_dir = state_dir
+        self.site = site
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    def _certificate(self) -> tuple[str, str]:
+        sd = self.state_dir
+        if sd.enrolled:
+            return str(sd.cert), str(sd.key)
+        if not (sd.direct_cert.exists() and sd.direct_key.exists()):
+            issuer = pki.new_ca("tenantry Transporter (self-signed, Direct Connect PSK)")
+            pair = pki.issue(issuer, "tenantry Transporter", dns=["localhost"], server=True)
+            pki.write_keypair(pair, sd.direct_cert, sd.direct_key)
+        return str(sd.direct_cert), str(sd.direct_key)
+
+    async def start(self) -> int:
+        dc = self.config.direct_connect
+        cert, key = self._certificate()
+        from pathlib import Path
+
+        if dc.auth == "certificate":
+            if not self.state_dir.enrolled:
+                raise ValueError("Direct Connect with certificate auth needs an enrolled Transporter (or use psk)")
+            ctx = tls.server_context(Path(cert), Path(key), client_ca=self.state_dir.ca)
+            guard = Guard(kind="direct")
+        else:
+            ctx = tls.server_context(Path(cert), Path(key), client_ca=None)
+            guard = Guard(kind="direct", psk=self.config.psk(), own_cert_der=_der(Path(cert)))
+        limits = ChannelLimits(
+            max_frame_size=1 << 20, stream_window=4 << 20, connection_window=16 << 20, max_concurrent_streams=256
+        )
+
+        def on_secure(channel: Channel) -> None:
+            if dc.auth == "certificate" and (channel.peer_cert is None or not is_director(channel.peer_cert)):
+                raise PermissionError("refused: client certificate is not the Director's")
+            log.info("Direct Connect channel from %s", channel.peer_address)
+
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: Channel(
+                ctx,
+                server_side=True,
+                h2_client=False,
+                limits=limits,
+                handler=partial(self.site.handle, guard=guard),
+                on_secure=on_secure,
+            ),
+            host=dc.listen_host,
+            port=dc.port,
+            reuse_address=True,
+        )
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        self.site.direct_connect_port = self.port
+        log.info("Direct Connect listening on %s:%d (%s auth); allow-list: %s", dc.listen_host, self.port,
+                 dc.auth, ", ".join(self.config.allow) or "(empty)")
+        return self.port
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def _der(path: object) -> bytes:
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    assert isinstance(path, Path)
+    return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(serialization.Encoding.DER)
