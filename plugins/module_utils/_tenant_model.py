@@ -155,6 +155,11 @@ def _network(value: str) -> Any | None:
     return net if "/" in str(value) else None
 
 
+def portgroup_name(tenant: str, vlan: int) -> str:
+    """The standard portgroup carrying ``vlan`` for ``tenant`` on the provider's hosts."""
+    return "tenant-%s-vlan%d" % (tenant, vlan)
+
+
 def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check one tenant; return it normalised (defaults filled in) or raise ``TenantError``."""
     site = {**SITE_DEFAULTS, **(site or {})}
@@ -240,6 +245,11 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
     if errors:
         raise TenantError(errors)
 
+    # Names every role and module uses for the tenant's vSphere objects (one place for them).
+    t["portgroups"] = {
+        "replication": portgroup_name(name, t["vlan"]),
+        "destinations": {str(v): portgroup_name(name, v) for v in t["failover"]["destination_vlans"]},
+    }
     t["nfs"]["datastore"] = t["nfs"]["datastore"] or "nfs-%s" % name
     t["production"]["folder"] = t["production"]["folder"] or "tenants/%s" % name
     t["production"]["resource_pool"] = t["production"]["resource_pool"] or "tenant-%s" % name

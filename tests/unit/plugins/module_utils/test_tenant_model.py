@@ -50,6 +50,7 @@ def test_valid_tenant_is_normalised_and_allocated() -> None:
     (t,) = load_all([("tenants/acme.yml", tenant())], SITE)
     assert t["type"] == "remote" and t["nfs"]["datastore"] == "nfs-acme"
     assert t["production"]["folder"] == "tenants/acme"
+    assert t["portgroups"] == {"replication": "tenant-acme-vlan210", "destinations": {"3101": "tenant-acme-vlan3101"}}
     first, second = t["targets_allocated"]
     assert first["name"] == "acme-target-01" and second["name"] == "acme-target-02"
     assert first["tenant_ip"] == "10.210.0.100" and second["tenant_ip"] == "10.210.0.101"
