@@ -63,7 +63,7 @@ $(STAMPS)/vcsim: $(VCSIM_SOURCES) $(STAMPS)/apt $(STAMPS)/venv
 
 lab: setup
 	$(BIN)/python -m tenantry.lab up
-	$(BIN)/ansible-playbook playbooks/site.yml
+	$(BIN)/ansible-playbook playbooks/lab.yml
 
 lab-down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tenantry.lab down; fi

@@ -1,0 +1,221 @@
+"""``python -m tenantry.lab``: build, start, inspect and stop the lab's simulators.
+
+State lives in ``<repo>/.lab/state`` (``--state-dir`` overrides): ``vcenter.json``
+and ``esx/<name>.json`` hold each endpoint, password included, with mode 0600.
+Nothing here prints a password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import re
+import shutil
+import ssl
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tenantry.common import pki
+from tenantry.lab.build import build, repo_root
+from tenantry.lab.errors import LabError
+from tenantry.lab.simulator import Endpoint, Mode, Simulator, is_simulator, terminate
+
+DEFAULT_VCENTER_PORT = 18443
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _vcenter_state(state_dir: Path) -> Path:
+    return state_dir / "vcenter.json"
+
+
+def _esx_state(state_dir: Path, name: str) -> Path:
+    if not _NAME.match(name):
+        raise LabError(f"invalid ESX name {name!r}: use letters, digits, '.', '_' or '-'")
+    return state_dir / "esx" / f"{name}.json"
+
+
+def _read(path: Path) -> Endpoint | None:
+    try:
+        return Endpoint.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError) as exc:
+        raise LabError(f"{path} is damaged ({exc}); remove it or run 'down'") from exc
+
+
+def _write(path: Path, endpoint: Endpoint) -> None:
+    pki.write_private(path, (json.dumps(endpoint.to_json(), indent=2) + "\n").encode())
+
+
+def healthy(endpoint: Endpoint, timeout: float = 3.0) -> bool:
+    """The process is ours and answers HTTPS, verified with the lab CA."""
+    if not is_simulator(endpoint.pid):
+        return False
+    url = f"https://{endpoint.hostname}:{endpoint.port}/sdk/vimServiceVersions.xml"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=endpoint.ssl_context()) as response:
+            return bool(response.status == 200)
+    except (OSError, ssl.SSLError, urllib.error.URLError):
+        return False
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """Serialise lab commands that change state."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _start(
+    path: Path,
+    mode: Mode,
+    state_dir: Path,
+    name: str,
+    port: int,
+    latency: str | None,
+    *,
+    hosts: int | None = None,
+    vms: int | None = None,
+) -> tuple[Endpoint, bool]:
+    """Start unless the recorded simulator is healthy; returns (endpoint, started)."""
+    current = _read(path)
+    if current is not None:
+        if healthy(current):
+            return current, False
+        terminate(current.pid)  # recorded but broken: replace it
+    simulator = Simulator(build())
+    endpoint = simulator.start(mode, state_dir, name, port=port, latency=latency, hosts=hosts, vms=vms, detach=True)
+    _write(path, endpoint)
+    return endpoint, True
+
+
+def _stop(path: Path) -> None:
+    endpoint = _read(path)
+    if endpoint is not None:
+        terminate(endpoint.pid)
+    path.unlink(missing_ok=True)
+
+
+def _describe(label: str, endpoint: Endpoint) -> str:
+    state = "running" if healthy(endpoint) else "NOT RUNNING"
+    return f"{label:<16} {endpoint.url}  user={endpoint.username}  pid={endpoint.pid}  {state}  ca={endpoint.ca_file}"
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    print(build(force=args.force))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    with _locked(args.state_dir):
+        endpoint, started = _start(
+            _vcenter_state(args.state_dir),
+            "vcenter",
+            args.state_dir,
+            "vcenter",
+            args.port,
+            args.latency,
+            hosts=args.hosts,
+            vms=args.vms,
+        )
+    print(("started " if started else "already running ") + _describe("vcenter", endpoint))
+    return 0
+
+
+def cmd_esx_up(args: argparse.Namespace) -> int:
+    path = _esx_state(args.state_dir, args.name)
+    with _locked(args.state_dir):
+        endpoint, started = _start(
+            path, "esx", args.state_dir, f"esx-{args.name}", args.port, args.latency, vms=args.vms
+        )
+    print(("started " if started else "already running ") + _describe(f"esx/{args.name}", endpoint))
+    return 0
+
+
+def cmd_esx_down(args: argparse.Namespace) -> int:
+    with _locked(args.state_dir):
+        _stop(_esx_state(args.state_dir, args.name))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state_dir: Path = args.state_dir
+    with _locked(state_dir):
+        for path in sorted((state_dir / "esx").glob("*.json")):
+            _stop(path)
+        _stop(_vcenter_state(state_dir))
+        for leftover in ("run", "nfs", "esx"):
+            shutil.rmtree(state_dir / leftover, ignore_errors=True)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state_dir: Path = args.state_dir
+    found = False
+    vcenter = _read(_vcenter_state(state_dir))
+    if vcenter is not None:
+        print(_describe("vcenter", vcenter))
+        found = True
+    for path in sorted((state_dir / "esx").glob("*.json")):
+        endpoint = _read(path)
+        if endpoint is not None:
+            print(_describe(f"esx/{path.stem}", endpoint))
+            found = True
+    if not found:
+        print(f"no simulators recorded in {state_dir}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tenantry.lab", description="The tenantry vCenter simulator lab.")
+    parser.add_argument("--state-dir", type=Path, help="state directory (default: <repo>/.lab/state)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="build .lab/bin/tenantry-vcsim if its sources changed")
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("up", help="start the provider vCenter (idempotent)")
+    p.add_argument("--port", type=int, default=DEFAULT_VCENTER_PORT, help="listen port (0 = any free port)")
+    p.add_argument("--latency", help='per-method delays, e.g. "RegisterVM=120ms,*=5ms"')
+    p.add_argument("--hosts", type=int, help="hosts in cluster 'production' (default 3)")
+    p.add_argument("--vms", type=int, help="powered-on VMs in folder 'production' (default 0)")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("esx-up", help="start one standalone ESXi for a nested replication target (idempotent)")
+    p.add_argument("name")
+    p.add_argument("--port", type=int, default=0, help="listen port (default: any free port)")
+    p.add_argument("--latency", help="per-method delays")
+    p.add_argument("--vms", type=int, help="VMs to create (default 0)")
+    p.set_defaults(func=cmd_esx_up)
+
+    p = sub.add_parser("esx-down", help="stop one ESXi started by esx-up")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_esx_down)
+
+    p = sub.add_parser("down", help="stop every recorded simulator and remove their state (the CA is kept)")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("status", help="list recorded simulators (no passwords)")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.state_dir is None:
+            args.state_dir = repo_root() / ".lab" / "state"
+        args.state_dir = args.state_dir.resolve()
+        code: int = args.func(args)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code

@@ -1,0 +1,66 @@
+"""``python -m tenantry.lab``: up is idempotent, status hides passwords, down leaves nothing running."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tenantry.lab.cli import main
+from tenantry.lab.simulator import is_simulator
+
+pytestmark = pytest.mark.integration
+
+
+def lab(state_dir: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["--state-dir", str(state_dir), *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_up_status_esx_and_down(lab_binary: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    try:
+        out = lab(state, "up", "--port", "0", capsys=capsys)
+        assert out.startswith("started vcenter")
+        vcenter_file = state / "vcenter.json"
+        assert stat.S_IMODE(vcenter_file.stat().st_mode) == 0o600
+        vcenter = json.loads(vcenter_file.read_text())
+        assert set(vcenter) == {"hostname", "port", "username", "password", "ca_file", "pid"}
+        assert is_simulator(vcenter["pid"])
+
+        out = lab(state, "up", "--port", "0", capsys=capsys)
+        assert out.startswith("already running")
+        assert json.loads(vcenter_file.read_text())["pid"] == vcenter["pid"]
+
+        lab(state, "esx-up", "tenant-a", capsys=capsys)
+        esx = json.loads((state / "esx" / "tenant-a.json").read_text())
+        assert is_simulator(esx["pid"])
+
+        out = lab(state, "status", capsys=capsys)
+        assert f":{vcenter['port']}/sdk" in out and "esx/tenant-a" in out and "running" in out
+        assert vcenter["password"] not in out and esx["password"] not in out
+
+        lab(state, "esx-down", "tenant-a", capsys=capsys)
+        assert not (state / "esx" / "tenant-a.json").exists()
+        assert not is_simulator(esx["pid"])
+    finally:
+        lab(state, "down", capsys=capsys)
+    assert not is_simulator(vcenter["pid"])
+    assert not vcenter_file.exists()
+    assert (state / "tls" / "ca.pem").exists()  # the lab CA is kept
+    assert "no simulators recorded" in lab(state, "status", capsys=capsys)
+
+
+def test_module_entry_point_reports_errors_cleanly(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "tenantry.lab", "--state-dir", str(tmp_path), "esx-down", "../escape"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("error: invalid ESX name")

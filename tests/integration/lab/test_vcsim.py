@@ -1,0 +1,441 @@
+"""The vCenter simulator lab through pyVmomi: provider model, TLS, login and each fix to govmomi 0.24.2."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pyVim.connect import SmartConnect
+from pyVim.task import WaitForTask
+from pyVmomi import VmomiSupport, vim, vmodl
+
+from tenantry.lab import Endpoint, Simulator
+
+pytestmark = pytest.mark.integration
+
+Connect = Callable[[Endpoint], Any]
+
+
+def hosts_of(si: Any) -> list[Any]:
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+    try:
+        return sorted(view.view, key=lambda h: h.name)
+    finally:
+        view.Destroy()
+
+
+def provider(si: Any) -> Any:
+    return si.RetrieveContent().searchIndex.FindByInventoryPath("provider")
+
+
+def portgroup_names(host: Any) -> list[str]:
+    return [pg.spec.name for pg in host.config.network.portgroup]
+
+
+@pytest.fixture
+def two_hosts(vsphere_si: Any) -> tuple[Any, Any]:
+    first, second = hosts_of(vsphere_si)[:2]
+    return first, second
+
+
+# The provider model.
+
+
+def test_provider_site_model(vsphere_si: Any) -> None:
+    content = vsphere_si.RetrieveContent()
+    dc = provider(vsphere_si)
+    assert [e.name for e in content.rootFolder.childEntity] == ["provider"]
+
+    cluster = content.searchIndex.FindByInventoryPath("provider/host/production")
+    assert isinstance(cluster, vim.ClusterComputeResource)
+    names = [f"esx-prod-0{i}.lab.local" for i in (1, 2, 3)]
+    assert sorted(h.name for h in cluster.host) == names
+
+    for name in ("prod-ds-01", "prod-ds-02"):
+        ds = next(d for d in dc.datastore if d.name == name)
+        assert sorted(m.key.name for m in ds.host) == names
+
+    folders = {e.name for e in dc.vmFolder.childEntity if isinstance(e, vim.Folder)}
+    assert {"replication-targets", "production"} <= folders
+    assert [p.name for p in cluster.resourcePool.resourcePool] == ["replication-targets"]
+
+    for host in cluster.host:
+        management = next(pg for pg in host.config.network.portgroup if pg.spec.name == "management")
+        assert management.spec.vswitchName == "vSwitch0"
+        assert "management" in [n.name for n in host.network]
+    assert len([n for n in dc.network if n.name == "management"]) == 1
+
+    template = content.searchIndex.FindByInventoryPath("provider/vm/nested-esxi-template")
+    assert template.config.template is True
+    assert template.config.guestId == "vmkernel7Guest"
+    assert template.config.nestedHVEnabled is True
+    nics = [d for d in template.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+    assert [n.backing.deviceName for n in nics] == ["management"]
+
+
+# TLS and login.
+
+
+def test_tls_verifies_with_the_lab_ca_only(vcenter: Endpoint) -> None:
+    with (
+        socket.create_connection((vcenter.hostname, vcenter.port), timeout=5) as raw,
+        vcenter.ssl_context().wrap_socket(raw, server_hostname=vcenter.hostname) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    key = x509.load_der_x509_certificate(der).public_key()
+    assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048
+
+    with (
+        socket.create_connection(("localhost", vcenter.port), timeout=5) as raw,
+        vcenter.ssl_context().wrap_socket(raw, server_hostname="localhost"),
+    ):
+        pass  # DNS:localhost is in the certificate too
+
+    with pytest.raises(ssl.SSLCertVerificationError):
+        SmartConnect(
+            host=vcenter.hostname,
+            port=vcenter.port,
+            user=vcenter.username,
+            pwd=vcenter.password,
+            sslContext=ssl.create_default_context(),  # system CAs only
+        )
+
+
+def test_wrong_credentials_are_rejected(vcenter: Endpoint) -> None:
+    for user, password in ((vcenter.username, "wrong-password"), ("someone-else", vcenter.password)):
+        with pytest.raises(vim.fault.InvalidLogin):
+            SmartConnect(
+                host=vcenter.hostname, port=vcenter.port, user=user, pwd=password, sslContext=vcenter.ssl_context()
+            )
+
+
+def test_password_stays_out_of_repr(vcenter: Endpoint) -> None:
+    assert vcenter.password not in repr(vcenter)
+
+
+# The fixes.
+
+
+def test_api_version_is_7(vsphere_si: Any) -> None:
+    assert vsphere_si.RetrieveContent().about.apiVersion == "7.0.0.0"
+
+
+def test_fetch_of_unset_property_and_of_deleted_object(vsphere_si: Any) -> None:
+    template = vsphere_si.RetrieveContent().searchIndex.FindByInventoryPath("provider/vm/nested-esxi-template")
+    assert template.snapshot is None
+
+    folder = provider(vsphere_si).vmFolder.CreateFolder("short-lived")
+    WaitForTask(folder.Destroy_Task())
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        _ = folder.name
+
+
+def test_new_filter_on_finished_task_is_reported_at_once(vsphere_si: Any) -> None:
+    content = vsphere_si.RetrieveContent()
+    collector = content.propertyCollector.CreatePropertyCollector()
+    try:
+        pq = vmodl.query.PropertyCollector
+
+        def task_filter(task: Any) -> Any:
+            return pq.FilterSpec(
+                objectSet=[pq.ObjectSpec(obj=task)], propSet=[pq.PropertySpec(type=vim.Task, pathSet=["info.state"])]
+            )
+
+        first = provider(vsphere_si).vmFolder.CreateFolder("filter-probe")
+        task = first.Destroy_Task()
+        collector.CreateFilter(task_filter(task), True)
+        update = collector.WaitForUpdatesEx("", pq.WaitOptions(maxWaitSeconds=10))
+        assert update.filterSet[0].objectSet[0].obj == task
+
+        # A task finishes while the collector waits but before a filter names it
+        # (run_tasks-style fan-out): its changes go by unreported ...
+        second = provider(vsphere_si).vmFolder.CreateFolder("filter-probe")
+        task = second.Destroy_Task()
+        assert collector.WaitForUpdatesEx(update.version, pq.WaitOptions(maxWaitSeconds=1)) is None
+        # ... so the new filter's initial state must come at once, not after 10 s of silence.
+        collector.CreateFilter(task_filter(task), True)
+        update = collector.WaitForUpdatesEx(update.version, pq.WaitOptions(maxWaitSeconds=10))
+        assert update is not None  # the stock simulator returns None after the 10 s
+        assert update.filterSet[0].objectSet[0].obj == task
+        changes = {c.name: c.val for c in update.filterSet[0].objectSet[0].changeSet}
+        assert changes == {"info.state": "success"}
+    finally:
+        collector.Destroy()
+
+
+def test_advanced_options_are_per_host_and_validated(two_hosts: tuple[Any, Any]) -> None:
+    first, second = (h.configManager.advancedOption for h in two_hosts)
+    key = "Net.FollowHardwareMac"
+    kind = next(o.optionType for o in first.supportedOption if o.key == key)
+    assert isinstance(kind, vim.option.LongOption) and (kind.min, kind.max) == (0, 1)
+
+    long = VmomiSupport.vmodlTypes["long"]
+    try:
+        first.UpdateOptions(changedValue=[vim.option.OptionValue(key=key, value=long(1))])
+        assert first.QueryOptions(key)[0].value == 1
+        assert second.QueryOptions(key)[0].value == 0
+        with pytest.raises(vmodl.fault.InvalidArgument):
+            first.UpdateOptions(changedValue=[vim.option.OptionValue(key=key, value=long(2))])
+        with pytest.raises(vim.fault.InvalidName):
+            first.UpdateOptions(changedValue=[vim.option.OptionValue(key="No.Such.Option", value=long(1))])
+        first.UpdateOptions(changedValue=[vim.option.OptionValue(key="Config.HostAgent.log.level", value="verbose")])
+        assert first.QueryOptions("Config.HostAgent.log.level")[0].value == "verbose"
+    finally:
+        first.UpdateOptions(
+            changedValue=[
+                vim.option.OptionValue(key=key, value=long(0)),
+                vim.option.OptionValue(key="Config.HostAgent.log.level", value="info"),
+            ]
+        )
+
+
+def test_portgroup_add_update_remove_across_hosts(vsphere_si: Any, two_hosts: tuple[Any, Any]) -> None:
+    first, second = two_hosts
+    name = "tenant-t1-vlan101"
+    spec = vim.host.PortGroup.Specification(
+        name=name, vlanId=101, vswitchName="vSwitch0", policy=vim.host.NetworkPolicy()
+    )
+    ns1, ns2 = first.configManager.networkSystem, second.configManager.networkSystem
+
+    ns1.AddPortGroup(portgrp=spec)
+    pg = next(p for p in first.config.network.portgroup if p.spec.name == name)
+    assert pg.spec.vlanId == 101 and pg.key == f"key-vim.host.PortGroup-{name}"
+    assert pg.spec.policy.security is not None and pg.spec.policy.nicTeaming is not None  # stored like ESXi
+    vswitch0 = next(v for v in first.config.network.vswitch if v.name == "vSwitch0")
+    assert pg.key in vswitch0.portgroup and pg.vswitch == vswitch0.key
+    assert name in [p.spec.name for p in ns1.networkInfo.portgroup]
+    with pytest.raises(vim.fault.AlreadyExists):
+        ns1.AddPortGroup(portgrp=spec)
+
+    ns2.AddPortGroup(portgrp=spec)
+    networks = [n for n in provider(vsphere_si).network if n.name == name]
+    assert len(networks) == 1
+    assert sorted(h.name for h in networks[0].host) == sorted([first.name, second.name])
+
+    spec.vlanId = 102
+    ns1.UpdatePortGroup(pgName=name, portgrp=spec)
+    assert next(p for p in first.config.network.portgroup if p.spec.name == name).spec.vlanId == 102
+    assert next(p for p in second.config.network.portgroup if p.spec.name == name).spec.vlanId == 101
+
+    ns1.RemovePortGroup(pgName=name)
+    assert name not in portgroup_names(first)
+    assert [h.name for h in networks[0].host] == [second.name]
+    ns2.RemovePortGroup(pgName=name)
+    assert name not in [n.name for n in provider(vsphere_si).network]
+    with pytest.raises(vim.fault.NotFound):
+        ns2.RemovePortGroup(pgName=name)
+
+
+def test_vmkernel_nic_and_its_services(two_hosts: tuple[Any, Any]) -> None:
+    host = two_hosts[0]
+    ns = host.configManager.networkSystem
+    pg = "tenant-t2-replication"
+    ns.AddPortGroup(
+        portgrp=vim.host.PortGroup.Specification(
+            name=pg, vlanId=202, vswitchName="vSwitch0", policy=vim.host.NetworkPolicy()
+        )
+    )
+    ip = vim.host.IpConfig(dhcp=False, ipAddress="10.20.0.11", subnetMask="255.255.255.0")
+    device = ns.AddVirtualNic(portgroup=pg, nic=vim.host.VirtualNic.Specification(ip=ip))
+    try:
+        assert device.startswith("vmk") and device != "vmk0"
+        vnic = next(v for v in host.config.network.vnic if v.device == device)
+        assert (vnic.portgroup, vnic.spec.ip.ipAddress, vnic.spec.mtu) == (pg, "10.20.0.11", 1500)
+
+        ns.UpdateVirtualNic(device=device, nic=vim.host.VirtualNic.Specification(mtu=9000))
+        vnic = next(v for v in host.config.network.vnic if v.device == device)
+        assert (vnic.spec.mtu, vnic.spec.ip.ipAddress) == (9000, "10.20.0.11")
+
+        manager = host.configManager.virtualNicManager
+        manager.SelectVnicForNicType(nicType="vSphereReplication", device=device)
+        selected = manager.QueryNetConfig(nicType="vSphereReplication").selectedVnic
+        assert f"vSphereReplication.key-vim.host.VirtualNic-{device}" in selected
+        assert manager.QueryNetConfig(nicType="vSphereBackupNFC").selectedVnic == []  # a 7.0 service type
+        management = next(c for c in manager.info.netConfig if c.nicType == "management")
+        assert "management.key-vim.host.VirtualNic-vmk0" in management.selectedVnic
+
+        with pytest.raises(vim.fault.ResourceInUse):
+            ns.RemovePortGroup(pgName=pg)
+    finally:
+        ns.RemoveVirtualNic(device=device)
+        ns.RemovePortGroup(pgName=pg)
+    assert device not in [v.device for v in host.config.network.vnic]
+
+
+def test_firewall_rulesets_are_per_host(two_hosts: tuple[Any, Any]) -> None:
+    first, second = two_hosts
+    fw = first.configManager.firewallSystem
+
+    def ssh(host: Any) -> Any:
+        return next(r for r in host.config.firewall.ruleset if r.key == "sshServer")
+
+    allowed = vim.host.Ruleset.IpList(
+        allIp=False,
+        ipAddress=["192.0.2.10"],
+        ipNetwork=[vim.host.Ruleset.IpNetwork(network="198.51.100.0", prefixLength=24)],
+    )
+    try:
+        fw.UpdateRuleset(id="sshServer", spec=vim.host.Ruleset.RulesetSpec(allowedHosts=allowed))
+        hosts = ssh(first).allowedHosts
+        assert (hosts.allIp, list(hosts.ipAddress)) == (False, ["192.0.2.10"])
+        assert [(n.network, n.prefixLength) for n in hosts.ipNetwork] == [("198.51.100.0", 24)]
+        assert ssh(second).allowedHosts.allIp is True
+
+        fw.DisableRuleset(id="sshServer")
+        assert ssh(first).enabled is False and ssh(second).enabled is True
+        fw.EnableRuleset(id="sshServer")
+        assert ssh(first).enabled is True
+        with pytest.raises(vim.fault.NotFound):
+            fw.UpdateRuleset(id="noSuchRuleset", spec=vim.host.Ruleset.RulesetSpec(allowedHosts=allowed))
+    finally:
+        fw.UpdateRuleset(
+            id="sshServer", spec=vim.host.Ruleset.RulesetSpec(allowedHosts=vim.host.Ruleset.IpList(allIp=True))
+        )
+
+
+def nas_spec(local_path: str, export: str) -> Any:
+    return vim.host.NasVolume.Specification(
+        remoteHost="nfs.lab.local", remotePath=export, localPath=local_path, accessMode="readWrite", type="NFS"
+    )
+
+
+def test_nas_datastore_shared_by_hosts_then_removed(
+    vsphere_si: Any, two_hosts: tuple[Any, Any], tmp_path: Path
+) -> None:
+    first, second = two_hosts
+    dss1, dss2 = first.configManager.datastoreSystem, second.configManager.datastoreSystem
+    spec = nas_spec(str(tmp_path / "shared-nfs"), "/exports/shared")
+
+    ds = dss1.CreateNasDatastore(spec)
+    assert dss2.CreateNasDatastore(spec) == ds
+    assert (tmp_path / "shared-nfs").is_dir()
+    assert [d.name for d in provider(vsphere_si).datastore].count("shared-nfs") == 1
+    assert sorted(m.key.name for m in ds.host) == sorted([first.name, second.name])
+    assert ds.summary.type == "NFS" and ds.info.nas.remoteHost == "nfs.lab.local"
+    volumes = [m.volume.name for m in first.configManager.storageSystem.fileSystemVolumeInfo.mountInfo]
+    assert "shared-nfs" in volumes and "prod-ds-01" in volumes
+    with pytest.raises(vim.fault.DuplicateName):
+        dss1.CreateNasDatastore(nas_spec(str(tmp_path / "shared-nfs"), "/exports/other"))
+
+    dss1.RemoveDatastore(datastore=ds)
+    assert [m.key.name for m in ds.host] == [second.name]
+    assert "shared-nfs" not in [d.name for d in first.datastore]
+    assert "shared-nfs" not in [m.volume.name for m in first.configManager.storageSystem.fileSystemVolumeInfo.mountInfo]
+    dss2.RemoveDatastore(datastore=ds)
+    assert "shared-nfs" not in [d.name for d in provider(vsphere_si).datastore]
+    assert (tmp_path / "shared-nfs").is_dir()  # the "NFS server" keeps the files
+
+
+def test_nas_datastore_with_relative_local_path(two_hosts: tuple[Any, Any], lab_state_dir: Path) -> None:
+    dss = two_hosts[0].configManager.datastoreSystem
+    ds = dss.CreateNasDatastore(nas_spec("tenant-rel-nfs", "/exports/rel"))
+    try:
+        assert ds.name == "tenant-rel-nfs"
+        assert Path(ds.info.url).is_dir() and Path(ds.info.url).is_relative_to(lab_state_dir / "nfs")
+    finally:
+        dss.RemoveDatastore(datastore=ds)
+
+
+def test_nfs_swing_from_esx_target_to_production(
+    vsphere_si: Any, esx_factory: Callable[..., Endpoint], vsphere_connect: Connect, tmp_path: Path
+) -> None:
+    spec = nas_spec(str(tmp_path / "tenant-a-nfs"), "/exports/tenant-a")
+
+    esx = vsphere_connect(esx_factory("tenant-a"))
+    assert esx.RetrieveContent().about.apiType == "HostAgent"
+    target_dc = esx.RetrieveContent().rootFolder.childEntity[0]
+    target = hosts_of(esx)[0]
+    target.configManager.datastoreSystem.CreateNasDatastore(spec)
+    config = vim.vm.ConfigSpec(
+        name="replica-01",
+        guestId="otherGuest64",
+        numCPUs=1,
+        memoryMB=256,
+        files=vim.vm.FileInfo(vmPathName="[tenant-a-nfs]"),
+    )
+    task = target_dc.vmFolder.CreateVM_Task(config=config, pool=target.parent.resourcePool, host=target)
+    WaitForTask(task)
+    vmx = "[tenant-a-nfs] replica-01/replica-01.vmx"
+    assert task.info.result.config.files.vmPathName == vmx
+    assert (tmp_path / "tenant-a-nfs" / "replica-01" / "replica-01.vmx").is_file()
+    task.info.result.UnregisterVM()
+
+    production = hosts_of(vsphere_si)[0]
+    dss = production.configManager.datastoreSystem
+    ds = dss.CreateNasDatastore(spec)
+    folder = vsphere_si.RetrieveContent().searchIndex.FindByInventoryPath("provider/vm/replication-targets")
+    task = folder.RegisterVM_Task(
+        path=vmx, name="replica-01", asTemplate=False, pool=production.parent.resourcePool, host=production
+    )
+    WaitForTask(task)
+    vm = task.info.result
+    try:
+        assert vm.name == "replica-01" and vm.parent == folder
+        assert vm.config.files.vmPathName == vmx
+        assert vm.runtime.host == production and [d.name for d in vm.datastore] == ["tenant-a-nfs"]
+        with pytest.raises(vim.fault.ResourceInUse):
+            dss.RemoveDatastore(datastore=ds)  # a registered VM lives on it
+    finally:
+        vm.UnregisterVM()
+        dss.RemoveDatastore(datastore=ds)
+
+
+# Latency model.
+
+
+def test_latency_delays_the_named_method_and_overlaps(
+    esx_factory: Callable[..., Endpoint], vsphere_connect: Connect
+) -> None:
+    si = vsphere_connect(esx_factory("latency", latency="CurrentTime=300ms"))
+
+    def timed(call: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        call()
+        return time.perf_counter() - start
+
+    fast = min(timed(si.RetrieveServiceContent) for _ in range(5))
+    slow = min(timed(si.CurrentTime) for _ in range(2))
+    assert slow >= 0.3
+    assert slow / fast > 5
+
+    threads = [threading.Thread(target=si.CurrentTime) for _ in range(4)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (time.perf_counter() - start) / slow < 2.5  # serialised calls would take 4x
+
+
+# Shutdown.
+
+
+@pytest.fixture
+def govcsim_dirs() -> Iterator[Callable[[], set[Path]]]:
+    tmp = Path(tempfile.gettempdir())
+    before = set(tmp.glob("govcsim-*"))
+    yield lambda: set(tmp.glob("govcsim-*")) - before
+
+
+@pytest.mark.parametrize("mode", ["vcenter", "esx"])
+def test_stop_leaves_no_process_and_no_temp_dirs(
+    mode: Any, lab_binary: Path, lab_state_dir: Path, govcsim_dirs: Callable[[], set[Path]]
+) -> None:
+    with Simulator(lab_binary) as simulator:
+        endpoint = simulator.start(mode, lab_state_dir, f"stop-test-{mode}")
+        created = govcsim_dirs()
+        assert created, "the simulator should have created its temporary datastore directories"
+    assert not Path(f"/proc/{endpoint.pid}").exists()
+    assert not [d for d in created if d.exists()]
+    assert not (lab_state_dir / "run" / f"stop-test-{mode}.ready").exists()
