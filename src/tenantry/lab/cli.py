@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tenantry.common import pki
+from tenantry.lab import network
 from tenantry.lab.build import build, repo_root
 from tenantry.lab.errors import LabError
 from tenantry.lab.simulator import Endpoint, Mode, Simulator, is_simulator, terminate
@@ -151,9 +152,38 @@ def cmd_down(args: argparse.Namespace) -> int:
         for path in sorted((state_dir / "esx").glob("*.json")):
             _stop(path)
         _stop(_vcenter_state(state_dir))
-        for leftover in ("run", "nfs", "esx"):
+        network.LabNet(state_dir / "net").down()
+        for leftover in ("run", "nfs", "esx", "net"):
             shutil.rmtree(state_dir / leftover, ignore_errors=True)
     return 0
+
+
+def _changed(changed: bool, what: str) -> int:
+    print(("changed " if changed else "unchanged ") + what)
+    return 0
+
+
+def cmd_net_up(args: argparse.Namespace) -> int:
+    net = network.LabNet(args.state_dir / "net")
+    return _changed(net.switch_up(args.gateway), f"switch {net.switch_ns}")
+
+
+def cmd_net_plug(args: argparse.Namespace) -> int:
+    changed = network.LabNet(args.state_dir / "net").plug(
+        args.target, args.port, args.mgmt_mac, args.tenant_mac, args.tenant_ip
+    )
+    return _changed(changed, f"target {args.target} on port {args.port}")
+
+
+def cmd_dhcp_up(args: argparse.Namespace) -> int:
+    return _changed(network.LabNet(args.state_dir / "net").dhcp_up(args.conf.resolve()), f"dnsmasq with {args.conf}")
+
+
+def cmd_dhcp_lease(args: argparse.Namespace) -> int:
+    (args.state_dir / "net").mkdir(parents=True, exist_ok=True)
+    address = network.LabNet(args.state_dir / "net").lease(args.target)
+    print(address or "no lease")
+    return 0 if address else 3
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -199,6 +229,26 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("esx-down", help="stop one ESXi started by esx-up")
     p.add_argument("name")
     p.set_defaults(func=cmd_esx_down)
+
+    p = sub.add_parser("net-up", help="the lab switch: namespace with a management and a tenant bridge")
+    p.add_argument("--gateway", default="10.0.16.1/20", help="the DHCP server's address on the management bridge")
+    p.set_defaults(func=cmd_net_up)
+
+    p = sub.add_parser("net-plug", help="a namespace standing in for a nested target's two vNICs")
+    p.add_argument("target")
+    p.add_argument("--port", required=True, help="its tenant port on lab-bridge (the tenant file's switch port)")
+    p.add_argument("--mgmt-mac", required=True)
+    p.add_argument("--tenant-mac", required=True)
+    p.add_argument("--tenant-ip", required=True, help="address/prefix on the tenant network")
+    p.set_defaults(func=cmd_net_plug)
+
+    p = sub.add_parser("dhcp-up", help="serve a dnsmasq configuration on the management bridge")
+    p.add_argument("--conf", type=Path, required=True)
+    p.set_defaults(func=cmd_dhcp_up)
+
+    p = sub.add_parser("dhcp-lease", help="DHCP from a target's management NIC; prints the address bound")
+    p.add_argument("target")
+    p.set_defaults(func=cmd_dhcp_lease)
 
     p = sub.add_parser("down", help="stop every recorded simulator and remove their state (the CA is kept)")
     p.set_defaults(func=cmd_down)
