@@ -22,6 +22,8 @@ def ansible_env(**extra: str) -> dict[str, str]:
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_NOCOLOR="1",
+        # Local tasks run on this interpreter (inventory variables still win for remote hosts).
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
     )
     env.update(extra)
     return env
