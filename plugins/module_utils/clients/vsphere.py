@@ -176,18 +176,7 @@ class VSphereClient:
                 ],
                 propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vimtype, pathSet=list(properties))],
             )
-            results: list[dict[str, Any]] = []
-            collector = self.content.propertyCollector
-            options = vmodl.query.PropertyCollector.RetrieveOptions()
-            page = collector.RetrievePropertiesEx([spec], options)
-            while page is not None:
-                for item in page.objects:
-                    row: dict[str, Any] = {"obj": item.obj, "moid": item.obj._moId}
-                    for prop in item.propSet or []:
-                        row[prop.name] = prop.val
-                    results.append(row)
-                page = collector.ContinueRetrievePropertiesEx(page.token) if page.token else None
-            return results
+            return _collect(self.content.propertyCollector, spec)
         finally:
             view.Destroy()
 
@@ -307,3 +296,60 @@ def _task_filter(tasks: Sequence[Any]) -> Any:
             )
         ],
     )
+
+
+def run_calls(
+    calls: Iterable[tuple[str, Callable[[], Any]]],
+    max_parallel: int = 16,
+    raise_on_error: bool = True,
+) -> dict[str, Any]:
+    """Make many synchronous vSphere calls (no task, e.g. ``AddPortGroup``) on up to ``max_parallel`` threads.
+
+    The counterpart of ``VSphereClient.run_tasks`` for methods that answer in the call itself.
+    ``calls`` yields ``(key, call)``.  Returns ``{key: result or error message}``; with
+    ``raise_on_error`` a ``TaskFailed`` names every failed key after all calls ended.
+    """
+    if max_parallel < 1:
+        raise ValueError("max_parallel must be at least 1")
+    outcomes: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="vsphere-call") as pool:
+        futures = {pool.submit(call): key for key, call in calls}
+        for future, key in futures.items():
+            try:
+                outcomes[key] = future.result()
+            except vmodl.MethodFault as exc:
+                failures[key] = outcomes[key] = fault_message(exc)
+    if failures and raise_on_error:
+        detail = "; ".join("%s: %s" % item for item in sorted(failures.items()))
+        raise TaskFailed("%d of %d vSphere calls failed: %s" % (len(failures), len(outcomes), detail), failures)
+    return outcomes
+
+
+def retrieve_objects(client: VSphereClient, objects: Sequence[Any], properties: Sequence[str]) -> list[dict[str, Any]]:
+    """The given properties of specific managed objects (all of one type), in ONE round trip.
+
+    Like ``VSphereClient.retrieve`` but for known objects rather than a container: each
+    result is a dict of the properties (unset ones absent) plus ``obj`` and ``moid``.
+    """
+    if not objects:
+        return []
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=obj) for obj in objects],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=type(objects[0]), pathSet=list(properties))],
+    )
+    return _collect(client.content.propertyCollector, spec)
+
+
+def _collect(collector: Any, spec: Any) -> list[dict[str, Any]]:
+    """Every page of one RetrievePropertiesEx: a dict of the properties (unset ones absent), ``obj`` and ``moid``."""
+    results: list[dict[str, Any]] = []
+    page = collector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
+    while page is not None:
+        for item in page.objects:
+            row: dict[str, Any] = {"obj": item.obj, "moid": item.obj._moId}
+            for prop in item.propSet or []:
+                row[prop.name] = prop.val
+            results.append(row)
+        page = collector.ContinueRetrievePropertiesEx(page.token) if page.token else None
+    return results

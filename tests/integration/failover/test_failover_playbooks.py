@@ -1,0 +1,93 @@
+"""The playbooks end to end (real ansible-playbook, the tenants inventory plugin, the failover role).
+
+The inventory is built like inventories/lab: one file per tenant, the provider vCenter's endpoint in
+``tenantry_vcenter_*`` and each nested target's own API in ``tenantry_target_api_*``.  Both tenants'
+VMs run on the same production hosts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import failoverlab as fl
+import pytest
+from support import REPO, PlaybookRun, run_playbook
+
+pytestmark = pytest.mark.integration
+
+TEXT = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
+
+
+@pytest.fixture
+def site(lab_tenant: Any, tmp_path: Path) -> Any:
+    p = lab_tenant("pbp", vms=2, destination_vlans=[3501, 3502])
+    q = lab_tenant("pbq", vms=1)
+    inventory = fl.write_inventory(tmp_path / "inventory", p.vcenter, [(p.data, p.target), (q.data, q.target)])
+
+    def play(playbook: str, *args: str, text: bool = True) -> PlaybookRun:
+        return run_playbook(
+            REPO / "playbooks" / playbook,
+            "-i",
+            str(inventory),
+            "-e",
+            f"failover_journal_dir={tmp_path}/journal",
+            "-e",
+            f"failover_report_dir={tmp_path}/reports",
+            *args,
+            env=TEXT if text else None,
+        )
+
+    return p, q, play
+
+
+def test_failover_check_run_then_failback_and_a_test(site: Any) -> None:
+    p, q, play = site
+    checked = play("failover.yml", "-e", f"tenant={p.name}", "-e", "destination_vlan=3502", "--check")
+    assert checked.rc == 0, checked.stdout[-3000:]
+    assert f"failover plan for tenant {p.name}:" in checked.stdout
+    assert "ok   production account: admin gets role Admin on each VM" in checked.stdout  # looked up
+    assert p.placement() == {n: {"target"} for n in p.vms}
+
+    run = play("failover.yml", "-e", f"tenant={p.name}", "-e", "destination_vlan=3502")
+    assert run.rc == 0, run.stdout[-3000:]
+    # Progress: one loop item per step, as it ends; then the readable report.
+    for index, step in enumerate(
+        ["mount", "register", "unregister", "network", "permissions", "power_on", "relocate", "unmount"], 2
+    ):
+        assert f"(item={index}/9 {step}: " in run.stdout
+    assert "RTO (start to all powered on):" in run.stdout
+    assert p.placement() == {n: {"production"} for n in p.vms}
+    assert all([n.name for n in vm.network] == [f"tenant-{p.name}-vlan3502"] for vm in p.production_vms().values())
+    assert q.placement() == {n: {"target"} for n in q.vms}  # the other tenant was not touched
+
+    back = play("failback.yml", "--limit", f"tenant_{p.name}")
+    assert back.rc == 0, back.stdout[-3000:]
+    assert p.placement() == {n: {"target"} for n in p.vms}
+
+    before = fl.target_snapshot(q.target_si)
+    test = play("test_failover.yml", "-e", f"tenant={q.name}")
+    assert test.rc == 0, test.stdout[-3000:]
+    assert sorted(q.production_vms("test-failover")) == q.vms
+    clean = play("test_failover.yml", "-e", f"tenant={q.name}", "-e", "cleanup=true")
+    assert clean.rc == 0, clean.stdout[-3000:]
+    assert q.production_vms("test-failover") == {}
+    assert fl.target_snapshot(q.target_si) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-e", "tenant=nope"], "Unknown tenant nope; the inventory has {p}, {q}. Nothing was changed."),
+        ([], "The play holds the replication targets of {p}, {q}: a failover acts on exactly one"),
+        (["-e", "tenant={p}", "-e", "destination_vlan=999"], "destination VLAN 999 is not allowed for tenant {p}"),
+        (["-e", "tenant={p}", "-e", "vms=nope-vm"], "VM nope-vm not on tenant {p}'s replication target"),
+    ],
+)
+def test_bad_requests_are_refused_naming_the_problem(site: Any, args: list[str], message: str) -> None:
+    p, q, play = site
+    run = play("failover.yml", *[a.format(p=p.name, q=q.name) for a in args])
+    assert run.rc != 0
+    assert message.format(p=p.name, q=q.name) in " ".join(run.stdout.split()), run.stdout[-3000:]
+    assert p.placement() == {n: {"target"} for n in p.vms}
+    assert q.placement() == {n: {"target"} for n in q.vms}
