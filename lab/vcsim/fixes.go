@@ -170,6 +170,10 @@ func fixHosts(l *lab) {
 		ref := vnics.Self
 		cm.VirtualNicManager = &ref
 
+		if cm.ServiceSystem != nil {
+			simulator.Map.Put(newServiceSystem(host))
+		}
+
 		dss := simulator.Map.Get(*cm.DatastoreSystem).(*simulator.HostDatastoreSystem)
 		datastores := &hostDatastoreSystem{HostDatastoreSystem: *dss, host: host, nfsRoot: l.nfsRoot}
 		simulator.Map.Put(datastores)

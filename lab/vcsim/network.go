@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
@@ -344,7 +345,14 @@ func (s *hostNetworkSystem) findNetwork(name string) *mo.Network {
 }
 
 // joinNetwork makes sure a Network object called name exists and lists this host.
+// networkObjects serialises the find-or-create and the remove-when-unused of the
+// datacenter's Network objects: hosts adding (or removing) the same portgroup
+// concurrently would otherwise both create it (DuplicateName) or both remove it.
+var networkObjects sync.Mutex
+
 func (s *hostNetworkSystem) joinNetwork(ctx *simulator.Context, name string) *soap.Fault {
+	networkObjects.Lock()
+	defer networkObjects.Unlock()
 	network := s.findNetwork(name)
 	if network == nil {
 		if dc := datacenterOf(s.host); dc != nil && simulator.Map.FindByName(name, dc.Network) != nil {
@@ -377,6 +385,8 @@ func (s *hostNetworkSystem) attach(network *mo.Network) {
 // leaveNetwork drops this host from the Network called name and removes the
 // Network object when no host and no VM uses it any more.
 func (s *hostNetworkSystem) leaveNetwork(ctx *simulator.Context, name string) {
+	networkObjects.Lock()
+	defer networkObjects.Unlock()
 	network := s.findNetwork(name)
 	if network == nil {
 		return

@@ -1,0 +1,275 @@
+"""tenantry.msp.nested_host against an ESX-mode simulator (one per nested target), through ansible-playbook.
+
+Every outcome is read back from the simulated ESXi with pyVmomi.
+
+The simulator stores permissions but does not enforce them (any user may do anything), so the
+restricted account is tested by what was configured: the role's exact privilege list, the
+account in the host's user directory, and the permission entries (entity, principal, role,
+propagate) - not by logging in as the tenant and being refused.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyVmomi import vim, vmodl
+from support import run_module, run_playbook
+
+pytestmark = pytest.mark.integration
+
+MODULE = "tenantry.msp.nested_host"
+PASSWORD = "Tenant-Secret-7f3a"
+SYSTEM = {"System.Anonymous", "System.Read", "System.View"}
+PRIVILEGES = {
+    "Datastore.AllocateSpace",
+    "Datastore.Browse",
+    "Datastore.FileManagement",
+    "Resource.AssignVMToPool",
+    "VirtualMachine.Interact.PowerOff",
+    "VirtualMachine.Interact.PowerOn",
+    "VirtualMachine.Interact.Reset",
+    "VirtualMachine.Interact.Suspend",
+    "VirtualMachine.Inventory.Register",
+    "VirtualMachine.Inventory.Unregister",
+}
+ROUTES = [
+    {"network": "10.0.0.0/24", "gateway": "10.210.0.1", "description": "provider vCenter"},
+    {"network": "10.0.8.0/24", "gateway": "10.210.0.1", "description": "provider DNS and AD"},
+]
+
+
+def conn(ep: Any, **over: Any) -> dict[str, Any]:
+    args = {
+        "hostname": ep.hostname,
+        "port": ep.port,
+        "username": ep.username,
+        "password": ep.password,
+        "ca_file": str(ep.ca_file),
+    }
+    args.update(over)
+    return args
+
+
+def config(ep: Any, routes: list[dict[str, str]] | None = None, **over: Any) -> dict[str, Any]:
+    args = conn(
+        ep,
+        vmkernel={"ip": "10.210.0.100/24", "mac": "00:50:56:00:0C:81"},
+        nfs={"server": "192.168.50.10", "path": "/exports/tenants/t5host", "datastore": "nfs-t5host"},
+        tenant_access={"user": "tenant-t5host", "password": PASSWORD},
+        routes=routes or [],
+    )
+    args.update(over)
+    return args
+
+
+def host_of(si: Any) -> Any:
+    return si.RetrieveContent().rootFolder.childEntity[0].hostFolder.childEntity[0].host[0]
+
+
+def routes_supported(si: Any) -> bool:
+    """Whether the simulator implements HostNetworkSystem.UpdateIpRouteTableConfig (an empty change is a no-op)."""
+    try:
+        host_of(si).configManager.networkSystem.UpdateIpRouteTableConfig(config=vim.host.IpRouteTableConfig())
+        return True
+    except vmodl.fault.MethodNotFound:
+        return False
+
+
+def services_supported(si: Any) -> bool:
+    """Whether the simulator registers the HostServiceSystem its host's configManager names."""
+    try:
+        return host_of(si).configManager.serviceSystem.serviceInfo is not None
+    except vmodl.fault.ManagedObjectNotFound:
+        return False
+
+
+def read_back(si: Any) -> dict[str, Any]:
+    """The host as plain data, from pyVmomi."""
+    content = si.RetrieveContent()
+    host = host_of(si)
+    net = host.config.network
+    auth = content.authorizationManager
+    role = next((r for r in auth.roleList if r.name == "tenantry-tenant"), None)
+    users = content.userDirectory.RetrieveUserGroups(
+        searchStr="tenant-t5host", exactMatch=True, findUsers=True, findGroups=False
+    )
+    ds = next((d for d in host.datastore if d.name == "nfs-t5host"), None)
+    dc = content.rootFolder.childEntity[0]
+    entities = {"datastore": ds, "vm_folder": dc.vmFolder, "resource_pool": dc.hostFolder.childEntity[0].resourcePool}
+    perms = [p for p in auth.RetrieveAllPermissions() if p.principal == "tenant-t5host"]
+    vmk = next((v for v in net.vnic if v.portgroup == "tenant"), None)
+    return {
+        "follow": host.configManager.advancedOption.QueryOptions("Net.FollowHardwareMac")[0].value,
+        "vmk": (vmk.spec.ip.ipAddress, vmk.spec.ip.subnetMask, vmk.spec.mac) if vmk else None,
+        "portgroup": next(
+            ((p.spec.vswitchName, p.spec.vlanId) for p in net.portgroup if p.spec.name == "tenant"), None
+        ),
+        "uplinks": next((list(s.spec.bridge.nicDevice) for s in net.vswitch if s.name == "vSwitch1"), None),
+        "nfs": (ds.info.nas.remoteHost, ds.info.nas.remotePath) if ds else None,
+        "role": set(role.privilege) if role else None,
+        "users": [u.principal for u in users or []],
+        "permissions": sorted(
+            (next(k for k, e in entities.items() if e == p.entity), p.roleId == role.roleId, p.propagate, p.group)
+            for p in perms
+        )
+        if role
+        else perms,
+        "routes": sorted(
+            (r.network, r.prefixLength, r.gateway) for r in net.routeTableInfo.ipRoute if r.gateway == "10.210.0.1"
+        ),
+        "services": {s.key: (s.running, s.policy) for s in host.config.service.service if s.key in ("TSM", "TSM-SSH")},
+    }
+
+
+def test_configures_idempotently_and_removes(
+    tmp_path: Path, esx_factory: Callable[..., Any], vsphere_connect: Callable[[Any], Any]
+) -> None:
+    ep = esx_factory("t5host")
+    si = vsphere_connect(ep)
+    with_routes = routes_supported(si)
+    args = config(ep, ROUTES if with_routes else [])
+    empty = read_back(si)
+
+    runs = [run_module(tmp_path, MODULE, args, check=True, diff=True)]
+    assert read_back(si) == empty  # check mode changed nothing
+    runs += [run_module(tmp_path, MODULE, args, check=check, diff=True) for check in (False, True, False)]
+    assert [(r.rc, r.result.get("changed")) for r in runs] == [(0, True), (0, True), (0, False), (0, False)], runs[
+        1
+    ].stdout[-3000:]
+
+    got = read_back(si)
+    assert got["follow"] == 1
+    assert got["vmk"] == ("10.210.0.100", "255.255.255.0", "00:50:56:00:0c:81")
+    assert got["portgroup"] == ("vSwitch1", 0)
+    assert got["uplinks"] == ["vmnic1"]
+    assert got["nfs"] == ("192.168.50.10", "/exports/tenants/t5host")
+    # Permissions are stored, not enforced, by the simulator: assert the configuration itself.
+    assert got["role"] == PRIVILEGES | SYSTEM
+    assert not any(p.startswith("Host.") for p in got["role"])
+    assert got["users"] == ["tenant-t5host"]
+    assert got["permissions"] == [
+        ("datastore", True, True, False),
+        ("resource_pool", True, True, False),
+        ("vm_folder", True, True, False),
+    ]
+    assert got["services"] == {"TSM": (False, "off"), "TSM-SSH": (False, "off")}
+    if with_routes:
+        assert got["routes"] == [("10.0.0.0", 24, "10.210.0.1"), ("10.0.8.0", 24, "10.210.0.1")]
+    assert runs[1].result["vmkernel_device"] == "vmk1"
+
+    # The password is never printed, not in the diff either.
+    diff = runs[1].result["diff"]
+    assert diff["before"]["account"] is None and diff["after"]["account"] == {"user": "tenant-t5host"}
+    for run in runs:
+        assert PASSWORD not in run.stdout + run.stderr
+        assert ep.password not in run.stdout + run.stderr
+
+    # A changed privilege list is corrected in place.
+    content = si.RetrieveContent()
+    role = next(r for r in content.authorizationManager.roleList if r.name == "tenantry-tenant")
+    content.authorizationManager.UpdateAuthorizationRole(
+        roleId=role.roleId, newName=role.name, privIds=["Datastore.Browse", "VirtualMachine.Interact.PowerOn"]
+    )
+    fix = run_module(tmp_path, MODULE, args, diff=True)
+    assert fix.rc == 0 and fix.result["changed"] is True
+    assert read_back(si)["role"] == PRIVILEGES | SYSTEM
+
+    # absent removes what present added, and leaves the hardening alone.
+    absent = dict(args, state="absent")
+    gone = [run_module(tmp_path, MODULE, absent, check=check) for check in (True, False, True, False)]
+    assert [(r.rc, r.result.get("changed")) for r in gone] == [(0, True), (0, True), (0, False), (0, False)]
+    got = read_back(si)
+    assert (got["vmk"], got["portgroup"], got["uplinks"], got["nfs"], got["role"], got["users"]) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+        [],
+    )
+    assert got["permissions"] == [] and got["routes"] == []
+    assert got["follow"] == 1
+
+
+def test_routes_fail_cleanly_where_the_simulator_lacks_them(
+    tmp_path: Path, esx_factory: Callable[..., Any], vsphere_connect: Callable[[Any], Any]
+) -> None:
+    ep = esx_factory("t5routes")
+    si = vsphere_connect(ep)
+    if routes_supported(si):
+        pytest.skip("the simulator implements UpdateIpRouteTableConfig; routes are tested with the rest")
+    before = read_back(si)
+    run = run_module(tmp_path, MODULE, config(ep, ROUTES))
+    assert run.result.get("failed") is True
+    assert "does not implement HostNetworkSystem.UpdateIpRouteTableConfig" in run.result["msg"]
+    assert "nothing was changed" in run.result["msg"]
+    assert read_back(si) == before
+
+
+def test_stops_and_disables_ssh_and_shell(
+    tmp_path: Path, esx_factory: Callable[..., Any], vsphere_connect: Callable[[Any], Any]
+) -> None:
+    ep = esx_factory("t5ssh")
+    si = vsphere_connect(ep)
+    if not services_supported(si):
+        # The stock ESX model names configManager.serviceSystem but registers no such object; its
+        # TSM and TSM-SSH start stopped and off, which the idempotence test above checks.
+        pytest.skip("the simulator has no HostServiceSystem: SSH cannot be turned on to be turned off")
+    services = host_of(si).configManager.serviceSystem
+    for key in ("TSM", "TSM-SSH"):
+        services.UpdateServicePolicy(id=key, policy="on")
+        services.StartService(id=key)
+    args = conn(ep)
+    runs = [run_module(tmp_path, MODULE, args, check=check, diff=True) for check in (True, False, True, False)]
+    assert [(r.rc, r.result.get("changed")) for r in runs] == [(0, True), (0, True), (0, False), (0, False)]
+    assert runs[1].result["diff"]["before"]["services"]["TSM-SSH"] == {"running": True, "policy": "on"}
+    assert read_back(si)["services"] == {"TSM": (False, "off"), "TSM-SSH": (False, "off")}
+
+
+def test_bad_input_fails_before_any_change(
+    tmp_path: Path, esx_factory: Callable[..., Any], vsphere_connect: Callable[[Any], Any], vcenter: Any
+) -> None:
+    ep = esx_factory("t5bad")
+    si = vsphere_connect(ep)
+    before = read_back(si)
+    cases = {
+        "prefix": config(ep, vmkernel={"ip": "10.210.0.100"}),
+        "gateway": config(ep, routes=[{"network": "10.0.0.0/24", "gateway": "10.99.0.1"}]),
+        "host privilege": config(
+            ep, tenant_access={"user": "tenant-t5host", "password": PASSWORD, "privileges": ["Host.Config.Network"]}
+        ),
+        "no password": config(ep, tenant_access={"user": "tenant-t5host"}),
+        "unknown service": config(ep, disabled_services=["TSM-SSH", "no-such-service"]),
+        "vcenter": conn(vcenter),
+    }
+    play = [
+        {
+            "name": "bad input",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [{"name": name, MODULE: args, "ignore_errors": True} for name, args in cases.items()],
+        }
+    ]
+    path = tmp_path / "bad.yml"
+    path.write_text(json.dumps(play))
+    path.chmod(0o600)
+    run = run_playbook(path, "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable)
+    results = dict(zip(cases, run.results, strict=True))
+    expected = {
+        "prefix": "vmkernel.ip '10.210.0.100' is not an address like 10.210.0.100/24",
+        "gateway": "routes[0].gateway 10.99.0.1 is not in the tenant network 10.210.0.0/24",
+        "host privilege": "tenant_access.privileges Host.Config.Network would let the tenant configure the host",
+        "no password": "tenant_access.password is required to create the account tenant-t5host",
+        "unknown service": "the host has no service no-such-service",
+        "vcenter": "is a vCenter; point nested_host at the nested ESXi's own API",
+    }
+    for name, text in expected.items():
+        assert results[name].get("failed") is True, (name, results[name])
+        assert text in results[name]["msg"], (name, results[name]["msg"])
+    assert read_back(si) == before
+    assert PASSWORD not in run.stdout + run.stderr
