@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 VCSIM_SOURCES := $(wildcard lab/vcsim/*.go)
 
-.PHONY: help setup lab lab-down test lint sanity pytest clean
+.PHONY: help setup lab lab-down test lint sanity pytest clean molecule
 
 help:
 	@echo "make lab       set up, start the embedded lab and run playbooks/site.yml against it"
@@ -63,10 +63,13 @@ $(STAMPS)/vcsim: $(VCSIM_SOURCES) $(STAMPS)/apt $(STAMPS)/venv
 
 lab: setup
 	$(BIN)/python -m tenantry.lab up
-	$(BIN)/ansible-playbook playbooks/lab.yml
+	. lab/containers/podman-env.sh && $(BIN)/ansible-playbook playbooks/lab.yml
 
 lab-down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tenantry.lab down; fi
+	@if command -v podman >/dev/null; then . lab/containers/podman-env.sh; \
+	    podman ps -aq --filter label=tenantry-lab | xargs -r podman rm -f -t 2 >/dev/null; \
+	    podman network rm -f tenantry-lab >/dev/null 2>&1 || true; fi
 
 lint: setup
 	$(BIN)/ruff check .
@@ -81,6 +84,11 @@ pytest: setup
 	$(BIN)/pytest
 
 test: lint sanity pytest
+
+# Role scenarios (molecule, podman, systemd as PID 1): builds the container image when missing, runs
+# every scenario under molecule/, and removes their containers even when one fails.
+molecule: setup
+	lab/containers/molecule.sh
 
 clean: lab-down
 	rm -rf .lab .collections .mypy_cache .ruff_cache .pytest_cache tests/output

@@ -186,6 +186,16 @@ def cmd_dhcp_lease(args: argparse.Namespace) -> int:
     return 0 if address else 3
 
 
+def cmd_esx_seed(args: argparse.Namespace) -> int:
+    from tenantry.lab.seed import seed
+
+    endpoint = _read(_esx_state(args.state_dir, args.name))
+    if endpoint is None:
+        raise LabError(f"no ESX instance {args.name}: run `python -m tenantry.lab esx-up {args.name}` first")
+    created = seed(endpoint, args.datastore, args.vm, args.network)
+    return _changed(bool(created), f"VMs on {args.name}: created {', '.join(created) or 'none'}")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir
     found = False
@@ -229,6 +239,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("esx-down", help="stop one ESXi started by esx-up")
     p.add_argument("name")
     p.set_defaults(func=cmd_esx_down)
+
+    p = sub.add_parser("esx-seed", help="stand-in for replication: VMs on a target's tenant datastore")
+    p.add_argument("name")
+    p.add_argument("--datastore", required=True)
+    p.add_argument("--vm", action="append", required=True, help="VM name (repeat)")
+    p.add_argument("--network", default="tenant", help="portgroup of their NIC (default tenant)")
+    p.set_defaults(func=cmd_esx_seed)
 
     p = sub.add_parser("net-up", help="the lab switch: namespace with a management and a tenant bridge")
     p.add_argument("--gateway", default="10.0.16.1/20", help="the DHCP server's address on the management bridge")

@@ -67,6 +67,7 @@ class LabNet:
 
     def switch_up(self, mgmt_gateway: str) -> bool:
         """The switch namespace with both bridges; ``mgmt_gateway`` (CIDR) is the DHCP server's address."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         changed = False
         if self.switch_ns not in _namespaces():
             _ip("netns", "add", self.switch_ns)
