@@ -39,3 +39,29 @@ def vsphere_argument_spec() -> dict[str, Any]:
         "ca_file": {"type": "path", "fallback": (env_fallback, ["VMWARE_CA_FILE"])},
         "timeout": {"type": "int", "default": 60},
     }
+
+
+def director_argument_spec() -> dict[str, Any]:
+    """Options of the ``tenantry.msp.director`` doc fragment; the admin token is ``no_log``."""
+    return {
+        "director_url": {
+            "type": "str",
+            "required": True,
+            "aliases": ["url"],
+            "fallback": (env_fallback, ["TENANTRY_DIRECTOR_URL"]),
+        },
+        "admin_token": {
+            "type": "str",
+            "required": True,
+            "aliases": ["token"],
+            "no_log": True,
+            "fallback": (env_fallback, ["TENANTRY_DIRECTOR_TOKEN"]),
+        },
+        "validate_certs": {
+            "type": "bool",
+            "default": True,
+            "fallback": (env_fallback, ["TENANTRY_DIRECTOR_VALIDATE_CERTS"]),
+        },
+        "ca_file": {"type": "path", "fallback": (env_fallback, ["TENANTRY_DIRECTOR_CA_FILE"])},
+        "timeout": {"type": "int", "default": 30},
+    }
