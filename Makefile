@@ -24,7 +24,7 @@ VCSIM_SOURCES := $(wildcard lab/vcsim/*.go)
 help:
 	@echo "make lab       set up, start the embedded lab and run playbooks/site.yml against it"
 	@echo "make lab-down  stop everything the lab started"
-	@echo "make test      every check CI runs: ruff, mypy, ansible-lint, ansible-test sanity, pytest"
+	@echo "make test      every check CI runs: ruff, mypy, ansible-lint, ansible-test sanity, pytest, molecule"
 
 setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/collections $(STAMPS)/vcsim
 
@@ -76,6 +76,7 @@ lint: setup
 	$(BIN)/mypy
 	MYPYPATH=$(CURDIR)/.collections $(BIN)/mypy -p ansible_collections.tenantry.msp.plugins
 	$(BIN)/ansible-lint -q
+	$(BIN)/python docs/gen_role_variables.py --check
 
 sanity: setup
 	tests/sanity.sh
@@ -83,7 +84,7 @@ sanity: setup
 pytest: setup
 	$(BIN)/pytest
 
-test: lint sanity pytest
+test: lint sanity pytest molecule
 
 # Role scenarios (molecule, podman, systemd as PID 1): builds the container image when missing, runs
 # every scenario under molecule/, and removes their containers even when one fails.
