@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import ROUTES_SPEC
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     VSphereClient,
     VSphereError,
@@ -99,16 +100,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
             },
         },
     },
-    "routes": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "network": {"type": "str", "required": True},
-            "gateway": {"type": "str", "required": True},
-            "description": {"type": "str", "default": ""},
-        },
-    },
+    "routes": ROUTES_SPEC,
     "disabled_services": {"type": "list", "elements": "str", "default": ["TSM-SSH", "TSM"]},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
 }

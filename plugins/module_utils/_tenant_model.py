@@ -35,6 +35,18 @@ try:
 except ImportError:  # pragma: no cover - the inventory plugin reports it
     netaddr = None
 
+# Static routes back to provider services: the tenant file's field and the nested_host option.
+ROUTES_SPEC: dict[str, Any] = {
+    "type": "list",
+    "elements": "dict",
+    "default": [],
+    "options": {
+        "network": {"type": "str", "required": True},
+        "gateway": {"type": "str", "required": True},
+        "description": {"type": "str", "default": ""},
+    },
+}
+
 TENANT_SPEC: dict[str, Any] = {
     "name": {"type": "str", "required": True},
     "id": {"type": "int", "required": True},
@@ -98,16 +110,7 @@ TENANT_SPEC: dict[str, Any] = {
             },
         },
     },
-    "routes": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "network": {"type": "str", "required": True},
-            "gateway": {"type": "str", "required": True},
-            "description": {"type": "str", "default": ""},
-        },
-    },
+    "routes": ROUTES_SPEC,
     "switch_ports": {
         "type": "list",
         "elements": "dict",

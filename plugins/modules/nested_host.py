@@ -223,7 +223,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._nested_host import (
     check_input,
     run_nested_host,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import run, vsphere_module
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import exit_with_diff, run, vsphere_module
 
 
 def main() -> None:
@@ -233,10 +233,7 @@ def main() -> None:
     except NestedHostError as exc:
         module.fail_json(msg="nested_host: " + str(exc), errors=exc.errors)
     result = run(module, lambda client: run_nested_host(client, module.params, module.check_mode))
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    exit_with_diff(module, result)
 
 
 if __name__ == "__main__":

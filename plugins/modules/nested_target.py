@@ -193,7 +193,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._nested_target import
     check_input,
     run_nested_target,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import run, vsphere_module
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import exit_with_diff, run, vsphere_module
 
 
 def main() -> None:
@@ -203,13 +203,7 @@ def main() -> None:
     except NestedTargetError as exc:
         module.fail_json(msg="nested_target: " + str(exc), errors=exc.errors)
     result = run(module, lambda client: run_nested_target(client, module.params, module.check_mode))
-    diff = result.pop("diff")
-    warnings = result.pop("warnings")
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    exit_with_diff(module, result)
 
 
 if __name__ == "__main__":
