@@ -68,6 +68,8 @@ class LabNet:
     def switch_up(self, mgmt_gateway: str) -> bool:
         """The switch namespace with both bridges; ``mgmt_gateway`` (CIDR) is the DHCP server's address."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Ownership: `down` removes only a network whose state dir says it was created from there.
+        (self.state_dir / "switch").write_text(self.switch_ns + "\n")
         changed = False
         if self.switch_ns not in _namespaces():
             _ip("netns", "add", self.switch_ns)
@@ -98,6 +100,8 @@ class LabNet:
             (port, TENANT_BRIDGE, "eth1", tenant_mac, tenant_ip),
         ):
             if not _has_link(self.switch_ns, switch_port):
+                # A peer left from a deleted switch namespace goes away asynchronously: remove it now.
+                _ip("-n", ns, "link", "del", ifname, check=False)
                 _ip(
                     "-n",
                     self.switch_ns,
@@ -125,7 +129,7 @@ class LabNet:
         stamp = self.state_dir / "dnsmasq.conf.sha256"
         digest = hashlib.sha256(conf.read_bytes()).hexdigest()
         pid = _alive(pid_file)
-        if pid and stamp.exists() and stamp.read_text() == digest:
+        if pid and stamp.exists() and stamp.read_text() == digest and self._in_switch(pid):
             return False
         if pid:
             _kill(pid)
@@ -138,6 +142,13 @@ class LabNet:
             raise LabError(f"dnsmasq did not start: {proc.stderr.strip()}")
         stamp.write_text(digest)
         return True
+
+    def _in_switch(self, pid: int) -> bool:
+        """Whether process ``pid`` runs in the current switch namespace (it may have been re-created)."""
+        try:
+            return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{self.switch_ns}").st_ino
+        except OSError:
+            return False
 
     def lease(self, target: str, timeout: int = 3) -> str | None:
         """Ask for a lease on the target's management NIC; the address bound, or None when refused."""
@@ -157,10 +168,13 @@ class LabNet:
         pid = _alive(self.state_dir / "dnsmasq.pid")
         if pid:
             _kill(pid)
+        owner = self.state_dir / "switch"
+        if not owner.exists() or owner.read_text().strip() != self.switch_ns:
+            return  # not created from this state dir: somebody else's lab
         for ns in _namespaces():
             if ns == self.switch_ns or ns.startswith(self.switch_ns + "-t-"):
                 _ip("netns", "del", ns, check=False)
-        for name in ("dnsmasq.pid", "dnsmasq.conf.sha256"):
+        for name in ("dnsmasq.pid", "dnsmasq.conf.sha256", "switch"):
             (self.state_dir / name).unlink(missing_ok=True)
 
 

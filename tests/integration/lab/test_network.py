@@ -54,5 +54,16 @@ def test_switch_targets_and_reserved_dhcp(net: LabNet, tmp_path: Path) -> None:
     assert net.lease("acme-target-01") == "10.0.22.65"
     assert net.lease("rogue-01", timeout=2) is None  # reservation-only: an unknown MAC gets nothing
 
+    # Another state dir (another lab, a test) never removes this network.
+    LabNet(tmp_path / "elsewhere", prefix=net.switch_ns).down()
+    assert net.switch_ns in namespaces() and net.lease("acme-target-01") == "10.0.22.65"
+
+    # A switch namespace re-created under a running dnsmasq: dhcp_up starts it again in the new one.
+    subprocess.run(["ip", "netns", "del", net.switch_ns], check=True)
+    assert net.switch_up("10.0.16.1/20") is True
+    assert net.plug("acme-target-01", "vt-acme-1", "00:50:56:00:0c:80", "00:50:56:00:0c:81", "10.210.0.100/24")
+    assert net.dhcp_up(conf) is True
+    assert net.lease("acme-target-01") == "10.0.22.65"
+
     net.down()
     assert not {n for n in namespaces() if n.startswith(net.switch_ns)}

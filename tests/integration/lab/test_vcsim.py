@@ -67,7 +67,8 @@ def test_provider_site_model(vsphere_si: Any) -> None:
 
     folders = {e.name for e in dc.vmFolder.childEntity if isinstance(e, vim.Folder)}
     assert {"replication-targets", "production"} <= folders
-    assert [p.name for p in cluster.resourcePool.resourcePool] == ["replication-targets"]
+    # The session simulator is shared: other tests add tenant pools beside it.
+    assert "replication-targets" in [p.name for p in cluster.resourcePool.resourcePool]
 
     for host in cluster.host:
         management = next(pg for pg in host.config.network.portgroup if pg.spec.name == "management")

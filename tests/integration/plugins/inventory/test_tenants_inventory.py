@@ -65,7 +65,8 @@ def test_groups_hosts_and_allocations(site: Path) -> None:
     assert hv["acme-target-01"]["tenantry_target_mgmt_mac"].startswith("00:50:56:")
     assert hv["acme-target-01"]["tenantry_target_tenant_ip"] == "10.210.0.100"
     assert hv["acme-target-02"]["tenantry_target_switch_port"] == {"switch": "lab-bridge", "port": "vt-acme-2"}
-    assert hv["globex-target-01"]["tenantry_tenant_spec"]["type"] == "local"
+    assert hv["globex-target-01"]["tenantry_tenant_spec"]["type"] == "remote"
+    assert hv["globex-target-01"]["tenantry_tenant_spec"]["portgroups"]["replication"] == "tenant-globex-vlan220"
     macs = [hv[h][f"tenantry_target_{k}_mac"] for h in hv for k in ("mgmt", "tenant")]
     assert len(macs) == len(set(macs)) == 6
 
