@@ -73,6 +73,7 @@ lab-down:
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	MYPYPATH=$(CURDIR)/.collections $(BIN)/mypy -p ansible_collections.tenantry.msp.plugins
 	$(BIN)/ansible-lint -q

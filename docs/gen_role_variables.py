@@ -1,7 +1,7 @@
 """Write docs/role-variables.md from every role's meta/argument_specs.yml (the one source of truth).
 
-    .venv/bin/python docs/gen_role_variables.py          # rewrite the file
-    .venv/bin/python docs/gen_role_variables.py --check  # exit 1 when it is out of date (make test runs this)
+.venv/bin/python docs/gen_role_variables.py          # rewrite the file
+.venv/bin/python docs/gen_role_variables.py --check  # exit 1 when it is out of date (make test runs this)
 """
 
 from __future__ import annotations

@@ -39,11 +39,15 @@ def tcp(host: str, port: int) -> dict[str, object]:
 def main() -> None:
     host, ca, tls_ports, closed_ports = sys.argv[1:5]
     open_ports = sys.argv[5] if len(sys.argv) > 5 else ""
-    print(json.dumps({
-        "tls": {p: tls(host, int(p), ca) for p in tls_ports.split(",") if p},
-        "closed": {p: tcp(host, int(p)) for p in closed_ports.split(",") if p},
-        "open": {p: tcp(host, int(p)) for p in open_ports.split(",") if p},
-    }))
+    print(
+        json.dumps(
+            {
+                "tls": {p: tls(host, int(p), ca) for p in tls_ports.split(",") if p},
+                "closed": {p: tcp(host, int(p)) for p in closed_ports.split(",") if p},
+                "open": {p: tcp(host, int(p)) for p in open_ports.split(",") if p},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -307,8 +307,13 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     import json
 
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -371,9 +376,14 @@ def create_app(director: Director) -> FastAPI:
     # ---------------------------------------------------------------- public
     @app.get("/api/v1/health", tags=["status"])
     async def health() -> Health:
-        return Health(status="ok", version=tenantry.__version__, tenants_online=len(director.hub.sessions),
-                      uplink_handshakes=director.hub.handshakes, uplink_handshakes_peak=director.hub.peak_handshakes,
-                      uplink_throttled=director.hub.throttled)
+        return Health(
+            status="ok",
+            version=tenantry.__version__,
+            tenants_online=len(director.hub.sessions),
+            uplink_handshakes=director.hub.handshakes,
+            uplink_handshakes_peak=director.hub.peak_handshakes,
+            uplink_throttled=director.hub.throttled,
+        )
 
     @app.get("/api/v1/enroll/info", tags=["enrollment"])
     async def enroll_info() -> EnrollInfo:
@@ -474,8 +484,9 @@ def create_app(director: Director) -> FastAPI:
     @app.get("/api/v1/tenants/{name}/dashboard", tags=["status"])
     async def dashboard(_: Admin, name: str) -> Dashboard:
         _row, session = director.session_for(name)
-        resp = await _uplink(session.channel.request("GET", "/v1/dashboard", timeout=15,
-                                                     limit=director.settings.max_message_bytes))
+        resp = await _uplink(
+            session.channel.request("GET", "/v1/dashboard", timeout=15, limit=director.settings.max_message_bytes)
+        )
         if resp.status != 200:
             raise DirectorError(502, f"Transporter answered HTTP {resp.status}")
         return Dashboard.model_validate_json(resp.body)
@@ -483,9 +494,15 @@ def create_app(director: Director) -> FastAPI:
     @app.post("/api/v1/tenants/{name}/commands", tags=["tenants"])
     async def command(_: Admin, name: str, body: CommandRequest) -> JSONResponse:
         _row, session = director.session_for(name)
-        resp = await _uplink(session.channel.request(
-            "POST", "/v1/commands", body.model_dump_json().encode(), timeout=3600,
-            limit=director.settings.max_message_bytes))
+        resp = await _uplink(
+            session.channel.request(
+                "POST",
+                "/v1/commands",
+                body.model_dump_json().encode(),
+                timeout=3600,
+                limit=director.settings.max_message_bytes,
+            )
+        )
         if resp.status == 200:
             return JSONResponse(CommandResult.model_validate_json(resp.body).model_dump())
         return JSONResponse(_error_body(resp.body, resp.status), status_code=resp.status if resp.status >= 400 else 502)
@@ -537,8 +554,11 @@ def create_app(director: Director) -> FastAPI:
         value = body["value"] if isinstance(body, dict) and set(body) == {"value"} else body
         new, changed = await director.change_settings({key: value})
         registry = settings_registry.describe()
-        return SettingsChanged(values=new.model_dump(), changed=changed,
-                               restart_required=[k for k in changed if registry[k]["applies"] == "restart"])
+        return SettingsChanged(
+            values=new.model_dump(),
+            changed=changed,
+            restart_required=[k for k in changed if registry[k]["applies"] == "restart"],
+        )
 
     @app.get("/api/v1/events", tags=["status"])
     async def events(
@@ -563,7 +583,6 @@ def create_app(director: Director) -> FastAPI:
         )
 
     return app
-
 
 
 async def _json_object(request: Request, allow_scalar: bool = False) -> Any:

@@ -29,9 +29,7 @@ class CredentialHasher:
         return secrets.token_urlsafe(32)
 
     def hash(self, secret: str) -> str:
-        kdf = Argon2id(
-            salt=os.urandom(16), length=32, iterations=self.iterations, lanes=1, memory_cost=self.memory_kib
-        )
+        kdf = Argon2id(salt=os.urandom(16), length=32, iterations=self.iterations, lanes=1, memory_cost=self.memory_kib)
         return kdf.derive_phc_encoded(secret.encode())
 
     @staticmethod

@@ -33,7 +33,9 @@ class DirectorConfig(BaseModel):
         default_factory=lambda: ["localhost", "127.0.0.1"],
         description="DNS names / IP addresses in the Director's server certificate",
     )
-    public_url: str | None = Field(None, description="setup URL put into enrollment keys, e.g. https://dir.example:4443")
+    public_url: str | None = Field(
+        None, description="setup URL put into enrollment keys, e.g. https://dir.example:4443"
+    )
     setup_port: int | None = Field(None, ge=0, le=65535, description="seeds Expert Settings on first start")
     uplink_port: int | None = Field(None, ge=0, le=65535, description="seeds Expert Settings on first start")
     admin_token_file: Path | None = Field(None, description="default: <state_dir>/admin.token, created 0600")

@@ -171,17 +171,37 @@ class Director:
         return row
 
     async def create_tenant(
-        self, *, name: str, kind: str, description: str, contact: str, workload_quota: int,
+        self,
+        *,
+        name: str,
+        kind: str,
+        description: str,
+        contact: str,
+        workload_quota: int,
         direct_connect: dict[str, Any] | None,
     ) -> Issued | TenantRow:
         if self.store.tenant_by_name(name) is not None:
             raise DirectorError(409, f"a tenant named {name!r} exists already (GET it, or PATCH to change it)")
         now = time.time()
         row = TenantRow(
-            id=new_tenant_id(), name=name, kind=kind, description=description, contact=contact,
-            workload_quota=workload_quota, created_at=now, updated_at=now, enroll_hash=None,
-            enroll_expires_at=None, enrolled_at=None, revoked_at=None, last_seen=None, last_address=None,
-            version=None, hostname=None, state_since=now, direct_connect=direct_connect,
+            id=new_tenant_id(),
+            name=name,
+            kind=kind,
+            description=description,
+            contact=contact,
+            workload_quota=workload_quota,
+            created_at=now,
+            updated_at=now,
+            enroll_hash=None,
+            enroll_expires_at=None,
+            enrolled_at=None,
+            revoked_at=None,
+            last_seen=None,
+            last_address=None,
+            version=None,
+            hostname=None,
+            state_since=now,
+            direct_connect=direct_connect,
         )
         if kind != "remote":
             self.store.add_tenant(row)
@@ -273,8 +293,7 @@ class Director:
             self._enroll_failed(source, row.id, "credentials replayed")
             raise refused
         self.store.add_certificate(serial_hex(cert), row.id, cert.not_valid_after_utc.timestamp())
-        self.event("enrolled", f"Transporter enrolled from {source}", row.id, address=source,
-                   serial=serial_hex(cert))
+        self.event("enrolled", f"Transporter enrolled from {source}", row.id, address=source, serial=serial_hex(cert))
         return Enrolled(
             certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
             ca_pem=self.authority.ca_pem,
@@ -317,8 +336,11 @@ class Director:
                 info = SiteInfo.model_validate_json(resp.body)
                 session.info = info
                 if info.tenant_id != session.tenant_id:
-                    log.warning("tenant %s reports tenant id %s; identity comes from the certificate",
-                                session.tenant_id, info.tenant_id)
+                    log.warning(
+                        "tenant %s reports tenant id %s; identity comes from the certificate",
+                        session.tenant_id,
+                        info.tenant_id,
+                    )
                 self.store.touch_status(session.tenant_id, version=info.version, hostname=info.hostname)
             remaining = session.cert_not_after - time.time()
             if remaining < self.settings.client_cert_lifetime_hours * 3600 / 3:
@@ -386,8 +408,13 @@ class Director:
             self.settings = new
             self.store.save_settings(new.model_dump())
             for key in changed:
-                self.event("setting_changed", f"{key}: {getattr(old, key)!r} -> {getattr(new, key)!r}",
-                           key=key, old=getattr(old, key), new=getattr(new, key))
+                self.event(
+                    "setting_changed",
+                    f"{key}: {getattr(old, key)!r} -> {getattr(new, key)!r}",
+                    key=key,
+                    old=getattr(old, key),
+                    new=getattr(new, key),
+                )
             self._apply_live(old, new, changed)
             return new, changed
 
@@ -397,8 +424,14 @@ class Director:
         if "tls_min_version" in changed:
             for ctx in (self.uplink_ctx, self.api_ctx):
                 ctx.minimum_version = tls._min_version(new.tls_min_version)
-        pushed = {"uplink_port", "setup_port", "heartbeat_interval", "heartbeat_misses",
-                  "reconnect_backoff_cap", "max_concurrent_tasks"}
+        pushed = {
+            "uplink_port",
+            "setup_port",
+            "heartbeat_interval",
+            "heartbeat_misses",
+            "reconnect_backoff_cap",
+            "max_concurrent_tasks",
+        }
         if "uplink_port" in changed:
             loop = asyncio.get_running_loop()
 
@@ -406,8 +439,9 @@ class Director:
                 await self._push_settings()
 
             task = loop.create_task(
-                self.hub.move_to(new.uplink_port, lambda: asyncio.ensure_future(push()),
-                                 grace=max(30.0, 3 * new.heartbeat_interval))
+                self.hub.move_to(
+                    new.uplink_port, lambda: asyncio.ensure_future(push()), grace=max(30.0, 3 * new.heartbeat_interval)
+                )
             )
             self._background(task)
         elif pushed & set(changed):
@@ -441,8 +475,12 @@ class Director:
         self.hub.start()
         self.api = ApiServer(self)
         self.setup_port = await self.api.start(self.config.listen_host, self.settings.setup_port)
-        self.event("director_started", f"Director {tenantry.__version__} started", setup_port=self.setup_port,
-                   uplink_port=self.uplink_port)
+        self.event(
+            "director_started",
+            f"Director {tenantry.__version__} started",
+            setup_port=self.setup_port,
+            uplink_port=self.uplink_port,
+        )
 
     async def stop(self) -> None:
         grace = self.settings.shutdown_grace
@@ -460,7 +498,12 @@ class Director:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         await self.start()
-        log.info("Director ready: setup https://%s:%d, uplink port %d, state %s",
-                 self.config.listen_host, self.setup_port, self.uplink_port, self.config.state_dir)
+        log.info(
+            "Director ready: setup https://%s:%d, uplink port %d, state %s",
+            self.config.listen_host,
+            self.setup_port,
+            self.uplink_port,
+            self.config.state_dir,
+        )
         await self.stopping.wait()
         await self.stop()

@@ -192,8 +192,14 @@ class TunnelManager:
             self._director.event("tunnel_refused", f"{target} is not on the allow-list", row.id, target=target)
             raise DirectorError(403, f"target {target} refused by the Transporter: {check.message}")
         tunnel = Tunnel(
-            id=secrets.token_hex(6), tenant_id=row.id, tenant_name=row.name, target=target, via=via,
-            host=self._director.config.tunnel_bind, port=0, created_at=time.time(),
+            id=secrets.token_hex(6),
+            tenant_id=row.id,
+            tenant_name=row.name,
+            target=target,
+            via=via,
+            host=self._director.config.tunnel_bind,
+            port=0,
+            created_at=time.time(),
         )
         try:
             tunnel.server = await asyncio.start_server(
@@ -203,8 +209,15 @@ class TunnelManager:
             raise DirectorError(409, f"cannot listen on {tunnel.host}:{listen_port}: {exc.strerror}") from None
         tunnel.port = int(tunnel.server.sockets[0].getsockname()[1])
         self.tunnels[tunnel.id] = tunnel
-        self._director.event("tunnel_opened", f"{tunnel.host}:{tunnel.port} -> {target} via {via}", row.id,
-                             tunnel=tunnel.id, target=target, via=via, port=tunnel.port)
+        self._director.event(
+            "tunnel_opened",
+            f"{tunnel.host}:{tunnel.port} -> {target} via {via}",
+            row.id,
+            tunnel=tunnel.id,
+            target=target,
+            via=via,
+            port=tunnel.port,
+        )
         return tunnel
 
     async def delete(self, tenant_id: str, tunnel_id: str) -> Tunnel:

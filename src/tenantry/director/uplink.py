@@ -109,9 +109,7 @@ class UplinkHub:
     async def listen(self, port: int) -> int:
         """Open a listener; returns the bound port (``port`` may be 0 in tests)."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            self._protocol, host=self._host, port=port, reuse_address=True, backlog=1024
-        )
+        server = await loop.create_server(self._protocol, host=self._host, port=port, reuse_address=True, backlog=1024)
         bound = int(server.sockets[0].getsockname()[1])
         self._listeners[bound] = server
         log.info("uplink listening on %s:%d", self._host, bound)
@@ -225,10 +223,16 @@ class UplinkHub:
         if old is not None:
             self._events("replaced", "a new session replaced the previous one", tenant_id, old=old.address)
             old.channel.close("replaced by a newer session", debug=GOAWAY_REPLACED)
-        self._store.touch_status(tenant_id, last_seen=time.time(), last_address=channel.peer_address,
-                                 state_since=time.time())
-        self._events("connected", f"uplink session from {channel.peer_address}", tenant_id,
-                     address=channel.peer_address, port=channel.local_port)
+        self._store.touch_status(
+            tenant_id, last_seen=time.time(), last_address=channel.peer_address, state_since=time.time()
+        )
+        self._events(
+            "connected",
+            f"uplink session from {channel.peer_address}",
+            tenant_id,
+            address=channel.peer_address,
+            port=channel.local_port,
+        )
         for callback in self.on_connect:
             callback(session)
 
@@ -324,8 +328,12 @@ class UplinkHub:
         resp = await session.channel.request("PUT", "/v1/certificate", body.model_dump_json().encode(), timeout=30)
         if resp.status != 200:
             raise StreamError(f"transporter refused the new certificate (HTTP {resp.status})")
-        self._events("certificate_renewed", "client certificate renewed over the uplink", session.tenant_id,
-                     not_after=dt.datetime.fromtimestamp(not_after, dt.UTC).isoformat())
+        self._events(
+            "certificate_renewed",
+            "client certificate renewed over the uplink",
+            session.tenant_id,
+            not_after=dt.datetime.fromtimestamp(not_after, dt.UTC).isoformat(),
+        )
 
     # ------------------------------------------------------------------ shutdown
     async def shutdown(self, grace: float) -> None:

@@ -438,7 +438,7 @@ class Channel(asyncio.Protocol):
             detail = self.goaway_data.decode("utf-8", "replace")
             self._abort(f"peer sent GOAWAY (code {self.goaway_code}{': ' + detail if detail else ''})")
         elif isinstance(event, h2.events.PushedStreamReceived) and self._h2 is not None and event.pushed_stream_id:
-                self._h2.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self._h2.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
 
     def _on_request(self, event: h2.events.RequestReceived) -> None:
         sid = event.stream_id or 0

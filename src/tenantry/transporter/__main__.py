@@ -25,8 +25,7 @@ def _enrollment_key(args: object) -> EnrollmentKey:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     text = text or os.environ.get(ENV_PREFIX + "ENROLLMENT_KEY")
     if not text:
-        raise ConfigError("enroll needs --enrollment-key-file, --enrollment-key or "
-                          f"{ENV_PREFIX}ENROLLMENT_KEY")
+        raise ConfigError(f"enroll needs --enrollment-key-file, --enrollment-key or {ENV_PREFIX}ENROLLMENT_KEY")
     try:
         return EnrollmentKey.decode(text)
     except ValueError as exc:
@@ -35,8 +34,9 @@ def _enrollment_key(args: object) -> EnrollmentKey:
 
 async def _enroll(config: TransporterConfig, key: EnrollmentKey) -> None:
     state = await enroll(StateDir(config.state_dir), key, config.director_url)
-    log.info("enrolled as tenant %s with %s; uplink port %d", state.tenant_id, state.director_url,
-             state.settings.uplink_port)
+    log.info(
+        "enrolled as tenant %s with %s; uplink port %d", state.tenant_id, state.director_url, state.settings.uplink_port
+    )
 
 
 async def _run(config: TransporterConfig) -> None:

@@ -126,8 +126,12 @@ def load_config(
         if args.no_uplink:
             values["uplink"] = False
         dc = dict(values.get("direct_connect") or {})
-        for flag, key in (("direct_connect_host", "listen_host"), ("direct_connect_port", "port"),
-                          ("direct_connect_auth", "auth"), ("psk_file", "psk_file")):
+        for flag, key in (
+            ("direct_connect_host", "listen_host"),
+            ("direct_connect_port", "port"),
+            ("direct_connect_auth", "auth"),
+            ("psk_file", "psk_file"),
+        ):
             if getattr(args, flag) is not None:
                 dc[key] = getattr(args, flag)
         if args.direct_connect:

@@ -84,8 +84,13 @@ class DirectConnectServer:
         )
         self.port = int(self.server.sockets[0].getsockname()[1])
         self.site.direct_connect_port = self.port
-        log.info("Direct Connect listening on %s:%d (%s auth); allow-list: %s", dc.listen_host, self.port,
-                 dc.auth, ", ".join(self.config.allow) or "(empty)")
+        log.info(
+            "Direct Connect listening on %s:%d (%s auth); allow-list: %s",
+            dc.listen_host,
+            self.port,
+            dc.auth,
+            ", ".join(self.config.allow) or "(empty)",
+        )
         return self.port
 
     def close(self) -> None:

@@ -20,8 +20,10 @@ class Transporter:
         self.state_dir = StateDir(config.state_dir)
         enrolled = self.state_dir.enrolled
         if config.uplink and not enrolled:
-            raise ConfigError(f"not enrolled ({self.state_dir.path} has no credentials): run 'enroll' first, "
-                              "or run with --no-uplink for Direct Connect with a PSK")
+            raise ConfigError(
+                f"not enrolled ({self.state_dir.path} has no credentials): run 'enroll' first, "
+                "or run with --no-uplink for Direct Connect with a PSK"
+            )
         if not config.uplink and not config.direct_connect.enabled:
             raise ConfigError("nothing to do: uplink disabled and Direct Connect not enabled")
         state = self.state_dir.load() if enrolled else None
@@ -29,8 +31,11 @@ class Transporter:
             state = state.model_copy(update={"director_url": config.director_url})
         self.state = state
         self.site = Site(config, self.state_dir, state.tenant_id if state else "", state.settings if state else None)
-        self.uplink = UplinkClient(self.state_dir, state, self.site, backoff_base=config.backoff_base) if (
-            state is not None and config.uplink) else None
+        self.uplink = (
+            UplinkClient(self.state_dir, state, self.site, backoff_base=config.backoff_base)
+            if (state is not None and config.uplink)
+            else None
+        )
         self.direct = DirectConnectServer(config, self.state_dir, self.site) if config.direct_connect.enabled else None
         self.stopping = asyncio.Event()
 

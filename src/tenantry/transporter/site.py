@@ -267,8 +267,12 @@ async def _body(stream: H2Stream, model: type[M]) -> M:
 
 async def _reply(stream: H2Stream, status: int, body: BaseModel, extra: list[tuple[str, str]] | None = None) -> None:
     data = body.model_dump_json().encode()
-    headers = [(":status", str(status)), ("content-type", "application/json"), ("content-length", str(len(data))),
-               *(extra or [])]
+    headers = [
+        (":status", str(status)),
+        ("content-type", "application/json"),
+        ("content-length", str(len(data))),
+        *(extra or []),
+    ]
     stream.send_headers(headers)
     await stream.write(data)
     stream.end()

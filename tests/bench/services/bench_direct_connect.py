@@ -84,11 +84,19 @@ def main() -> None:
         dc_port = free_port()
         created = director.create_tenant("site", direct_connect={"address": f"127.0.0.1:{dc_port}"})
         assert t.enroll(director, created["credentials"]["enrollment_key"]).returncode == 0
-        t.start("--direct-connect", "--direct-connect-host", "127.0.0.1", "--direct-connect-port", str(dc_port),
-                "--allow", f"127.0.0.1:{sink_port}")
+        t.start(
+            "--direct-connect",
+            "--direct-connect-host",
+            "127.0.0.1",
+            "--direct-connect-port",
+            str(dc_port),
+            "--allow",
+            f"127.0.0.1:{sink_port}",
+        )
         wait_for(lambda: director.online("site"), 30, "site online")
-        direct = director.api("POST", "/api/v1/tenants/site/tunnels",
-                              {"target": f"127.0.0.1:{sink_port}", "via": "direct"})
+        direct = director.api(
+            "POST", "/api/v1/tenants/site/tunnels", {"target": f"127.0.0.1:{sink_port}", "via": "direct"}
+        )
         uplink = director.api("POST", "/api/v1/tenants/site/tunnels", {"target": f"127.0.0.1:{sink_port}"})
         send(direct["port"], 16)  # warm up (dial, handshake)
         send(sink_port, 16)

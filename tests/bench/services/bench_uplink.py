@@ -77,9 +77,16 @@ def main() -> None:
         return
 
     root = Path(tempfile.mkdtemp(prefix="bench-uplink-"))
-    director = DirectorProc(root, seeds={"heartbeat_interval": 15, "reconnect_backoff_cap": 60,
-                                         "enroll_failures_per_minute": 10000, "shutdown_grace": 5},
-                            fast_argon2=False)  # production Argon2id cost (OWASP: 19 MiB, t=2)
+    director = DirectorProc(
+        root,
+        seeds={
+            "heartbeat_interval": 15,
+            "reconnect_backoff_cap": 60,
+            "enroll_failures_per_minute": 10000,
+            "shutdown_grace": 5,
+        },
+        fast_argon2=False,
+    )  # production Argon2id cost (OWASP: 19 MiB, t=2)
     director.start()
     workers: list[subprocess.Popen[bytes]] = []
     try:
@@ -91,18 +98,33 @@ def main() -> None:
         t_create = time.monotonic() - t0
         keys = [c["credentials"]["enrollment_key"] for c in created]
         rss_tenants = rss_mib(director.proc.pid)
-        print(f"tenants created (setup, not timed): {args.tenants} in {t_create:.1f} s; "
-              f"Director RSS {rss_empty:.0f} -> {rss_tenants:.0f} MiB")
+        print(
+            f"tenants created (setup, not timed): {args.tenants} in {t_create:.1f} s; "
+            f"Director RSS {rss_empty:.0f} -> {rss_tenants:.0f} MiB"
+        )
 
         per = (len(keys) + args.workers - 1) // args.workers
         t0 = time.monotonic()
         for w in range(args.workers):
             kf = root / f"keys-{w}.json"
-            kf.write_text(json.dumps(keys[w * per:(w + 1) * per]))
+            kf.write_text(json.dumps(keys[w * per : (w + 1) * per]))
             log = (root / f"worker-{w}.log").open("wb")
-            workers.append(subprocess.Popen(
-                [sys.executable, __file__, "--worker-keys", str(kf), "--worker-root", str(root / f"w{w}"),
-                 "--director-url", director.url], stdout=log, stderr=log))
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--worker-keys",
+                        str(kf),
+                        "--worker-root",
+                        str(root / f"w{w}"),
+                        "--director-url",
+                        director.url,
+                    ],
+                    stdout=log,
+                    stderr=log,
+                )
+            )
 
         def online() -> int:
             return int(director.api("GET", "/api/v1/health", auth=False)["tenants_online"])
@@ -112,8 +134,10 @@ def main() -> None:
         time.sleep(5)  # idle sessions
         rss_idle = rss_mib(director.proc.pid)
         print(f"enroll + connect: {args.tenants} tenants online in {t_online:.1f} s  (target < 30 s)")
-        print(f"Director RSS at {online()} idle sessions: {rss_idle:.0f} MiB  (target < 500 MiB); "
-              f"{(rss_idle - rss_tenants) * 1024 / args.tenants:.0f} KiB per session")
+        print(
+            f"Director RSS at {online()} idle sessions: {rss_idle:.0f} MiB  (target < 500 MiB); "
+            f"{(rss_idle - rss_tenants) * 1024 / args.tenants:.0f} KiB per session"
+        )
 
         # Reconnect storm: kill -9, restart at once, count handshakes per second.
         director.kill9()
@@ -131,16 +155,20 @@ def main() -> None:
         t_back = samples[-1][0] - t_kill
         peak = 0.0
         for i, (ts, hs, _on) in enumerate(samples):
-            for tj, hj, _ in samples[i + 1:]:
+            for tj, hj, _ in samples[i + 1 :]:
                 if tj - ts >= 1.0:
                     peak = max(peak, (hj - hs) / (tj - ts))
                     break
-        print(f"reconnect storm: Director restarted in {t_up:.1f} s; all {samples[-1][2]} back "
-              f"{t_back:.1f} s after kill -9  (target < 90 s)")
+        print(
+            f"reconnect storm: Director restarted in {t_up:.1f} s; all {samples[-1][2]} back "
+            f"{t_back:.1f} s after kill -9  (target < 90 s)"
+        )
         h = director.api("GET", "/api/v1/health", auth=False)
-        print(f"peak handshakes: {h['uplink_handshakes_peak']}/s in any 1 s window, counted by the Director "
-              f"(target <= 200/s); {peak:.0f}/s seen by 0.25 s polling; total handshakes {h['uplink_handshakes']}, "
-              f"connections throttled {h['uplink_throttled']}")
+        print(
+            f"peak handshakes: {h['uplink_handshakes_peak']}/s in any 1 s window, counted by the Director "
+            f"(target <= 200/s); {peak:.0f}/s seen by 0.25 s polling; total handshakes {h['uplink_handshakes']}, "
+            f"connections throttled {h['uplink_throttled']}"
+        )
         time.sleep(3)
         print(f"Director RSS after the storm: {rss_mib(director.proc.pid):.0f} MiB")
         for w in workers:

@@ -79,9 +79,23 @@ class DirectorProc:
         return f"https://127.0.0.1:{self.setup_port}"
 
     def start(self) -> DirectorProc:
-        args = [PY, "-m", "tenantry.director", "--state-dir", str(self.state), "--listen-host", "127.0.0.1",
-                "--server-name", "127.0.0.1", "--server-name", "localhost",
-                "--setup-port", str(self.setup_port), "--uplink-port", str(self.uplink_port)]
+        args = [
+            PY,
+            "-m",
+            "tenantry.director",
+            "--state-dir",
+            str(self.state),
+            "--listen-host",
+            "127.0.0.1",
+            "--server-name",
+            "127.0.0.1",
+            "--server-name",
+            "localhost",
+            "--setup-port",
+            str(self.setup_port),
+            "--uplink-port",
+            str(self.uplink_port),
+        ]
         for key, value in self.seeds.items():
             args += ["--seed-setting", f"{key}={value}"]
         log = self.log_path.open("ab")
@@ -108,8 +122,16 @@ class DirectorProc:
     def token(self) -> str:
         return (self.state / "admin.token").read_text().strip()
 
-    def api(self, method: str, path: str, body: Any = None, *, auth: bool = True, raw: bytes | None = None,
-            headers: dict[str, str] | None = None) -> Any:
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        auth: bool = True,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
@@ -176,18 +198,40 @@ class TransporterProc:
         key_file.write_text(enrollment_key)
         key_file.chmod(0o600)
         return subprocess.run(
-            [PY, "-m", "tenantry.transporter", "enroll", "--state-dir", str(self.state),
-             "--director-url", director.url, "--enrollment-key-file", str(key_file)],
-            capture_output=True, text=True, timeout=60,
+            [
+                PY,
+                "-m",
+                "tenantry.transporter",
+                "enroll",
+                "--state-dir",
+                str(self.state),
+                "--director-url",
+                director.url,
+                "--enrollment-key-file",
+                str(key_file),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def start(self, *args: str, config: str = "") -> TransporterProc:
         self.config.write_text("backoff_base = 0.2\n" + config)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [PY, "-m", "tenantry.transporter", "run", "--config", str(self.config), "--state-dir", str(self.state),
-             *args],
-            stdout=log, stderr=log,
+            [
+                PY,
+                "-m",
+                "tenantry.transporter",
+                "run",
+                "--config",
+                str(self.config),
+                "--state-dir",
+                str(self.state),
+                *args,
+            ],
+            stdout=log,
+            stderr=log,
         )
         return self
 

@@ -35,24 +35,29 @@ def test_garbage_and_malformed_input(director: DirectorProc, two_online: tuple[T
         _closed_after(s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"\x00" * 5000)
     # TLS without a client certificate on the uplink port: refused.
     ctx = ssl.create_default_context(cafile=str(director.state / "ca.crt"))
-    with socket.create_connection(("127.0.0.1", director.uplink_port)) as raw, ctx.wrap_socket(
-        raw, server_hostname="127.0.0.1"
-    ) as s:
+    with (
+        socket.create_connection(("127.0.0.1", director.uplink_port)) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s,
+    ):
         assert _closed_after(s, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == b""
     # Garbage on the setup port (not TLS at all), and malformed HTTP inside TLS.
     with socket.create_connection(("127.0.0.1", director.setup_port)) as s:
         _closed_after(s, b"\x16\x03\x01garbage" * 100)
-    with socket.create_connection(("127.0.0.1", director.setup_port)) as raw, ctx.wrap_socket(
-        raw, server_hostname="127.0.0.1"
-    ) as s:
+    with (
+        socket.create_connection(("127.0.0.1", director.setup_port)) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s,
+    ):
         answer = _closed_after(s, b"NOT HTTP AT ALL\r\n\x00\x01\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
     # Oversized and malformed JSON bodies get a status and a message.
-    with socket.create_connection(("127.0.0.1", director.setup_port)) as raw, ctx.wrap_socket(
-        raw, server_hostname="127.0.0.1"
-    ) as s:
-        head = (f"POST /api/v1/tenants HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer {director.token}\r\n"
-                "Content-Type: application/json\r\nContent-Length: 2097152\r\n\r\n")
+    with (
+        socket.create_connection(("127.0.0.1", director.setup_port)) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s,
+    ):
+        head = (
+            f"POST /api/v1/tenants HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer {director.token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2097152\r\n\r\n"
+        )
         s.settimeout(10)
         s.sendall(head.encode() + b"{")
         assert s.recv(65536).startswith(b"HTTP/1.1 413")
@@ -69,9 +74,10 @@ def test_garbage_and_malformed_input(director: DirectorProc, two_online: tuple[T
     for bad in (_frame(0x0, 0, 1, b"x" * 20000), b"\xff" * 64):
         mtls = ssl.create_default_context(cafile=str(director.state / "ca.crt"))
         mtls.load_cert_chain(a.state / "client.crt", a.state / "client.key")
-        with socket.create_connection(("127.0.0.1", director.uplink_port)) as raw, mtls.wrap_socket(
-            raw, server_hostname="127.0.0.1"
-        ) as s:
+        with (
+            socket.create_connection(("127.0.0.1", director.uplink_port)) as raw,
+            mtls.wrap_socket(raw, server_hostname="127.0.0.1") as s,
+        ):
             s.settimeout(10)
             s.sendall(_frame(0x4, 0, 0, b"") + bad)  # SETTINGS, then the bad bytes
             _closed_after(s, b"")

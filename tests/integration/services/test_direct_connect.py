@@ -62,22 +62,33 @@ def test_direct_connect_with_certificates(
     dc_port = free_port()
     t = make_transporter("client-c")
     created = director.create_tenant(
-        "client-c", direct_connect={"address": f"127.0.0.1:{dc_port}", "auth": "certificate"})
+        "client-c", direct_connect={"address": f"127.0.0.1:{dc_port}", "auth": "certificate"}
+    )
     assert t.enroll(director, created["credentials"]["enrollment_key"]).returncode == 0
     # Direct Connect only: no uplink session at all.
-    t.start("--no-uplink", "--direct-connect", "--direct-connect-host", "127.0.0.1",
-            "--direct-connect-port", str(dc_port), "--allow", f"127.0.0.1:{echo_port}")
+    t.start(
+        "--no-uplink",
+        "--direct-connect",
+        "--direct-connect-host",
+        "127.0.0.1",
+        "--direct-connect-port",
+        str(dc_port),
+        "--allow",
+        f"127.0.0.1:{echo_port}",
+    )
     wait_for(lambda: _dc_up(dc_port), 20, "Direct Connect listener")
     assert not director.online("client-c")
-    tunnel = director.api("POST", "/api/v1/tenants/client-c/tunnels",
-                          {"target": f"127.0.0.1:{echo_port}", "via": "direct"})
+    tunnel = director.api(
+        "POST", "/api/v1/tenants/client-c/tunnels", {"target": f"127.0.0.1:{echo_port}", "via": "direct"}
+    )
     assert tunnel["host"] == "127.0.0.1" and tunnel["via"] == "direct"
     payload = bytes(range(256)) * 4096  # 1 MiB, both ways
     assert _roundtrip(tunnel["port"], payload) == payload
     # Two tunnels' connections at once, each its own stream.
     results: list[bytes] = []
-    threads = [threading.Thread(target=lambda: results.append(_roundtrip(tunnel["port"], b"x" * 100_000)))
-               for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: results.append(_roundtrip(tunnel["port"], b"x" * 100_000))) for _ in range(3)
+    ]
     for th in threads:
         th.start()
     for th in threads:
@@ -99,8 +110,16 @@ def test_direct_connect_refuses_a_peer_that_is_another_tenant(
     t = make_transporter("real")
     created = director.create_tenant("real")
     assert t.enroll(director, created["credentials"]["enrollment_key"]).returncode == 0
-    t.start("--no-uplink", "--direct-connect", "--direct-connect-host", "127.0.0.1",
-            "--direct-connect-port", str(dc_port), "--allow", f"127.0.0.1:{echo_port}")
+    t.start(
+        "--no-uplink",
+        "--direct-connect",
+        "--direct-connect-host",
+        "127.0.0.1",
+        "--direct-connect-port",
+        str(dc_port),
+        "--allow",
+        f"127.0.0.1:{echo_port}",
+    )
     wait_for(lambda: _dc_up(dc_port), 20, "Direct Connect listener")
     # Another tenant's record points at that listener (spoofed address): the certificate says who it is.
     director.create_tenant("other", direct_connect={"address": f"127.0.0.1:{dc_port}"})
@@ -118,33 +137,47 @@ def test_direct_connect_with_a_pre_shared_key(
     psk_file.write_text(psk)
     psk_file.chmod(0o600)
     t = make_transporter("psk-site")  # never enrolled: PSK mode needs no certificate from the Director
-    t.start("--no-uplink", "--direct-connect", "--direct-connect-host", "127.0.0.1",
-            "--direct-connect-port", str(dc_port), "--direct-connect-auth", "psk", "--psk-file", str(psk_file),
-            "--allow", f"127.0.0.1:{echo_port}")
+    t.start(
+        "--no-uplink",
+        "--direct-connect",
+        "--direct-connect-host",
+        "127.0.0.1",
+        "--direct-connect-port",
+        str(dc_port),
+        "--direct-connect-auth",
+        "psk",
+        "--psk-file",
+        str(psk_file),
+        "--allow",
+        f"127.0.0.1:{echo_port}",
+    )
     wait_for(lambda: _dc_up(dc_port), 20, "Direct Connect listener")
     director.create_tenant("psk-site", direct_connect={"address": f"127.0.0.1:{dc_port}", "auth": "psk", "psk": psk})
     got = director.api("GET", "/api/v1/tenants/psk-site")
     assert got["direct_connect"] == {"address": f"127.0.0.1:{dc_port}", "auth": "psk", "psk_set": True}
-    tunnel = director.api("POST", "/api/v1/tenants/psk-site/tunnels",
-                          {"target": f"127.0.0.1:{echo_port}", "via": "direct"})
+    tunnel = director.api(
+        "POST", "/api/v1/tenants/psk-site/tunnels", {"target": f"127.0.0.1:{echo_port}", "via": "direct"}
+    )
     assert _roundtrip(tunnel["port"], b"hello through psk") == b"hello through psk"
     with pytest.raises(ApiError) as exc:
         director.api("POST", "/api/v1/tenants/psk-site/tunnels", {"target": "127.0.0.1:1", "via": "direct"})
     assert exc.value.status == 403
     # A wrong key is refused by the Transporter; the Director says so.
     director.api("DELETE", f"/api/v1/tenants/psk-site/tunnels/{tunnel['id']}")
-    director.create_tenant("psk-wrong", direct_connect={"address": f"127.0.0.1:{dc_port}", "auth": "psk",
-                                                        "psk": "a wrong key of enough length"})
+    director.create_tenant(
+        "psk-wrong",
+        direct_connect={"address": f"127.0.0.1:{dc_port}", "auth": "psk", "psk": "a wrong key of enough length"},
+    )
     with pytest.raises(ApiError) as exc:
-        director.api("POST", "/api/v1/tenants/psk-wrong/tunnels", {"target": f"127.0.0.1:{echo_port}",
-                                                                    "via": "direct"})
+        director.api("POST", "/api/v1/tenants/psk-wrong/tunnels", {"target": f"127.0.0.1:{echo_port}", "via": "direct"})
     assert exc.value.status == 502 and "pre-shared-key" in exc.value.detail
     for text in (director.log(), t.log()):
         assert psk not in text
 
 
-def test_tunnel_over_the_uplink(director: DirectorProc, two_online: tuple[TransporterProc, ...],
-                                echo_port: int) -> None:
+def test_tunnel_over_the_uplink(
+    director: DirectorProc, two_online: tuple[TransporterProc, ...], echo_port: int
+) -> None:
     # B allows 127.0.0.1:9 only; restart it with the echo server allowed as well.
     _a, b = two_online
     b.stop()

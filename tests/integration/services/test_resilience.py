@@ -31,8 +31,9 @@ def test_graceful_shutdown_finishes_in_flight_streams(
     result: dict[str, Any] = {}
 
     def slow_command() -> None:
-        result["answer"] = director.api("POST", "/api/v1/tenants/tenant-a/commands",
-                                        {"command": "sleep", "args": {"seconds": 1.5}})
+        result["answer"] = director.api(
+            "POST", "/api/v1/tenants/tenant-a/commands", {"command": "sleep", "args": {"seconds": 1.5}}
+        )
 
     worker = threading.Thread(target=slow_command)
     worker.start()

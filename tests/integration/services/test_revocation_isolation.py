@@ -29,8 +29,11 @@ def test_revoke_closes_the_session_and_refuses_new_handshakes(
     wait_for(lambda: director.status("tenant-a")["state"] == "revoked", 10, "session closed within 10 s")
     # It keeps knocking (forever), and each handshake is refused.
     wait_for(lambda: "refused: tenant revoked" in a.log(), 15, "Transporter told it is revoked")
-    wait_for(lambda: len(director.api("GET", "/api/v1/events?kind=handshake_refused&tenant=tenant-a")) >= 1, 10,
-             "refused handshake recorded")
+    wait_for(
+        lambda: len(director.api("GET", "/api/v1/events?kind=handshake_refused&tenant=tenant-a")) >= 1,
+        10,
+        "refused handshake recorded",
+    )
     assert not director.online("tenant-a") and director.online("tenant-b")
     kinds = [e["kind"] for e in director.api("GET", "/api/v1/events?tenant=tenant-a&limit=1000")]
     assert "tenant_revoked" in kinds
@@ -47,15 +50,18 @@ def _site(root: Path, tenant_id: str) -> Site:
     return Site(cfg, StateDir(root), tenant_id, None)
 
 
-async def _connect(director: DirectorProc, cert: Path, key: Path, site: Site | None = None,
-                   h2_client: bool = False) -> Channel:
+async def _connect(
+    director: DirectorProc, cert: Path, key: Path, site: Site | None = None, h2_client: bool = False
+) -> Channel:
     ctx = ssl.create_default_context(cafile=str(director.state / "ca.crt"))
     ctx.load_cert_chain(cert, key)
     loop = asyncio.get_running_loop()
     handler = (lambda s: site.handle(s, Guard(kind="uplink"))) if site else None
     _t, ch = await loop.create_connection(
         lambda: Channel(ctx, server_side=False, h2_client=h2_client, server_hostname="127.0.0.1", handler=handler),
-        "127.0.0.1", director.uplink_port)
+        "127.0.0.1",
+        director.uplink_port,
+    )
     await ch.ready
     return ch
 
@@ -71,7 +77,8 @@ def test_spoofed_tenant_ids_reach_nothing(
         # A's certificate, but the site claims to be B: identity comes from the certificate alone.
         ch = await _connect(director, a.state / "client.crt", a.state / "client.key", _site(tmp_path, ids["tenant-b"]))
         wait_ok = await asyncio.to_thread(
-            wait_for, lambda: director.status("tenant-a")["address"] != a_addr, 10, "A's session replaced")
+            wait_for, lambda: director.status("tenant-a")["address"] != a_addr, 10, "A's session replaced"
+        )
         assert wait_ok
         assert director.status("tenant-b")["address"] == b_addr  # B's real session untouched
         dash = await asyncio.to_thread(director.api, "GET", "/api/v1/tenants/tenant-b/dashboard")
@@ -79,8 +86,10 @@ def test_spoofed_tenant_ids_reach_nothing(
         ch.close("done")
         # A tries to open a stream towards the Director: a protocol violation, the connection dies.
         ch2 = await _connect(director, a.state / "client.crt", a.state / "client.key", h2_client=True)
-        stream = ch2.open_stream([(":method", "GET"), (":path", "/api/v1/tenants"), (":scheme", "https"),
-                                  (":authority", "director")], end_stream=True)
+        stream = ch2.open_stream(
+            [(":method", "GET"), (":path", "/api/v1/tenants"), (":scheme", "https"), (":authority", "director")],
+            end_stream=True,
+        )
         with pytest.raises(ChannelClosed):
             await asyncio.wait_for(asyncio.shield(stream.response_headers), 10)
 
@@ -95,14 +104,22 @@ def test_spoofed_tenant_ids_reach_nothing(
     unknown = pki.issue(ca, "tenant-b", uris=[tenant_uri(ids["tenant-b"])], server=False, client=True)
     pki.write_keypair(unknown, tmp_path / "unknown.crt", tmp_path / "unknown.key")
     expired_key = pki.new_key()
-    expired = pki.sign(ca, expired_key.public_key(), "tenant-b", uris=[tenant_uri(ids["tenant-b"])], server=False,
-                       client=True, valid_for=-dt.timedelta(minutes=2))
+    expired = pki.sign(
+        ca,
+        expired_key.public_key(),
+        "tenant-b",
+        uris=[tenant_uri(ids["tenant-b"])],
+        server=False,
+        client=True,
+        valid_for=-dt.timedelta(minutes=2),
+    )
     pki.write_keypair(pki.KeyPair(cert=expired, key=expired_key), tmp_path / "expired.crt", tmp_path / "expired.key")
 
     async def refused(name: str) -> str:
         try:
-            ch = await _connect(director, tmp_path / f"{name}.crt", tmp_path / f"{name}.key",
-                                _site(tmp_path, ids["tenant-b"]))
+            ch = await _connect(
+                director, tmp_path / f"{name}.crt", tmp_path / f"{name}.key", _site(tmp_path, ids["tenant-b"])
+            )
         except (ChannelClosed, OSError) as exc:
             return str(exc)
         reason = await asyncio.wait_for(ch.closed, 10)

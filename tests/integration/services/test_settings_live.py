@@ -79,8 +79,18 @@ def test_validation_lists_what_is_allowed(director: DirectorProc) -> None:
     registry = director.api("GET", "/api/v1/settings")["registry"]
     assert registry["max_concurrent_tasks"]["default"] == 6 and registry["max_concurrent_tasks"]["maximum"] == 1024
     assert registry["setup_port"]["applies"] == "restart"
-    for key in ("setup_port", "uplink_port", "heartbeat_interval", "heartbeat_misses", "reconnect_backoff_cap",
-                "max_concurrent_tasks", "max_sessions", "max_streams_per_session", "tls_min_version", "log_level"):
+    for key in (
+        "setup_port",
+        "uplink_port",
+        "heartbeat_interval",
+        "heartbeat_misses",
+        "reconnect_backoff_cap",
+        "max_concurrent_tasks",
+        "max_sessions",
+        "max_streams_per_session",
+        "tls_min_version",
+        "log_level",
+    ):
         assert key in registry
 
 
@@ -92,8 +102,9 @@ def test_pushed_settings_apply_at_the_site(director: DirectorProc, two_online: t
     results: list[Any] = []
 
     def sleeper() -> None:
-        results.append(director.api("POST", "/api/v1/tenants/tenant-a/commands",
-                                    {"command": "sleep", "args": {"seconds": 2}}))
+        results.append(
+            director.api("POST", "/api/v1/tenants/tenant-a/commands", {"command": "sleep", "args": {"seconds": 2}})
+        )
 
     worker = threading.Thread(target=sleeper)
     worker.start()

@@ -94,10 +94,15 @@ def test_targets() -> None:
 def test_director_config_sources(tmp_path: Path) -> None:
     cfg_file = tmp_path / "d.toml"
     cfg_file.write_text('state_dir = "/srv/d"\nserver_names = ["d.example"]\nsetup_port = 8443\n')
-    cfg = load_config(["--config", str(cfg_file), "--setup-port", "9443"],
-                      {"TENANTRY_DIRECTOR_LISTEN_HOST": "127.0.0.1"})
+    cfg = load_config(
+        ["--config", str(cfg_file), "--setup-port", "9443"], {"TENANTRY_DIRECTOR_LISTEN_HOST": "127.0.0.1"}
+    )
     assert (cfg.state_dir, cfg.setup_port, cfg.listen_host, cfg.server_names) == (
-        Path("/srv/d"), 9443, "127.0.0.1", ["d.example"])
+        Path("/srv/d"),
+        9443,
+        "127.0.0.1",
+        ["d.example"],
+    )
     cfg_file.write_text("setup_port = 'many'\n")
     with pytest.raises(ConfigError, match="setup_port"):
         load_config(["--config", str(cfg_file)], {})

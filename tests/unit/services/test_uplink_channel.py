@@ -36,9 +36,12 @@ async def _pair(tmp: Path, handler: object, limits: ChannelLimits | None = None)
     server = await loop.create_server(factory, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     _t, site = await loop.create_connection(
-        lambda: Channel(client_ctx, server_side=False, h2_client=False, server_hostname="127.0.0.1",
-                        handler=handler, limits=limits),  # type: ignore[arg-type]
-        "127.0.0.1", port)
+        lambda: Channel(
+            client_ctx, server_side=False, h2_client=False, server_hostname="127.0.0.1", handler=handler, limits=limits
+        ),  # type: ignore[arg-type]
+        "127.0.0.1",
+        port,
+    )
     await site.ready
     director = await accepted
     await director.ready

@@ -76,8 +76,11 @@ def test_expert_settings_refusals_change_nothing(tmp_path: Path, director: Direc
     run = run_module(tmp_path, "tenantry.msp.expert_settings", conn(director, settings={"heartbeat_misses": 99}))
     assert run.result["failed"] and run.result["status"] == 422
     assert "heartbeat_misses=99 refused" in run.result["msg"]
-    run = run_module(tmp_path, "tenantry.msp.expert_settings",
-                     conn(director, admin_token="wrong-token-value", settings={"heartbeat_misses": 4}))
+    run = run_module(
+        tmp_path,
+        "tenantry.msp.expert_settings",
+        conn(director, admin_token="wrong-token-value", settings={"heartbeat_misses": 4}),
+    )
     assert run.result["failed"] and run.result["status"] == 401 and "admin token" in run.result["msg"]
     assert "wrong-token-value" not in run.stdout + run.stderr
     assert director.api("GET", "/api/v1/settings")["values"]["heartbeat_misses"] == 3
@@ -114,8 +117,11 @@ def test_uplink_port_moves_connected_transporters(
     run = run_module(tmp_path, "tenantry.msp.expert_settings", conn(director, settings={"uplink_port": new}))
     assert run.result["changed"] and run.result["restart_required"] == []
     wait_for(lambda: director.api("GET", "/api/v1/status")["uplink_ports"] == [new], 60, "the old listener closed")
-    wait_for(lambda: director.online("site-a") and t.state_json()["settings"]["uplink_port"] == new, 30,
-             "site-a back online on the new port")
+    wait_for(
+        lambda: director.online("site-a") and t.state_json()["settings"]["uplink_port"] == new,
+        30,
+        "site-a back online on the new port",
+    )
 
 
 # ---------------------------------------------------------------------- tenant
@@ -134,8 +140,9 @@ def test_tenant_create_is_idempotent_and_credentials_come_once(tmp_path: Path, d
 
 def test_tenant_update_psk_diff_and_kind(tmp_path: Path, director: DirectorProc) -> None:
     psk = "a-pre-shared-key-of-some-length"
-    base = conn(director, name="globex", direct_connect={"address": "gw.globex.example:9446", "auth": "psk",
-                                                         "psk": psk})
+    base = conn(
+        director, name="globex", direct_connect={"address": "gw.globex.example:9446", "auth": "psk", "psk": psk}
+    )
     assert run_module(tmp_path, "tenantry.msp.tenant", base).result["changed"] is True
     again = run_module(tmp_path, "tenantry.msp.tenant", base, diff=True)
     assert again.result["changed"] is False
@@ -179,8 +186,10 @@ def test_regenerate_credentials_and_revoked_state(tmp_path: Path, director: Dire
     assert again.result["changed"] and again.result["credentials"]["token"] != first["token"]
     local = run_module(tmp_path, "tenantry.msp.tenant", conn(director, name="msp-local", kind="local"))
     assert local.result["changed"] and "credentials" not in local.result
-    revoked = [run_module(tmp_path, "tenantry.msp.tenant", conn(director, name="hooli", state="revoked")).result
-               for _ in range(2)]
+    revoked = [
+        run_module(tmp_path, "tenantry.msp.tenant", conn(director, name="hooli", state="revoked")).result
+        for _ in range(2)
+    ]
     assert [r["changed"] for r in revoked] == [True, False]
     assert revoked[1]["tenant"]["status"]["state"] == "revoked"
     missing = run_module(tmp_path, "tenantry.msp.tenant", conn(director, name="nobody", state="revoked"))

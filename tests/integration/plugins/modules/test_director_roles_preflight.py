@@ -19,13 +19,19 @@ from tenantry.director.settings import ExpertSettings
 
 def play(tmp_path: Path, role: str, variables: dict[str, Any], tags: str) -> Any:
     path = tmp_path / "play.yml"
-    path.write_text(json.dumps([{
-        "name": "preflight",
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars": variables,
-        "roles": [{"role": role}],
-    }]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "preflight",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "vars": variables,
+                    "roles": [{"role": role}],
+                }
+            ]
+        )
+    )
     return run_playbook(path, "-i", "localhost,", "-c", "local", "--tags", tags)
 
 
@@ -43,8 +49,10 @@ def failure(run: Any) -> str:
         ({"director_setup_port": 70000}, "director_setup_port is 70000: a TCP port is a number from 1 to 65535"),
         ({"director_uplink_port": 0}, "director_uplink_port is 0: a TCP port"),
         ({"director_uplink_port": 4443}, "director_setup_port and director_uplink_port are both 4443"),
-        ({"director_expert_settings": {"heartbeat_interval": 5, "max_speed": 1}},
-         "unknown Expert Setting(s) in director_expert_settings: max_speed. Allowed: heartbeat_interval"),
+        (
+            {"director_expert_settings": {"heartbeat_interval": 5, "max_speed": 1}},
+            "unknown Expert Setting(s) in director_expert_settings: max_speed. Allowed: heartbeat_interval",
+        ),
         ({"director_expert_settings": {"uplink_port": 7702}}, "set the ports with director_setup_port"),
         ({"director_ca_cert": "-----BEGIN CERTIFICATE-----"}, "give both director_ca_cert and director_ca_key"),
         ({"director_api_host": "10.0.0.1"}, "director_api_host 10.0.0.1 is not one of director_server_names"),
@@ -61,9 +69,16 @@ def test_director_preflight_refuses(tmp_path: Path, variables: dict[str, Any], m
 
 
 def test_director_preflight_accepts_good_input(tmp_path: Path) -> None:
-    run = play(tmp_path, "tenantry.msp.director",
-               {"director_uplink_port": 7702, "director_expert_settings": {"heartbeat_interval": 5},
-                "director_tenants": [{"name": "acme", "description": "Acme"}]}, "director_preflight")
+    run = play(
+        tmp_path,
+        "tenantry.msp.director",
+        {
+            "director_uplink_port": 7702,
+            "director_expert_settings": {"heartbeat_interval": 5},
+            "director_tenants": [{"name": "acme", "description": "Acme"}],
+        },
+        "director_preflight",
+    )
     assert run.rc == 0, run.stdout[-2000:]
 
 
@@ -74,8 +89,10 @@ def test_director_preflight_accepts_good_input(tmp_path: Path) -> None:
         ({"transporter_enrollment_key": "not-a-key"}, "transporter_enrollment_key is not an enrollment key"),
         # meta/argument_specs.yml refuses it first
         ({"transporter_mode": "vpn"}, "value of transporter_mode must be one of: uplink, direct_connect, got: vpn"),
-        ({"transporter_mode": "direct_connect", "transporter_direct_connect_auth": "psk"},
-         "transporter_direct_connect_auth psk needs transporter_direct_connect_psk"),
+        (
+            {"transporter_mode": "direct_connect", "transporter_direct_connect_auth": "psk"},
+            "transporter_direct_connect_auth psk needs transporter_direct_connect_psk",
+        ),
         ({"transporter_direct_connect_port": 99999}, "transporter_direct_connect_port is 99999"),
         ({"transporter_allow": ["10.0.0.5"]}, "10.0.0.5 is not host:port"),
     ],
@@ -88,10 +105,17 @@ def test_transporter_preflight_refuses(tmp_path: Path, variables: dict[str, Any]
 
 
 def test_transporter_psk_mode_needs_no_enrollment(tmp_path: Path) -> None:
-    run = play(tmp_path, "tenantry.msp.transporter",
-               {"transporter_state_dir": str(tmp_path / "state"), "transporter_mode": "direct_connect",
-                "transporter_direct_connect_auth": "psk", "transporter_direct_connect_psk": "x" * 20},
-               "transporter_preflight")
+    run = play(
+        tmp_path,
+        "tenantry.msp.transporter",
+        {
+            "transporter_state_dir": str(tmp_path / "state"),
+            "transporter_mode": "direct_connect",
+            "transporter_direct_connect_auth": "psk",
+            "transporter_direct_connect_psk": "x" * 20,
+        },
+        "transporter_preflight",
+    )
     assert run.rc == 0, run.stdout[-2000:]
 
 
@@ -116,19 +140,34 @@ def test_firewall_backend_is_chosen_by_fact(
     tmp_path: Path, requested: str, firewalld_running: bool, ufw_active: bool, chosen: str
 ) -> None:
     path = tmp_path / "decide.yml"
-    path.write_text(json.dumps([{
-        "name": "decide",
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [
-            {"name": "decide", "ansible.builtin.include_role": {"name": "tenantry.msp._common",
-                                                                "tasks_from": "firewall_decide.yml"},
-             "vars": {"_common_firewall_backend": requested,
-                      "__common_firewall_probe": {"firewalld_running": firewalld_running,
-                                                  "ufw_active": ufw_active}}},
-            {"name": "show", "ansible.builtin.debug": {"var": "__common_firewall_backend"}},
-        ],
-    }]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "decide",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "decide",
+                            "ansible.builtin.include_role": {
+                                "name": "tenantry.msp._common",
+                                "tasks_from": "firewall_decide.yml",
+                            },
+                            "vars": {
+                                "_common_firewall_backend": requested,
+                                "__common_firewall_probe": {
+                                    "firewalld_running": firewalld_running,
+                                    "ufw_active": ufw_active,
+                                },
+                            },
+                        },
+                        {"name": "show", "ansible.builtin.debug": {"var": "__common_firewall_backend"}},
+                    ],
+                }
+            ]
+        )
+    )
     run = run_playbook(path, "-i", "localhost,", "-c", "local")
     assert run.rc == 0, run.stdout[-2000:]
     assert run.result["__common_firewall_backend"] == chosen

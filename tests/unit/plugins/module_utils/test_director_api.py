@@ -48,23 +48,35 @@ def test_settings_changes_only_what_differs_after_coercion() -> None:
 
 
 def test_unknown_settings_name_what_is_allowed() -> None:
-    with pytest.raises(InvalidSettings, match=r"unknown Expert Setting\(s\) bogus, nope; allowed settings: "
-                                              r"heartbeat_interval, setup_port, tls_min_version, uplink_port"):
+    with pytest.raises(
+        InvalidSettings,
+        match=r"unknown Expert Setting\(s\) bogus, nope; allowed settings: "
+        r"heartbeat_interval, setup_port, tls_min_version, uplink_port",
+    ):
         settings_changes(VALUES, REGISTRY, {"nope": 1, "bogus": 2, "uplink_port": 1})
 
 
 @pytest.mark.parametrize(
     ("kind", "raw", "expected"),
-    [("integer", "12", 12), ("integer", 12.0, 12), ("number", "2.5", 2.5), ("number", 3, 3.0),
-     ("string", 1.3, "1.3"), ("boolean", "yes", True), ("boolean", "off", False)],
+    [
+        ("integer", "12", 12),
+        ("integer", 12.0, 12),
+        ("number", "2.5", 2.5),
+        ("number", 3, 3.0),
+        ("string", 1.3, "1.3"),
+        ("boolean", "yes", True),
+        ("boolean", "off", False),
+    ],
 )
 def test_coerce_setting(kind: str, raw: Any, expected: Any) -> None:
     value = coerce_setting("x", raw, {"type": kind})
     assert value == expected and type(value) is type(expected)
 
 
-@pytest.mark.parametrize(("kind", "raw"), [("integer", "seven"), ("integer", 1.5), ("integer", True),
-                                           ("number", "fast"), ("boolean", "maybe")])
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [("integer", "seven"), ("integer", 1.5), ("integer", True), ("number", "fast"), ("boolean", "maybe")],
+)
 def test_coerce_setting_refuses_wrong_types(kind: str, raw: Any) -> None:
     with pytest.raises(InvalidSettings, match="is not a valid " + kind):
         coerce_setting("x", raw, {"type": kind})
@@ -72,8 +84,13 @@ def test_coerce_setting_refuses_wrong_types(kind: str, raw: Any) -> None:
 
 # ---------------------------------------------------------------------- tenants
 TENANT = {
-    "id": "t-1", "name": "acme", "kind": "remote", "description": "Acme", "contact": "it@acme.example",
-    "workload_quota": 5, "revoked_at": None,
+    "id": "t-1",
+    "name": "acme",
+    "kind": "remote",
+    "description": "Acme",
+    "contact": "it@acme.example",
+    "workload_quota": 5,
+    "revoked_at": None,
     "direct_connect": {"address": "gw.acme.example:9446", "auth": "psk", "psk_set": True},
     "status": {"online": True},
 }
@@ -90,8 +107,9 @@ def test_tenant_changes_direct_connect() -> None:
     assert tenant_changes(TENANT, same) == {}
     assert tenant_changes(TENANT, same, update_psk=True) == {"direct_connect": same["direct_connect"]}
     moved = {"direct_connect": {"address": "gw2.acme.example:9446", "auth": "certificate", "psk": None}}
-    assert tenant_changes(TENANT, moved) == {"direct_connect": {"address": "gw2.acme.example:9446",
-                                                                "auth": "certificate"}}
+    assert tenant_changes(TENANT, moved) == {
+        "direct_connect": {"address": "gw2.acme.example:9446", "auth": "certificate"}
+    }
     assert tenant_changes(TENANT, {"direct_connect": {}}) == {"direct_connect": None}
     assert tenant_changes(dict(TENANT, direct_connect=None), {"direct_connect": {"address": None}}) == {}
     no_psk_yet = dict(TENANT, direct_connect={"address": "gw.acme.example:9446", "auth": "psk", "psk_set": False})
@@ -99,15 +117,33 @@ def test_tenant_changes_direct_connect() -> None:
 
 
 def test_tenant_create_spec_and_views_never_show_secrets() -> None:
-    spec = tenant_create_spec({"name": "acme", "kind": None, "description": "Acme", "contact": None,
-                               "workload_quota": 3,
-                               "direct_connect": {"address": "gw:9446", "auth": "psk", "psk": "0123456789abcdef"}})
-    assert spec == {"name": "acme", "kind": "remote", "description": "Acme", "workload_quota": 3,
-                    "direct_connect": {"address": "gw:9446", "auth": "psk", "psk": "0123456789abcdef"}}
+    spec = tenant_create_spec(
+        {
+            "name": "acme",
+            "kind": None,
+            "description": "Acme",
+            "contact": None,
+            "workload_quota": 3,
+            "direct_connect": {"address": "gw:9446", "auth": "psk", "psk": "0123456789abcdef"},
+        }
+    )
+    assert spec == {
+        "name": "acme",
+        "kind": "remote",
+        "description": "Acme",
+        "workload_quota": 3,
+        "direct_connect": {"address": "gw:9446", "auth": "psk", "psk": "0123456789abcdef"},
+    }
     view = tenant_view(TENANT)
-    assert view == {"name": "acme", "kind": "remote", "description": "Acme", "contact": "it@acme.example",
-                    "workload_quota": 5, "revoked": False,
-                    "direct_connect": {"address": "gw.acme.example:9446", "auth": "psk", "psk_set": True}}
+    assert view == {
+        "name": "acme",
+        "kind": "remote",
+        "description": "Acme",
+        "contact": "it@acme.example",
+        "workload_quota": 5,
+        "revoked": False,
+        "direct_connect": {"address": "gw.acme.example:9446", "auth": "psk", "psk_set": True},
+    }
     after = apply_view(view, {"direct_connect": spec["direct_connect"], "description": "new"})
     assert "0123456789abcdef" not in json.dumps(after)
     assert after["direct_connect"]["psk_set"] is True and after["description"] == "new"
@@ -122,8 +158,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        type(self).seen.append({"method": self.command, "path": self.path, "auth": self.headers.get("Authorization"),
-                                "body": json.loads(body) if body else None})
+        type(self).seen.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "body": json.loads(body) if body else None,
+            }
+        )
         status, payload = type(self).answers.get(self.path.split("?")[0], (404, b'{"detail": "no such tenant"}'))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -156,18 +198,25 @@ def client(url: str, token: str = "s3cret-token") -> DirectorClient:
 
 
 def test_requests_carry_the_token_and_json(peer: str) -> None:
-    _Handler.answers = {"/api/v1/settings": (200, b'{"values": {}, "changed": [], "restart_required": []}'),
-                        "/api/v1/tenants": (200, b"[]")}
+    _Handler.answers = {
+        "/api/v1/settings": (200, b'{"values": {}, "changed": [], "restart_required": []}'),
+        "/api/v1/tenants": (200, b"[]"),
+    }
     c = client(peer)
     assert c.put_settings({"uplink_port": 7702})["changed"] == []
     assert c.tenant("a b") is None
-    assert _Handler.seen[0] == {"method": "PUT", "path": "/api/v1/settings", "auth": "Bearer s3cret-token",
-                                "body": {"uplink_port": 7702}}
+    assert _Handler.seen[0] == {
+        "method": "PUT",
+        "path": "/api/v1/settings",
+        "auth": "Bearer s3cret-token",
+        "body": {"uplink_port": 7702},
+    }
     assert _Handler.seen[1]["path"] == "/api/v1/tenants?name=a%20b"
 
 
-@pytest.mark.parametrize(("status", "error"), [(401, AuthenticationFailed), (404, NotFound), (409, Conflict),
-                                               (422, Refused), (500, Refused)])
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, AuthenticationFailed), (404, NotFound), (409, Conflict), (422, Refused), (500, Refused)]
+)
 def test_http_errors_are_typed_and_carry_the_detail(peer: str, status: int, error: type[DirectorApiError]) -> None:
     _Handler.answers = {"/api/v1/status": (status, json.dumps({"detail": "why it was refused"}).encode())}
     with pytest.raises(error) as info:
