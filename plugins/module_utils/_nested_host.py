@@ -25,8 +25,8 @@ from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import ROUTES_SPEC
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
+    InvalidRequest,
     VSphereClient,
-    VSphereError,
     fault_message,
     run_calls,
     vim,
@@ -106,12 +106,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-class NestedHostError(VSphereError):
+class NestedHostError(InvalidRequest):
     """The input, or the host it points at, does not allow the change; ``errors`` lists every problem."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
 
 
 # --------------------------------------------------------------------------- input

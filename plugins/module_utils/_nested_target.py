@@ -26,8 +26,8 @@ from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import portgroup_name
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
+    InvalidRequest,
     VSphereClient,
-    VSphereError,
     retrieve_objects,
     run_calls,
     vim,
@@ -82,12 +82,8 @@ _VM_DETAIL = [
 ]
 
 
-class NestedTargetError(VSphereError):
+class NestedTargetError(InvalidRequest):
     """The input, or the site it points at, does not allow the change; ``errors`` lists every problem."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
 
 
 # --------------------------------------------------------------------------- input

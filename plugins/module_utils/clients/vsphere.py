@@ -48,6 +48,14 @@ class AuthenticationFailed(VSphereError):
     """The endpoint answered but refused the credentials."""
 
 
+class InvalidRequest(VSphereError):
+    """The input, or the objects it points at, does not allow the change; ``errors`` lists every problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
 class NotFound(VSphereError):
     """A named object does not exist."""
 
