@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 
 from tenantry.common.logsetup import set_level, setup_logging
@@ -35,11 +36,23 @@ def _tune_malloc() -> None:
 
 
 async def _run(config: DirectorConfig) -> None:
+    """The Director and its API server, until SIGTERM or SIGINT."""
+    from tenantry.director.api.server import ApiServer
     from tenantry.director.service import Director
 
     director = Director(config)
     set_level(config.log_level or director.settings.log_level)
-    await director.run()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await director.start()
+    api = ApiServer(director)
+    director.started(await api.start(config.listen_host, director.settings.setup_port))
+    await stopping.wait()
+    await director.stop()
+    await api.stop()
+    director.close()
 
 
 def main(argv: list[str] | None = None) -> int:

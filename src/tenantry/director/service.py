@@ -6,10 +6,8 @@ import asyncio
 import datetime as dt
 import logging
 import secrets
-import signal
 import socket
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +17,11 @@ import tenantry
 from tenantry.common import logsetup, pki
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
 from tenantry.director.config import DirectorConfig
+from tenantry.director.errors import DirectorError
+from tenantry.director.limits import RateLimiter
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes
 from tenantry.director.store import Store, TenantRow
+from tenantry.director.tunnels import TunnelManager
 from tenantry.director.uplink import GOAWAY_REVOKED, Session, UplinkHub
 from tenantry.protocol import tls
 from tenantry.protocol.channel import ChannelClosed, StreamError
@@ -28,15 +29,6 @@ from tenantry.protocol.identity import new_tenant_id, serial_hex
 from tenantry.protocol.messages import SiteInfo
 
 log = logging.getLogger(__name__)
-
-
-class DirectorError(Exception):
-    """An operation was refused; ``status`` is the HTTP status the API answers with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -53,37 +45,6 @@ class Enrolled:
     ca_pem: str
     uplink_port: int
     settings: dict[str, Any]
-
-
-class RateLimiter:
-    """Failures per key in a sliding window; checked before any expensive work."""
-
-    def __init__(self, window: float = 60.0) -> None:
-        self.window = window
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-
-    def _trim(self, key: str, now: float) -> deque[float]:
-        hits = self._hits[key]
-        while hits and hits[0] < now - self.window:
-            hits.popleft()
-        if not hits:
-            del self._hits[key]
-            return deque()
-        return hits
-
-    def blocked(self, key: str, limit: int) -> float:
-        """Seconds until ``key`` may try again (0: allowed)."""
-        now = time.monotonic()
-        hits = self._trim(key, now)
-        if len(hits) < limit:
-            return 0.0
-        return max(0.1, hits[0] + self.window - now)
-
-    def fail(self, key: str) -> None:
-        self._hits[key].append(time.monotonic())
-        if len(self._hits) > 100_000:  # bound memory under a spray of source addresses
-            oldest = next(iter(self._hits))
-            del self._hits[oldest]
 
 
 class Director:
@@ -124,10 +85,14 @@ class Director:
         self.hub.on_connect.append(self._session_started)
         self.setup_port = 0
         self._settings_lock = asyncio.Lock()
-        from tenantry.director.tunnels import TunnelManager
-
-        self.tunnels = TunnelManager(self)
-        self.stopping = asyncio.Event()
+        self.tunnels = TunnelManager(
+            store=self.store,
+            hub=self.hub,
+            authority=self.authority,
+            settings=lambda: self.settings,
+            events=self.event,
+            bind=config.tunnel_bind,
+        )
 
     # ------------------------------------------------------------------ start-up pieces
     def _load_settings(self) -> ExpertSettings:
@@ -462,9 +427,7 @@ class Director:
 
     # ------------------------------------------------------------------ run
     async def start(self) -> None:
-        """Open both listeners (used by :meth:`run` and by tests)."""
-        from tenantry.director.api import ApiServer
-
+        """Open the uplink listener and start the heartbeat; the API server is started beside it."""
         now = time.time()
         # A crash (kill -9) leaves no "disconnected" events; record the restart once for everyone.
         with self.store.tx():
@@ -473,31 +436,16 @@ class Director:
                     self.store.touch_status(row.id, state_since=now)
         self.uplink_port = await self.hub.listen(self.settings.uplink_port)
         self.hub.start()
-        self.api = ApiServer(self)
-        self.setup_port = await self.api.start(self.config.listen_host, self.settings.setup_port)
+
+    def started(self, setup_port: int) -> None:
+        """The API answers on ``setup_port``: record it and the start."""
+        self.setup_port = setup_port
         self.event(
             "director_started",
             f"Director {tenantry.__version__} started",
             setup_port=self.setup_port,
             uplink_port=self.uplink_port,
         )
-
-    async def stop(self) -> None:
-        grace = self.settings.shutdown_grace
-        log.info("shutting down: in-flight streams get up to %g s", grace)
-        self.event("director_stopping", "graceful shutdown; Transporters told to reconnect")
-        await self.tunnels.close_all()
-        await self.hub.shutdown(grace)
-        await self.api.stop()
-        for task in list(getattr(self, "_bg", ())):
-            task.cancel()
-        self.store.close()
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
-        await self.start()
         log.info(
             "Director ready: setup https://%s:%d, uplink port %d, state %s",
             self.config.listen_host,
@@ -505,5 +453,16 @@ class Director:
             self.uplink_port,
             self.config.state_dir,
         )
-        await self.stopping.wait()
-        await self.stop()
+
+    async def stop(self) -> None:
+        """Close tunnels and sessions (Transporters are told to reconnect); the store stays open."""
+        grace = self.settings.shutdown_grace
+        log.info("shutting down: in-flight streams get up to %g s", grace)
+        self.event("director_stopping", "graceful shutdown; Transporters told to reconnect")
+        await self.tunnels.close_all()
+        await self.hub.shutdown(grace)
+        for task in list(getattr(self, "_bg", ())):
+            task.cancel()
+
+    def close(self) -> None:
+        self.store.close()

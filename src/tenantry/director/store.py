@@ -9,6 +9,7 @@ registry, certificate serials, revocations, settings and events all live here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -60,17 +61,7 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS events_tenant ON events (tenant_id, id);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
 """
-
-_TENANT_COLUMNS = (
-    "id, name, kind, description, contact, workload_quota, created_at, updated_at, enroll_hash, "
-    "enroll_expires_at, enrolled_at, revoked_at, last_seen, last_address, version, hostname, state_since, "
-    "direct_connect"
-)
 
 
 @dataclass
@@ -114,10 +105,14 @@ class CertRow:
     revoked_at: float | None
 
 
+_TENANT_FIELDS = [f.name for f in dataclasses.fields(TenantRow)]
+_TENANT_COLUMNS = ", ".join(_TENANT_FIELDS)
+
+
 def _tenant(row: tuple[Any, ...]) -> TenantRow:
-    values = list(row)
-    values[-1] = json.loads(values[-1]) if values[-1] else None
-    return TenantRow(*values)
+    values = dict(zip(_TENANT_FIELDS, row, strict=True))
+    values["direct_connect"] = json.loads(values["direct_connect"]) if values["direct_connect"] else None
+    return TenantRow(**values)
 
 
 class Store:
@@ -144,39 +139,12 @@ class Store:
             raise
         self._db.execute("COMMIT")
 
-    # ---------------------------------------------------------------- meta
-    def meta_get(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row[0]) if row else None
-
-    def meta_set(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
     # ---------------------------------------------------------------- tenants
     def add_tenant(self, row: TenantRow) -> None:
-        self._db.execute(
-            f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES ({', '.join('?' * 18)})",
-            (
-                row.id,
-                row.name,
-                row.kind,
-                row.description,
-                row.contact,
-                row.workload_quota,
-                row.created_at,
-                row.updated_at,
-                row.enroll_hash,
-                row.enroll_expires_at,
-                row.enrolled_at,
-                row.revoked_at,
-                row.last_seen,
-                row.last_address,
-                row.version,
-                row.hostname,
-                row.state_since,
-                json.dumps(row.direct_connect) if row.direct_connect is not None else None,
-            ),
-        )
+        values = {name: getattr(row, name) for name in _TENANT_FIELDS}
+        values["direct_connect"] = json.dumps(row.direct_connect) if row.direct_connect is not None else None
+        marks = ", ".join("?" * len(_TENANT_FIELDS))
+        self._db.execute(f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES ({marks})", tuple(values.values()))
 
     def tenant(self, tenant_id: str) -> TenantRow | None:
         row = self._db.execute(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
@@ -235,9 +203,6 @@ class Store:
             (time.time(), tenant_id),
         )
         return cur.rowcount
-
-    def revoked_serials(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT serial FROM certificates WHERE revoked_at IS NOT NULL")]
 
     # ---------------------------------------------------------------- settings
     def settings(self) -> dict[str, Any]:

@@ -16,9 +16,15 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tenantry.director.authority import Authority
+from tenantry.director.errors import DirectorError
+from tenantry.director.settings import ExpertSettings
+from tenantry.director.store import Store, TenantRow
+from tenantry.director.uplink import Events, UplinkHub
 from tenantry.protocol import psk as pskproof
 from tenantry.protocol import tls
 from tenantry.protocol.channel import Channel, ChannelClosed, ChannelLimits, H2Stream, StreamError
@@ -26,10 +32,6 @@ from tenantry.protocol.identity import der_sha256, tenant_id_of
 from tenantry.protocol.messages import TunnelCheck, TunnelCheckResult, split_target
 from tenantry.protocol.relay import CHUNK as _CHUNK
 from tenantry.protocol.relay import relay
-
-if TYPE_CHECKING:
-    from tenantry.director.service import Director
-    from tenantry.director.store import TenantRow
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,22 @@ class Tunnel:
 
 
 class TunnelManager:
-    def __init__(self, director: Director) -> None:
-        self._director = director
+    def __init__(
+        self,
+        *,
+        store: Store,
+        hub: UplinkHub,
+        authority: Authority,
+        settings: Callable[[], ExpertSettings],
+        events: Events,
+        bind: str,
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._authority = authority
+        self._settings = settings
+        self._events = events
+        self._bind = bind
         self.tunnels: dict[str, Tunnel] = {}
         self._direct: dict[str, tuple[Channel, str | None]] = {}
         self._dial_locks: dict[str, asyncio.Lock] = {}
@@ -106,13 +122,11 @@ class TunnelManager:
 
     # ------------------------------------------------------------------ routes
     async def route(self, tenant_id: str, via: str) -> Route:
-        from tenantry.director.service import DirectorError
-
-        row = self._director.store.tenant(tenant_id)
+        row = self._store.tenant(tenant_id)
         if row is None or row.revoked_at is not None:
             raise DirectorError(404, "tenant unknown or revoked")
         if via == "uplink":
-            session = self._director.hub.sessions.get(tenant_id)
+            session = self._hub.sessions.get(tenant_id)
             if session is None:
                 raise DirectorError(409, f"tenant {row.name!r} is not online")
             return Route(session.channel)
@@ -129,14 +143,12 @@ class TunnelManager:
             return Route(channel, psk)
 
     async def _dial(self, row: TenantRow) -> tuple[Channel, str | None]:
-        from tenantry.director.service import DirectorError
-
         dc = row.direct_connect
         if not dc:
             raise DirectorError(409, f"tenant {row.name!r} has no direct_connect address")
         host, port = split_target(dc["address"])
-        auth = self._director.authority
-        settings = self._director.settings
+        auth = self._authority
+        settings = self._settings()
         if dc.get("auth") == "psk":
             ctx = tls.client_context(ca=None, min_version=settings.tls_min_version)
             psk: str | None = str(dc["psk"])
@@ -171,14 +183,12 @@ class TunnelManager:
             peer = tenant_id_of(channel.peer_cert) if channel.peer_cert is not None else None
             if peer != row.id:
                 channel.close("Direct Connect peer is another tenant")
-                self._director.event("direct_connect_refused", f"peer at {dc['address']} is not this tenant", row.id)
+                self._events("direct_connect_refused", f"peer at {dc['address']} is not this tenant", row.id)
                 raise DirectorError(502, f"the Direct Connect peer at {dc['address']} is not tenant {row.name!r}")
         return channel, psk
 
     # ------------------------------------------------------------------ lifecycle
     async def create(self, row: TenantRow, target: str, via: str, listen_port: int) -> Tunnel:
-        from tenantry.director.service import DirectorError
-
         route = await self.route(row.id, via)
         body = TunnelCheck(target=target).model_dump_json().encode()
         try:
@@ -189,7 +199,7 @@ class TunnelManager:
             raise DirectorError(502 if resp.status != 403 else 403, _detail(resp.body, resp.status))
         check = TunnelCheckResult.model_validate_json(resp.body)
         if not check.allowed:
-            self._director.event("tunnel_refused", f"{target} is not on the allow-list", row.id, target=target)
+            self._events("tunnel_refused", f"{target} is not on the allow-list", row.id, target=target)
             raise DirectorError(403, f"target {target} refused by the Transporter: {check.message}")
         tunnel = Tunnel(
             id=secrets.token_hex(6),
@@ -197,7 +207,7 @@ class TunnelManager:
             tenant_name=row.name,
             target=target,
             via=via,
-            host=self._director.config.tunnel_bind,
+            host=self._bind,
             port=0,
             created_at=time.time(),
         )
@@ -209,7 +219,7 @@ class TunnelManager:
             raise DirectorError(409, f"cannot listen on {tunnel.host}:{listen_port}: {exc.strerror}") from None
         tunnel.port = int(tunnel.server.sockets[0].getsockname()[1])
         self.tunnels[tunnel.id] = tunnel
-        self._director.event(
+        self._events(
             "tunnel_opened",
             f"{tunnel.host}:{tunnel.port} -> {target} via {via}",
             row.id,
@@ -221,13 +231,11 @@ class TunnelManager:
         return tunnel
 
     async def delete(self, tenant_id: str, tunnel_id: str) -> Tunnel:
-        from tenantry.director.service import DirectorError
-
         tunnel = self.tunnels.get(tunnel_id)
         if tunnel is None or tunnel.tenant_id != tenant_id:
             raise DirectorError(404, f"no tunnel {tunnel_id!r} for this tenant")
         await self._close(tunnel)
-        self._director.event("tunnel_closed", f"tunnel to {tunnel.target} closed", tenant_id, tunnel=tunnel.id)
+        self._events("tunnel_closed", f"tunnel to {tunnel.target} closed", tenant_id, tunnel=tunnel.id)
         return tunnel
 
     async def _close(self, tunnel: Tunnel) -> None:

@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -354,13 +353,5 @@ class UplinkHub:
         # Give the kernel a moment to flush the GOAWAY frames.
         await asyncio.sleep(0.05)
 
-    def sessions_on(self, ports: Iterable[int]) -> int:
-        wanted = set(ports)
-        return sum(1 for s in self.sessions.values() if s.port in wanted)
-
 
 _PENDING = object()
-
-
-def bound_port(sock: socket.socket) -> int:
-    return int(sock.getsockname()[1])

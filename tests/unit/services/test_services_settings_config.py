@@ -9,7 +9,7 @@ import pytest
 
 from tenantry.director import __main__ as director_main
 from tenantry.director.config import ConfigError, load_config
-from tenantry.director.service import RateLimiter
+from tenantry.director.limits import RateLimiter
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes, describe
 from tenantry.protocol import psk
 from tenantry.protocol.backoff import Backoff

@@ -1,0 +1,38 @@
+"""Admin routes for the Director's status and its event log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+import tenantry
+from tenantry.director.api.deps import Admin, DirectorDep
+from tenantry.director.api.schemas import EventOut, StatusOut, TenantStatus
+
+router = APIRouter(prefix="/api/v1", tags=["status"])
+
+
+@router.get("/events")
+async def events(
+    _: Admin,
+    director: DirectorDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    tenant: str | None = None,
+    kind: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EventOut]:
+    tenant_id = director.tenant_or_404(tenant).id if tenant else None
+    rows = director.store.events(after_id=after, tenant_id=tenant_id, kind=kind, limit=limit)
+    return [EventOut(**r.__dict__) for r in rows]
+
+
+@router.get("/status")
+async def status(_: Admin, director: DirectorDep) -> StatusOut:
+    return StatusOut(
+        version=tenantry.__version__,
+        started_at=director.started_at,
+        setup_port=director.setup_port,
+        uplink_ports=director.hub.ports,
+        tenants={r.name: TenantStatus.model_validate(director.status(r)) for r in director.store.tenants()},
+    )
