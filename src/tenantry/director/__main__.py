@@ -7,32 +7,12 @@ import logging
 import signal
 import sys
 
+from tenantry.common import memory
 from tenantry.common.logsetup import set_level, setup_logging
 from tenantry.director.config import ConfigError, DirectorConfig, load_config
 from tenantry.director.settings import SettingsError
 
 log = logging.getLogger("tenantry.director")
-
-
-def _tune_malloc() -> None:
-    """Pin glibc's mmap threshold at 1 MiB so Argon2id's 19 MiB work areas go back to the OS when freed.
-
-    By default glibc raises the threshold after the first large free, and every later
-    Argon2id buffer then stays in a per-thread arena: a few hundred MiB of RSS after many
-    tenant creations or enrollments.  No effect (and no error) on other C libraries.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        m_mmap_threshold = -3
-        libc.mallopt(m_mmap_threshold, 1 << 20)
-    except (OSError, AttributeError):
-        return
 
 
 async def _run(config: DirectorConfig) -> None:
@@ -62,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tenantry-director: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_level or "INFO")
-    _tune_malloc()
+    memory.tune_malloc()
     try:
         asyncio.run(_run(config))
     except (SettingsError, ValueError, FileExistsError) as exc:

@@ -2,36 +2,83 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from tenantry.director.errors import DirectorError
 
 
-class RateLimiter:
-    """Failures per key in a sliding window; checked before any expensive work."""
+class AttemptLimiter:
+    """Attempts per key in a sliding window, counted *before* the expensive work.
 
-    def __init__(self, window: float = 60.0) -> None:
+    ``begin`` records an attempt and refuses once ``limit`` are in the window, so parallel
+    attempts are capped exactly (none can slip past a check that only counts finished
+    failures).  ``succeeded`` takes a successful attempt back out of the count.
+    """
+
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
+        self._clock = clock
         self._hits: dict[str, deque[float]] = defaultdict(deque)
 
     def _trim(self, key: str, now: float) -> deque[float]:
         hits = self._hits[key]
         while hits and hits[0] < now - self.window:
             hits.popleft()
-        if not hits:
-            del self._hits[key]
-            return deque()
         return hits
 
-    def blocked(self, key: str, limit: int) -> float:
-        """Seconds until ``key`` may try again (0: allowed)."""
-        now = time.monotonic()
+    def begin(self, key: str, limit: int) -> float:
+        """Record an attempt: 0 when allowed, else the seconds until ``key`` may try again."""
+        now = self._clock()
         hits = self._trim(key, now)
-        if len(hits) < limit:
-            return 0.0
-        return max(0.1, hits[0] + self.window - now)
-
-    def fail(self, key: str) -> None:
-        self._hits[key].append(time.monotonic())
+        if len(hits) >= limit:
+            return max(0.1, hits[0] + self.window - now)
+        hits.append(now)
         if len(self._hits) > 100_000:  # bound memory under a spray of source addresses
-            oldest = next(iter(self._hits))
-            del self._hits[oldest]
+            del self._hits[next(iter(self._hits))]
+        return 0.0
+
+    def succeeded(self, key: str) -> None:
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+            if not hits:
+                del self._hits[key]
+
+
+class Slots:
+    """At most ``limit()`` holders at once, at most ``queue`` waiting; past that: HTTP 429 at once.
+
+    Keeps CPU-heavy work of one kind (Argon2id for enrollment attempts) from queueing without
+    bound or taking the slots of another kind (admin calls have their own ``Slots``).
+    """
+
+    def __init__(self, limit: Callable[[], int], queue: int, what: str) -> None:
+        self._limit = limit
+        self._queue = queue
+        self._what = what
+        self._busy = 0
+        self._waiting = 0
+        self._cond = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        async with self._cond:
+            if self._busy >= self._limit():
+                if self._waiting >= self._queue:
+                    raise DirectorError(429, f"too many {self._what} in progress; retry in a few seconds")
+                self._waiting += 1
+                try:
+                    await self._cond.wait_for(lambda: self._busy < self._limit())
+                finally:
+                    self._waiting -= 1
+            self._busy += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._busy -= 1
+                self._cond.notify()

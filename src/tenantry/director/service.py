@@ -12,21 +12,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from pydantic import ValidationError
 
 import tenantry
 from tenantry.common import logsetup, pki
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
 from tenantry.director.config import DirectorConfig
 from tenantry.director.errors import DirectorError
-from tenantry.director.limits import RateLimiter
+from tenantry.director.limits import AttemptLimiter, Slots
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes
 from tenantry.director.store import Store, TenantRow
 from tenantry.director.tunnels import TunnelManager
-from tenantry.director.uplink import GOAWAY_REVOKED, Session, UplinkHub
+from tenantry.director.uplink import GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
 from tenantry.protocol import tls
-from tenantry.protocol.channel import ChannelClosed, StreamError
+from tenantry.protocol.channel import ChannelClosed, Response, StreamError
 from tenantry.protocol.identity import new_tenant_id, serial_hex
-from tenantry.protocol.messages import SiteInfo
+from tenantry.protocol.messages import SiteInfo, bad_fields
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ class Director:
         self.admin_token = self._admin_token()
         # Unknown tenants cost the same Argon2id work as known ones: timing tells nothing.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
-        self.enroll_limiter = RateLimiter()
-        self._argon_slots = asyncio.Semaphore(4)
+        self.enroll_limiter = AttemptLimiter()
+        # Enrollment attempts (anyone on the network) and admin calls hash in separate slots.
+        self._enroll_slots = Slots(lambda: self.settings.enroll_concurrency, queue=32, what="enrollment attempts")
+        self._admin_slots = Slots(lambda: 2, queue=1000, what="credential operations")
         self.started_at = time.time()
         self.uplink_ctx = tls.server_context(
             self.authority.server_cert_path,
@@ -179,7 +182,7 @@ class Director:
 
     async def _new_credentials(self, row: TenantRow) -> Issued:
         secret = self.hasher.new_secret()
-        async with self._argon_slots:
+        async with self._admin_slots.hold():
             row.enroll_hash = await asyncio.to_thread(self.hasher.hash, secret)
         row.enroll_expires_at = time.time() + self.settings.enrollment_ttl_hours * 3600
         key = EnrollmentKey(row.id, secret, self.authority.ca_sha256, self.public_url())
@@ -229,19 +232,19 @@ class Director:
 
     # ------------------------------------------------------------------ enrollment
     async def enroll(self, *, tenant_id: str, secret: str, csr_pem: str, source: str) -> Enrolled:
-        wait = self.enroll_limiter.blocked(source, self.settings.enroll_failures_per_minute)
+        # The attempt counts before any work, so parallel attempts cannot slip past the limit.
+        wait = self.enroll_limiter.begin(source, self.settings.enroll_failures_per_minute)
         if wait:
             raise DirectorError(429, f"too many failed enrollments from {source}; retry in {wait:.0f} s")
         row = self.store.tenant(tenant_id)
         # Same work and the same answer for unknown, used, expired or wrong: nothing to probe.
         refused = DirectorError(401, "enrollment refused: unknown tenant, wrong or already used credentials")
-        if row is None or row.enroll_hash is None or row.revoked_at is not None:
-            self._enroll_failed(source, tenant_id if row else None, "unknown tenant or no open credentials")
-            await asyncio.to_thread(self.hasher.verify, secret, self._dummy_hash)
+        phc = row.enroll_hash if row is not None and row.revoked_at is None else None
+        async with self._enroll_slots.hold():
+            good = await asyncio.to_thread(self.hasher.verify, secret, phc or self._dummy_hash)
+        if row is None or phc is None:
+            self._enroll_failed(source, row.id if row else None, "unknown tenant or no open credentials")
             raise refused
-        phc = row.enroll_hash
-        async with self._argon_slots:
-            good = await asyncio.to_thread(self.hasher.verify, secret, phc)
         if not good:
             self._enroll_failed(source, row.id, "wrong credentials")
             raise refused
@@ -257,8 +260,22 @@ class Director:
         if not self.store.consume_enrollment(row.id, phc):
             self._enroll_failed(source, row.id, "credentials replayed")
             raise refused
-        self.store.add_certificate(serial_hex(cert), row.id, cert.not_valid_after_utc.timestamp())
-        self.event("enrolled", f"Transporter enrolled from {source}", row.id, address=source, serial=serial_hex(cert))
+        serial = serial_hex(cert)
+        with self.store.tx():
+            self.store.add_certificate(serial, row.id, cert.not_valid_after_utc.timestamp())
+            # New credentials replace the Transporter: every earlier certificate stops working now.
+            superseded = self.store.supersede_certificates(row.id, serial)
+        self.enroll_limiter.succeeded(source)
+        if superseded:
+            self.hub.close_tenant(row.id, "certificate superseded by a new enrollment", GOAWAY_SUPERSEDED)
+        self.event(
+            "enrolled",
+            f"Transporter enrolled from {source}",
+            row.id,
+            address=source,
+            serial=serial,
+            superseded=superseded,
+        )
         return Enrolled(
             certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
             ca_pem=self.authority.ca_pem,
@@ -267,7 +284,6 @@ class Director:
         )
 
     def _enroll_failed(self, source: str, tenant_id: str | None, why: str) -> None:
-        self.enroll_limiter.fail(source)
         self.event("enroll_failed", f"enrollment from {source} refused: {why}", tenant_id, address=source)
 
     def sign_renewal(self, tenant_id: str, csr_pem: bytes) -> tuple[str, float]:
@@ -297,8 +313,8 @@ class Director:
             body = self.settings.for_transporter().model_dump_json().encode()
             await channel.request("PUT", "/v1/settings", body, timeout=15)
             resp = await channel.request("GET", "/v1/info", timeout=15)
-            if resp.status == 200:
-                info = SiteInfo.model_validate_json(resp.body)
+            info = _site_info(session.tenant_id, resp) if resp.status == 200 else None
+            if info is not None:
                 session.info = info
                 if info.tenant_id != session.tenant_id:
                     log.warning(
@@ -466,3 +482,12 @@ class Director:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _site_info(tenant_id: str, resp: Response) -> SiteInfo | None:
+    """A Transporter's /v1/info, or ``None`` (logged by field name, never by value) when malformed."""
+    try:
+        return SiteInfo.model_validate_json(resp.body)
+    except ValidationError as exc:
+        log.warning("tenant %s sent malformed site info (%s); ignored", tenant_id, bad_fields(exc))
+        return None

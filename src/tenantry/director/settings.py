@@ -10,9 +10,10 @@ effect: ``live`` (at once, no restart, no action at the client) or
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tenantry.protocol.messages import TransporterSettings
 
@@ -62,6 +63,52 @@ class ExpertSettings(BaseModel):
         10, "failed enrollments per source address per minute before HTTP 429", ge=1, le=10000
     )
     shutdown_grace: float = _f(10.0, "seconds in-flight streams get to finish on shutdown", ge=0, le=600)
+    # ---- limits on the setup port (4443) before a client has proven anything
+    api_max_connections: int = _f(
+        1024,
+        "connections the setup port holds at once; past it a newcomer displaces the oldest idle connection of "
+        "the busiest source address, or is refused before TLS",
+        ge=16,
+        le=100000,
+    )
+    api_max_connections_per_source: int = _f(
+        32, "connections one source address may hold on the setup port (trusted proxies exempt)", ge=1, le=100000
+    )
+    api_handshake_timeout: float = _f(5.0, "seconds a setup-port client has to complete TLS", ge=0.5, le=120)
+    api_header_timeout: float = _f(
+        10.0, "seconds a setup-port client has to send a request's headers once it started", ge=0.5, le=300
+    )
+    api_body_timeout: float = _f(30.0, "seconds a setup-port client has to send a request body", ge=0.5, le=3600)
+    trusted_proxies: list[str] = _f(
+        [],
+        "addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed; none by default, "
+        "so a client cannot choose the address that rate limits and events record",
+    )
+    # ---- limits on an enrolled Transporter's uplink session
+    control_frames_per_second: float = _f(
+        100.0,
+        "HTTP/2 control frames (PING, SETTINGS, PRIORITY, RST_STREAM, empty DATA) a peer may send per second, "
+        "bursts of ten times that; past it the session gets GOAWAY ENHANCE_YOUR_CALM",
+        ge=1,
+        le=100000,
+    )
+    enroll_concurrency: int = _f(
+        2, "enrollment attempts verified (Argon2id) at once; more wait briefly, then get HTTP 429", ge=1, le=64
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return out
+
+    def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(n) for n in self.trusted_proxies]
 
     def for_transporter(self) -> TransporterSettings:
         return TransporterSettings(

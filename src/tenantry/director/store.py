@@ -9,8 +9,10 @@ registry, certificate serials, revocations, settings and events all live here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -119,12 +121,16 @@ class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # SQLite gives its -wal and -shm files the database file's mode: create that 0600 first.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
-        path.chmod(0o600)
+        for name in (path.name, path.name + "-wal", path.name + "-shm"):  # older installs made them 0644
+            with contextlib.suppress(FileNotFoundError):
+                (path.parent / name).chmod(0o600)
 
     def close(self) -> None:
         self._db.close()
@@ -201,6 +207,15 @@ class Store:
         cur = self._db.execute(
             "UPDATE certificates SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL",
             (time.time(), tenant_id),
+        )
+        return cur.rowcount
+
+    def supersede_certificates(self, tenant_id: str, serial: str) -> int:
+        """Revoke the tenant's certificates issued before ``serial``; returns how many."""
+        cur = self._db.execute(
+            "UPDATE certificates SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL AND serial != ? "
+            "AND issued_at <= (SELECT issued_at FROM certificates WHERE serial = ?)",
+            (time.time(), tenant_id, serial, serial),
         )
         return cur.rowcount
 

@@ -30,6 +30,7 @@ GOAWAY_RESTART = b"director restarting: reconnect"
 GOAWAY_MOVED = b"uplink moved: reconnect"
 GOAWAY_REPLACED = b"session replaced by a newer one"
 GOAWAY_REVOKED = b"refused: tenant revoked"
+GOAWAY_SUPERSEDED = b"refused: certificate superseded"
 
 _MAX_PENDING_HANDSHAKES = 512
 
@@ -201,8 +202,10 @@ class UplinkHub:
         reason = None
         if record is None or record.tenant_id != tenant_id:
             reason = "refused: certificate unknown to this Director"
-        elif record.revoked_at is not None or tenant is None or tenant.revoked_at is not None:
+        elif tenant is None or tenant.revoked_at is not None:
             reason = GOAWAY_REVOKED.decode()
+        elif record.revoked_at is not None:
+            reason = GOAWAY_SUPERSEDED.decode()
         elif tenant.kind != "remote":
             reason = "refused: tenant is not a remote tenant"
         if reason is not None:
@@ -217,6 +220,10 @@ class UplinkHub:
             cert_not_after=cert.not_valid_after_utc.timestamp(),
         )
         channel.tag = tenant_id
+        # The first session with a renewed certificate ends the hand-over: earlier ones stop working.
+        superseded = self._store.supersede_certificates(tenant_id, serial)
+        if superseded:
+            self._events("certificates_superseded", f"{superseded} earlier certificate(s) revoked", tenant_id)
         old = self.sessions.get(tenant_id)
         self.sessions[tenant_id] = session
         if old is not None:

@@ -35,12 +35,23 @@ import h2.exceptions
 import h2.settings
 from cryptography import x509
 
+from tenantry.protocol.gate import ConnectionGate
+from tenantry.protocol.ratelimit import TokenBucket
+from tenantry.protocol.tlsengine import TLSEngine, TLSError
+
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str]]
 StreamHandler = Callable[["H2Stream"], Awaitable[None]]
 
-_READ_CHUNK = 65536
+# HTTP/2 bytes are parsed in slices so that a flood is noticed (and cut off) after one slice,
+# not after the whole socket read (up to 256 KiB of 9-byte frames).
+_H2_SLICE = 16384
+# Control replies (PING/SETTINGS ACKs, RST_STREAM) a non-reading peer may make us queue
+# beyond what our own flow-controlled writers can: past it we stop reading from that peer.
+_REPLY_ALLOWANCE = 65536
+# A WINDOW_UPDATE this small is no real flow-control step: it counts as a control frame.
+_TINY_WINDOW_UPDATE = 1024
 
 
 class ChannelClosed(ConnectionError):
@@ -61,6 +72,15 @@ class ChannelLimits:
     connection_window: int = 4 << 20
     max_header_list_size: int = 16384
     handshake_timeout: float = 10.0
+    # Frames that cost work but carry no data (PING, SETTINGS, PRIORITY, RST_STREAM from the
+    # peer, empty DATA, tiny WINDOW_UPDATE): a token bucket; past it the peer gets GOAWAY
+    # ENHANCE_YOUR_CALM and the connection is closed.
+    control_frames_per_second: float = 100.0
+    control_frames_burst: int = 1000
+    # None: TLS proved the peer.  Otherwise the peer must be proven (mark_proven) within
+    # proof_timeout seconds and may send at most unproven_bytes before that.
+    unproven_bytes: int | None = None
+    proof_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -166,18 +186,22 @@ class H2Stream:
     async def write(self, data: bytes) -> None:
         """Send body bytes, waiting for HTTP/2 flow-control credit and socket drain."""
         view = memoryview(data)
-        while view:
-            if self._error is not None:
-                raise self._error
-            await self.channel._drained()
-            window = self.channel._send_window(self.stream_id)
-            if window <= 0:
-                self._window.clear()
-                await self._window.wait()
-                continue
-            size = min(window, len(view))
-            self.channel._send_data(self.stream_id, bytes(view[:size]))
-            view = view[size:]
+        self.channel._writers += 1
+        try:
+            while view:
+                if self._error is not None:
+                    raise self._error
+                await self.channel._drained()
+                window = self.channel._send_window(self.stream_id)
+                if window <= 0:
+                    self._window.clear()
+                    await self._window.wait()
+                    continue
+                size = min(window, len(view))
+                self.channel._send_data(self.stream_id, bytes(view[:size]))
+                view = view[size:]
+        finally:
+            self.channel._writers -= 1
 
     def end(self) -> None:
         if not self._local_closed:
@@ -213,8 +237,10 @@ class Channel(asyncio.Protocol):
         handler: StreamHandler | None = None,
         on_secure: Callable[[Channel], None] | None = None,
         on_closed: Callable[[Channel], None] | None = None,
+        gate: ConnectionGate | None = None,
     ) -> None:
         self._ctx = ssl_context
+        self._gate = gate
         self._server_side = server_side
         self._server_hostname = server_hostname
         self.limits = limits or ChannelLimits()
@@ -222,23 +248,29 @@ class Channel(asyncio.Protocol):
         self._on_secure = on_secure
         self._on_closed = on_closed
         self._transport: asyncio.Transport | None = None
-        self._in = ssl.MemoryBIO()
-        self._out = ssl.MemoryBIO()
-        self._ssl: ssl.SSLObject | None = None
+        self._tls: TLSEngine | None = None
         self._secure = False
         self._h2: h2.connection.H2Connection | None = None
         self._h2_client = h2_client
         self._streams: dict[int, H2Stream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._served: dict[int, asyncio.Task[None]] = {}  # stream id -> handler task (server role)
         self._write_ok = asyncio.Event()
         self._write_ok.set()
+        self._writers = 0  # H2Stream.write calls in progress
+        self._reading_paused = False
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self._proof_timer: asyncio.TimerHandle | None = None
+        self._control = TokenBucket(self.limits.control_frames_per_second, self.limits.control_frames_burst)
+        self.proven = self.limits.unproven_bytes is None
+        self._unproven_left = self.limits.unproven_bytes or 0
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[str] = loop.create_future()
         self.peer_cert: x509.Certificate | None = None
         self.peer_cert_der: bytes | None = None
         self.peer_address: str = ""
+        self.source: str = ""  # the peer's IP address (what a ConnectionGate counts)
         self.local_port: int = 0
         self.last_rx = time.monotonic()
         self.opened_at = time.monotonic()
@@ -255,15 +287,19 @@ class Channel(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_address = f"{peer[0]}:{peer[1]}"
+            self.source = str(peer[0])
         sock = transport.get_extra_info("sockname")
         if sock:
             self.local_port = int(sock[1])
+        if self._gate is not None and not self._gate.admit(self):
+            self._gate = None  # never admitted: nothing to release
+            transport.abort()  # refused before TLS: no state, no timer
+            self._finish("refused: too many connections")
+            return
         try:
-            self._ssl = self._ctx.wrap_bio(
-                self._in, self._out, server_side=self._server_side, server_hostname=self._server_hostname
-            )
-        except (ssl.SSLError, ValueError) as exc:
-            self._abort(f"TLS setup failed: {exc}")
+            self._tls = TLSEngine(self._ctx, server_side=self._server_side, server_hostname=self._server_hostname)
+        except TLSError as exc:
+            self._abort(str(exc))
             return
         loop = asyncio.get_running_loop()
         self._handshake_timer = loop.call_later(self.limits.handshake_timeout, self._handshake_timeout)
@@ -272,10 +308,13 @@ class Channel(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
-        self._in.write(data)
+        if self._tls is None or self.closed.done():
+            return
+        self._tls.feed(data)
         if not self._secure:
             self._do_handshake()
-            if not self._secure:
+            # The owner may have refused the peer during the handshake: nothing more is read.
+            if not self._secure or self.closed.done():
                 return
         self._read_tls()
 
@@ -291,6 +330,9 @@ class Channel(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_ok.set()
+        if self._reading_paused and self._transport is not None and not self._transport.is_closing():
+            self._reading_paused = False
+            self._transport.resume_reading()
 
     # ------------------------------------------------------------------ TLS
     def _handshake_timeout(self) -> None:
@@ -298,21 +340,21 @@ class Channel(asyncio.Protocol):
             self._abort("TLS handshake timed out")
 
     def _do_handshake(self) -> None:
-        assert self._ssl is not None
+        assert self._tls is not None
         try:
-            self._ssl.do_handshake()
-        except ssl.SSLWantReadError:
+            done = self._tls.handshake()
+        except TLSError as exc:
             self._flush_tls()
+            self._abort(str(exc))
             return
-        except (ssl.SSLError, OSError) as exc:
+        if not done:
             self._flush_tls()
-            self._abort(f"TLS handshake failed: {_ssl_reason(exc)}")
             return
         self._secure = True
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
-        der = self._ssl.getpeercert(binary_form=True)
+        der = self._tls.peer_certificate()
         if der:
             self.peer_cert_der = der
             try:
@@ -326,6 +368,9 @@ class Channel(asyncio.Protocol):
             except Exception as exc:  # the owner refused this peer
                 self.close(str(exc), code=h2.errors.ErrorCodes.REFUSED_STREAM, debug=str(exc).encode()[:200])
                 return
+        if not self.proven:
+            loop = asyncio.get_running_loop()
+            self._proof_timer = loop.call_later(self.limits.proof_timeout, self._proof_timeout)
         if not self.ready.done() and not self.closed.done():
             self.ready.set_result(None)
 
@@ -352,51 +397,82 @@ class Channel(asyncio.Protocol):
         self._flush()
 
     def _read_tls(self) -> None:
-        assert self._ssl is not None
-        # OpenSSL hands out one TLS record (<= 16 KiB) per read: collect them all, then parse
-        # HTTP/2 once; calling h2 per record costs more than the decryption.
-        parts: list[bytes] = []
-        eof_reason = ""
-        while True:
-            try:
-                chunk = self._ssl.read(_READ_CHUNK)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                eof_reason = "peer closed TLS"
-                break
-            except (ssl.SSLError, OSError) as exc:
-                eof_reason = f"TLS error: {_ssl_reason(exc)}"
-                break
-            if not chunk:
-                eof_reason = "peer closed TLS"
-                break
-            parts.append(chunk)
-        if parts and not self.closed.done():
-            self._receive_h2(parts[0] if len(parts) == 1 else b"".join(parts))
+        assert self._tls is not None
+        data, eof_reason = self._tls.read()
+        if data and not self.closed.done():
+            if not self.proven:
+                self._unproven_left -= len(data)
+                if self._unproven_left < 0:
+                    self._calm(f"peer sent more than {self.limits.unproven_bytes} bytes before proving itself")
+                    return
+            self._receive_h2(data)
         if eof_reason:
             self._abort(eof_reason)
             return
         self._flush_tls()
 
     def _flush_tls(self) -> None:
-        data = self._out.read()
-        if data and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+        transport = self._transport
+        if self._tls is None or transport is None or transport.is_closing():
+            return
+        data = self._tls.outgoing()
+        if data:
+            transport.write(data)
+        if not self._reading_paused and transport.get_write_buffer_size() > self._backlog_limit(transport):
+            # The peer does not read what we answer: stop reading what it sends (resume_writing resumes).
+            self._reading_paused = True
+            transport.pause_reading()
+
+    def _backlog_limit(self, transport: asyncio.Transport) -> int:
+        """Write buffer our own writers can explain: the high-water mark plus one frame per writer."""
+        frame = self._h2.max_outbound_frame_size if self._h2 is not None else self.limits.max_frame_size
+        return transport.get_write_buffer_limits()[1] + self._writers * (frame + 64) + _REPLY_ALLOWANCE
+
+    # ------------------------------------------------------------------ abuse limits
+    def _proof_timeout(self) -> None:
+        self._proof_timer = None
+        if not self.proven:
+            self._calm(f"peer did not prove itself within {self.limits.proof_timeout:g} s")
+
+    # -- ConnectionGate
+    def evictable(self) -> bool:
+        return not self.proven or (self._secure and not self._streams)
+
+    def evict(self) -> None:
+        self._abort("evicted: the listener is full and another source needed the slot")
+
+    def mark_proven(self) -> None:
+        """The owner verified the peer (a PSK proof): lift the pre-proof byte budget and deadline."""
+        self.proven = True
+        if self._proof_timer is not None:
+            self._proof_timer.cancel()
+            self._proof_timer = None
+
+    def _control_frame(self, kind: str) -> None:
+        if not self._control.take():
+            self._calm(f"{kind} flood: more than {self.limits.control_frames_per_second:g} control frames/s")
+
+    def _calm(self, reason: str) -> None:
+        log.warning("closing connection from %s: %s", self.peer_address, reason)
+        self.close(reason, code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, debug=b"enhance your calm")
 
     # ------------------------------------------------------------------ HTTP/2
     def _receive_h2(self, data: bytes) -> None:
-        if self._h2 is None:
-            return
-        try:
-            events = self._h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+        view = memoryview(data)
+        for start in range(0, len(view), _H2_SLICE):
+            if self._h2 is None or self.closed.done():
+                return
+            try:
+                events = self._h2.receive_data(bytes(view[start : start + _H2_SLICE]))
+            except h2.exceptions.ProtocolError as exc:
+                self._flush()
+                self._abort(f"HTTP/2 protocol error: {exc}")
+                return
+            for event in events:
+                self._dispatch(event)
+                if self.closed.done():
+                    return
             self._flush()
-            self._abort(f"HTTP/2 protocol error: {exc}")
-            return
-        for event in events:
-            self._dispatch(event)
-        self._flush()
 
     def _dispatch(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
@@ -407,6 +483,8 @@ class Channel(asyncio.Protocol):
                 stream.response_headers.set_result(_decode_headers(event.headers))
         elif isinstance(event, h2.events.DataReceived):
             sid = event.stream_id or 0
+            if not event.data and not event.stream_ended:
+                self._control_frame("empty DATA")
             stream = self._streams.get(sid)
             if stream is None:
                 self._acknowledge(sid, event.flow_controlled_length or 0)
@@ -418,10 +496,17 @@ class Channel(asyncio.Protocol):
                 stream._feed_eof()
                 self._maybe_forget(stream)
         elif isinstance(event, h2.events.StreamReset):
+            if event.remote_reset:
+                self._control_frame("RST_STREAM")
             stream = self._streams.pop(event.stream_id or 0, None)
             if stream is not None:
                 stream._fail(StreamError(f"stream reset by peer (code {event.error_code})"))
+            served = self._served.get(event.stream_id or 0)
+            if served is not None:
+                served.cancel()  # the handler stops; its slot frees when it has
         elif isinstance(event, h2.events.WindowUpdated):
+            if (event.delta or 0) < _TINY_WINDOW_UPDATE:
+                self._control_frame("WINDOW_UPDATE")
             if not event.stream_id:
                 for stream in self._streams.values():
                     stream._wake_writer()
@@ -430,8 +515,13 @@ class Channel(asyncio.Protocol):
                 if stream is not None:
                     stream._wake_writer()
         elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self._control_frame("SETTINGS")
             for stream in self._streams.values():
                 stream._wake_writer()
+        elif isinstance(event, h2.events.PingReceived):
+            self._control_frame("PING")
+        elif isinstance(event, h2.events.PriorityUpdated):
+            self._control_frame("PRIORITY")
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.goaway_code = int(event.error_code) if event.error_code is not None else 0
             self.goaway_data = event.additional_data or b""
@@ -446,13 +536,22 @@ class Channel(asyncio.Protocol):
             if self._h2 is not None:
                 self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
+        if len(self._served) >= self.limits.max_concurrent_streams:
+            # Streams the peer reset still count until their handlers have stopped.
+            if self._h2 is not None:
+                with contextlib.suppress(h2.exceptions.StreamClosedError):  # the peer reset it already
+                    self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self._control_frame("refused stream")
+            return
         stream = H2Stream(self, sid, _decode_headers(event.headers or []))
         self._streams[sid] = stream
         if event.stream_ended is not None:
             stream._feed_eof()
         task = asyncio.get_running_loop().create_task(self._serve_stream(stream))
         self._tasks.add(task)
+        self._served[sid] = task
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _t: self._served.pop(sid, None))
 
     async def _serve_stream(self, stream: H2Stream) -> None:
         assert self._handler is not None
@@ -473,14 +572,14 @@ class Channel(asyncio.Protocol):
             self._streams.pop(stream.stream_id, None)
 
     def _flush(self) -> None:
-        if self._h2 is None or self._ssl is None:
+        if self._h2 is None or self._tls is None:
             return
         data = self._h2.data_to_send()
         if data:
             try:
-                self._ssl.write(data)
-            except (ssl.SSLError, OSError) as exc:
-                self._abort(f"TLS write failed: {_ssl_reason(exc)}")
+                self._tls.write(data)
+            except TLSError as exc:
+                self._abort(str(exc))
                 return
         self._flush_tls()
 
@@ -640,8 +739,7 @@ class Channel(asyncio.Protocol):
             with contextlib.suppress(Exception):
                 self._h2.close_connection(error_code=code, additional_data=debug or None)
                 self._flush()
-        if self._transport is not None:
-            self._transport.close()
+        self._close_transport()
         self._finish(reason)
 
     def abort(self, reason: str) -> None:
@@ -652,14 +750,22 @@ class Channel(asyncio.Protocol):
         if self.closed.done():
             return
         self.close_reason = reason
-        if self._transport is not None:
-            self._transport.close()
+        self._close_transport()
         self._finish(reason)
 
+    def _close_transport(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.close()
+        # A peer that does not read would keep what is buffered (and the socket) forever.
+        asyncio.get_running_loop().call_later(5.0, transport.abort)
+
     def _finish(self, reason: str) -> None:
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
+        for timer in (self._handshake_timer, self._proof_timer):
+            if timer is not None:
+                timer.cancel()
+        self._handshake_timer = self._proof_timer = None
         if self.closed.done():
             return
         self.close_reason = self.close_reason or reason
@@ -674,9 +780,11 @@ class Channel(asyncio.Protocol):
             task.cancel()
         self._write_ok.set()
         self.closed.set_result(self.close_reason)
+        if self._gate is not None:
+            self._gate.release(self)
         # Drop TLS and HTTP/2 state now; a closed channel may linger in a list.
         self._h2 = None
-        self._ssl = None
+        self._tls = None
         if self._on_closed is not None:
             try:
                 self._on_closed(self)
@@ -700,8 +808,3 @@ def _decode_headers(raw: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
         v = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         out.append((k, v))
     return out
-
-
-def _ssl_reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    return str(reason) if reason else str(exc)

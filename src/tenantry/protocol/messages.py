@@ -18,11 +18,20 @@ CONNECT  host:port             a raw byte tunnel (allow-list enforced)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 MAX_TARGET_LEN = 261  # host (253) + ":" + port
+
+# Every string a peer sends is bounded and, where it is an identifier, shaped like one: a
+# Transporter's answers end up in the Director's log, its store and its API answers.
+TenantId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Token = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,64}$")]  # printable, no spaces (versions, ids)
+HostName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,253}$")]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+PathText = Annotated[str, StringConstraints(max_length=4096)]
+Pem = Annotated[str, StringConstraints(max_length=16384)]
 
 
 class _Msg(BaseModel):
@@ -46,31 +55,31 @@ class Ack(_Msg):
 
 
 class SiteInfo(_Msg):
-    tenant_id: str
-    version: str
-    hostname: str
+    tenant_id: TenantId
+    version: Token
+    hostname: HostName
     started_at: float
-    direct_connect_port: int | None = None
+    direct_connect_port: int | None = Field(None, ge=1, le=65535)
 
 
 class RepositorySpace(_Msg):
-    path: str
+    path: PathText
     total_bytes: int | None = None
     free_bytes: int | None = None
-    error: str | None = None
+    error: Text | None = None
 
 
 class TaskInfo(_Msg):
-    id: str
-    command: str
+    id: Token
+    command: Token
     started_at: float
 
 
 class Dashboard(_Msg):
     site: SiteInfo
-    repositories: list[RepositorySpace]
-    tasks: list[TaskInfo]
-    max_concurrent_tasks: int
+    repositories: list[RepositorySpace] = Field(max_length=256)
+    tasks: list[TaskInfo] = Field(max_length=1024)
+    max_concurrent_tasks: int = Field(ge=1, le=1024)
 
 
 class CommandRequest(_Msg):
@@ -79,20 +88,20 @@ class CommandRequest(_Msg):
 
 
 class CommandResult(_Msg):
-    task_id: str
-    command: str
+    task_id: Token
+    command: Token
     ok: bool
     result: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
+    error: Text | None = None
 
 
 class CsrResponse(_Msg):
-    csr_pem: str
+    csr_pem: Pem
 
 
 class CertificateInstall(_Msg):
-    certificate_pem: str
-    ca_pem: str
+    certificate_pem: Pem
+    ca_pem: Pem
 
 
 class TunnelCheck(_Msg):
@@ -100,13 +109,13 @@ class TunnelCheck(_Msg):
 
 
 class TunnelCheckResult(_Msg):
-    target: str
+    target: Annotated[str, StringConstraints(max_length=MAX_TARGET_LEN)]
     allowed: bool
-    message: str = ""
+    message: Text = ""
 
 
 class ErrorBody(_Msg):
-    error: str
+    error: Text
 
 
 def split_target(target: str) -> tuple[str, int]:
@@ -122,3 +131,8 @@ def split_target(target: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host.lower(), port
+
+
+def bad_fields(exc: ValidationError) -> str:
+    """The fields a validation refused, by name only (a peer's values never reach a log or an answer)."""
+    return ", ".join(sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()}))

@@ -38,6 +38,13 @@ class DirectConnectConfig(BaseModel):
     port: int = Field(default=9446, ge=0, le=65535)
     auth: Literal["certificate", "psk"] = "certificate"
     psk_file: Path | None = Field(default=None, description="file holding the pre-shared key (auth = psk)")
+    max_connections: int = Field(default=32, ge=1, le=10000, description="Direct Connect connections at once")
+    max_connections_per_source: int = Field(default=8, ge=1, le=10000, description="... from one IP address")
+    proof_timeout: float = Field(default=5.0, gt=0, le=120, description="seconds a PSK peer has to prove itself")
+    unproven_bytes: int = Field(
+        default=65536, ge=4096, le=1 << 24, description="bytes a PSK peer may send before its proof"
+    )
+    control_frames_per_second: float = Field(default=100.0, gt=0, le=100000, description="PING/SETTINGS/RST/... budget")
 
 
 class TransporterConfig(BaseModel):

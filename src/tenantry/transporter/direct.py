@@ -21,6 +21,7 @@ from functools import partial
 from tenantry.common import pki
 from tenantry.protocol import tls
 from tenantry.protocol.channel import Channel, ChannelLimits
+from tenantry.protocol.gate import ConnectionGate, GateLimits
 from tenantry.protocol.identity import is_director
 from tenantry.transporter.config import StateDir, TransporterConfig
 from tenantry.transporter.site import Guard, Site
@@ -60,8 +61,18 @@ class DirectConnectServer:
             ctx = tls.server_context(Path(cert), Path(key), client_ca=None)
             guard = Guard(kind="direct", psk=self.config.psk(), own_cert_der=_der(Path(cert)))
         limits = ChannelLimits(
-            max_frame_size=1 << 20, stream_window=4 << 20, connection_window=16 << 20, max_concurrent_streams=256
+            max_frame_size=1 << 20,
+            stream_window=4 << 20,
+            connection_window=16 << 20,
+            max_concurrent_streams=256,
+            handshake_timeout=dc.proof_timeout,
+            control_frames_per_second=dc.control_frames_per_second,
+            control_frames_burst=int(10 * dc.control_frames_per_second),
+            # PSK peers are only proven by their first stream: until then they get a small budget.
+            unproven_bytes=dc.unproven_bytes if dc.auth == "psk" else None,
+            proof_timeout=dc.proof_timeout,
         )
+        self.gate = ConnectionGate(lambda: GateLimits(dc.max_connections, dc.max_connections_per_source))
 
         def on_secure(channel: Channel) -> None:
             if dc.auth == "certificate" and (channel.peer_cert is None or not is_director(channel.peer_cert)):
@@ -77,6 +88,7 @@ class DirectConnectServer:
                 limits=limits,
                 handler=partial(self.site.handle, guard=guard),
                 on_secure=on_secure,
+                gate=self.gate,
             ),
             host=dc.listen_host,
             port=dc.port,

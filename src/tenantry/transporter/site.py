@@ -70,6 +70,7 @@ class Guard:
         if not pskproof.check_client(self.psk, fp, nonce, stream.header(pskproof.MAC_HEADER)):
             return None
         assert nonce is not None
+        stream.channel.mark_proven()
         return [(pskproof.PROOF_HEADER, pskproof.server_proof(self.psk, fp, nonce))]
 
 

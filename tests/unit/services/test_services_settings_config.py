@@ -9,7 +9,7 @@ import pytest
 
 from tenantry.director import __main__ as director_main
 from tenantry.director.config import ConfigError, load_config
-from tenantry.director.limits import RateLimiter
+from tenantry.director.limits import AttemptLimiter
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes, describe
 from tenantry.protocol import psk
 from tenantry.protocol.backoff import Backoff
@@ -74,13 +74,16 @@ def test_psk_proofs_bind_the_certificate() -> None:
     assert psk.check_server("k" * 20, "fp1", nonce, proof) and not psk.check_server("k" * 20, "fp1", "n2", proof)
 
 
-def test_rate_limiter_blocks_after_the_limit() -> None:
-    rl = RateLimiter()
-    for _ in range(3):
-        assert rl.blocked("10.0.0.1", 3) == 0
-        rl.fail("10.0.0.1")
-    assert rl.blocked("10.0.0.1", 3) > 0
-    assert rl.blocked("10.0.0.2", 3) == 0
+def test_attempt_limiter_counts_before_the_work() -> None:
+    now = [0.0]
+    rl = AttemptLimiter(window=60, clock=lambda: now[0])
+    # Parallel attempts: each is counted as it begins, so exactly ``limit`` get through.
+    assert [rl.begin("10.0.0.1", 3) == 0 for _ in range(10)] == [True] * 3 + [False] * 7
+    assert rl.begin("10.0.0.2", 3) == 0
+    rl.succeeded("10.0.0.2")  # a success is taken back out of the count
+    assert [rl.begin("10.0.0.2", 3) == 0 for _ in range(4)] == [True, True, True, False]
+    now[0] = 61.0  # the window slides
+    assert rl.begin("10.0.0.1", 3) == 0
 
 
 def test_targets() -> None:

@@ -7,13 +7,17 @@ import binascii
 import hmac
 import json
 from collections.abc import Awaitable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
+from pydantic import BaseModel, ValidationError
 
 from tenantry.director.errors import DirectorError
 from tenantry.director.service import Director
 from tenantry.protocol.channel import ChannelClosed, Response, StreamError
+from tenantry.protocol.messages import bad_fields
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class UnauthorizedError(Exception):
@@ -67,6 +71,14 @@ async def uplink(call: Awaitable[Response]) -> Response:
         return await call
     except (ChannelClosed, StreamError) as exc:
         raise DirectorError(502, f"uplink request failed: {exc}") from None
+
+
+def transporter_answer(model: type[M], resp: Response) -> M:
+    """The Transporter's answer as ``model``; anything else is 502 (its fields named, its values not)."""
+    try:
+        return model.model_validate_json(resp.body)
+    except ValidationError as exc:
+        raise DirectorError(502, f"the Transporter sent a malformed {model.__name__} ({bad_fields(exc)})") from None
 
 
 def transporter_error(body: bytes, status: int) -> dict[str, Any]:

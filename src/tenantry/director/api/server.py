@@ -1,19 +1,26 @@
-"""The HTTPS server of the setup port: uvicorn serving the API app behind a request body limit."""
+"""The HTTPS server of the setup port: the front door (admission, TLS, deadlines), then uvicorn's
+HTTP/1.1 protocol serving the API app behind a body limit and the trusted-proxy rule."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import ipaddress
 import json
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
+from uvicorn.server import ServerState
 
+from tenantry.common.memory import Reclaimer
 from tenantry.director.api import create_app
+from tenantry.director.api.frontdoor import DoorStats, FrontDoor
 from tenantry.director.errors import DirectorError
 from tenantry.director.service import Director
+from tenantry.director.settings import ExpertSettings
+from tenantry.protocol.gate import ConnectionGate, GateLimits
 
 MAX_BODY = 1 << 20
 
@@ -57,6 +64,47 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class TrustedProxies:
+    """Believe ``X-Forwarded-For`` only from the Expert Setting ``trusted_proxies`` (none by default).
+
+    From a trusted proxy, the client is the right-most address in the header that is not
+    itself a trusted proxy; from anyone else the header is ignored.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Callable[[], ExpertSettings]) -> None:
+        self.app = app
+        self._settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] == "http" and client:
+            networks = self._settings().proxy_networks()
+            if networks and _within(client[0], networks):
+                forwarded = b",".join(v for k, v in scope.get("headers", []) if k == b"x-forwarded-for")
+                for hop in reversed(forwarded.decode("latin-1").split(",")):
+                    hop = hop.strip()
+                    if _is_ip(hop) and not _within(hop, networks):
+                        scope = dict(scope, client=(hop, 0))
+                        break
+        await self.app(scope, receive, send)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     data = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
@@ -64,50 +112,62 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the Director owns SIGTERM/SIGINT."""
-
-    def capture_signals(self) -> Any:
-        return contextlib.nullcontext()
-
-
 class ApiServer:
     def __init__(self, director: Director) -> None:
         self.director = director
-        self.app = BodyLimit(create_app(director))
-        self._server: _Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.app = TrustedProxies(BodyLimit(create_app(director)), self.settings)
+        self.config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=director.config.access_log,
+            lifespan="off",
+            timeout_keep_alive=5,
+            server_header=False,
+            proxy_headers=False,  # TrustedProxies decides, from a live setting
+        )
+        self.config.load()
+        self.state = ServerState()
+        self.gate = ConnectionGate(self._limits, exempt=self._is_proxy)
+        self.reclaimer = Reclaimer()
+        self.stats = DoorStats()
+        self._server: asyncio.Server | None = None
+
+    def settings(self) -> ExpertSettings:
+        return self.director.settings
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        return self.director.api_ctx
+
+    def _limits(self) -> GateLimits:
+        s = self.settings()
+        return GateLimits(total=s.api_max_connections, per_source=s.api_max_connections_per_source)
+
+    def _is_proxy(self, source: str) -> bool:
+        networks = self.settings().proxy_networks()
+        return bool(networks) and _within(source, networks)
 
     async def start(self, host: str, port: int) -> int:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(1024)
         sock.setblocking(False)
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            access_log=self.director.config.access_log,
-            lifespan="off",
-            timeout_keep_alive=5,
-            timeout_graceful_shutdown=5,
-            server_header=False,
-            backlog=1024,
-        )
-        config.load()
-        config.ssl = self.director.api_ctx
-        self._server = _Server(config)
-        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("API server stopped during start-up")
-            await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: FrontDoor(self), sock=sock, backlog=1024)
         return int(sock.getsockname()[1])
 
-    async def stop(self) -> None:
-        if self._server is None or self._task is None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let running requests finish (bounded), close every connection."""
+        if self._server is None:
             return
-        self._server.should_exit = True
-        await self._task
+        self._server.close()
+        for connection in list(self.state.connections):
+            connection.shutdown()
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.state.tasks and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for task in list(self.state.tasks):
+            task.cancel()
+        for door in self.gate.connections():
+            door.evict()

@@ -12,14 +12,16 @@ from tenantry.director.api.schemas import EventOut, StatusOut, TenantStatus
 
 router = APIRouter(prefix="/api/v1", tags=["status"])
 
+MAX_EVENT_ID = (1 << 63) - 1  # SQLite INTEGER
+
 
 @router.get("/events")
 async def events(
     _: Admin,
     director: DirectorDep,
-    after: Annotated[int, Query(ge=0)] = 0,
-    tenant: str | None = None,
-    kind: str | None = None,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="the last event id seen")] = 0,
+    tenant: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EventOut]:
     tenant_id = director.tenant_or_404(tenant).id if tenant else None

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from tenantry.director.api.deps import Admin, DirectorDep, transporter_error, uplink
+from tenantry.director.api.deps import Admin, DirectorDep, transporter_answer, transporter_error, uplink
 from tenantry.director.api.schemas import (
     Credentials,
     DirectConnectOut,
@@ -146,7 +146,7 @@ async def dashboard(_: Admin, director: DirectorDep, name: str) -> Dashboard:
     resp = await uplink(session.channel.request("GET", "/v1/dashboard", timeout=15, limit=limit))
     if resp.status != 200:
         raise DirectorError(502, f"Transporter answered HTTP {resp.status}")
-    return Dashboard.model_validate_json(resp.body)
+    return transporter_answer(Dashboard, resp)
 
 
 @router.post("/{name}/commands", tags=["tenants"])
@@ -156,6 +156,6 @@ async def command(_: Admin, director: DirectorDep, name: str, body: CommandReque
     limit = director.settings.max_message_bytes
     resp = await uplink(session.channel.request("POST", "/v1/commands", payload, timeout=3600, limit=limit))
     if resp.status == 200:
-        return JSONResponse(CommandResult.model_validate_json(resp.body).model_dump())
+        return JSONResponse(transporter_answer(CommandResult, resp).model_dump())
     status = resp.status if resp.status >= 400 else 502
     return JSONResponse(transporter_error(resp.body, resp.status), status_code=status)
