@@ -235,3 +235,42 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def uplink_socket(host: str, port: int, state_dir: Path) -> ssl.SSLSocket:
+    """A TLS connection to the uplink port with a Transporter's certificate (nothing sent yet)."""
+    ctx = ssl.create_default_context(cafile=str(state_dir / "ca.crt"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(state_dir / "client.crt", state_dir / "client.key")
+    return ctx.wrap_socket(socket.create_connection((host, port), timeout=10))
+
+
+def fake_transporter(sock: ssl.SSLSocket, answers: dict[str, bytes], seconds: float) -> list[str]:
+    """Serve the Director's requests on an uplink session for ``seconds`` like a Transporter would,
+    answering ``answers[path]`` (200, JSON) and 404 otherwise; returns the paths requested."""
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                path = dict(event.headers or [])[":path"]
+                seen.append(path)
+                body = answers.get(path, b'{"ok": true}' if path == "/v1/settings" else b"")
+                status = "200" if body else "404"
+                conn.send_headers(event.stream_id, [(":status", status), ("content-length", str(len(body)))])
+                size = conn.max_outbound_frame_size
+                for start in range(0, len(body), size):
+                    conn.send_data(event.stream_id, body[start : start + size])
+                conn.end_stream(event.stream_id)
+        sock.sendall(conn.data_to_send())
+    return seen

@@ -59,7 +59,7 @@ async def json_body(request: Request, *, allow_scalar: bool = False) -> Any:
     except ValueError:
         raise DirectorError(400, "request body is not valid JSON") from None
     except RecursionError:
-        raise DirectorError(400, "request body is nested too deeply") from None
+        raise DirectorError(400, "request body JSON is nested too deeply") from None
     if not allow_scalar and not isinstance(data, dict):
         raise DirectorError(422, "expected a JSON object of setting: value")
     return data
