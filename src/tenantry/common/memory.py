@@ -9,6 +9,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import functools
+import gc
 from typing import Any
 
 
@@ -51,7 +52,7 @@ class Reclaimer:
 
     ``track(active)`` is called when a connection closes; when ``active`` has fallen below
     half of the peak seen since the last trim (and that peak was at least ``threshold``),
-    one ``malloc_trim`` runs a second later.
+    one full garbage collection and one ``malloc_trim`` run a second later.
     """
 
     def __init__(self, threshold: int = 256, delay: float = 1.0) -> None:
@@ -69,5 +70,8 @@ class Reclaimer:
     def _trim(self) -> None:
         self._pending = None
         self._peak = 0
+        # Connections that lived a while reached the oldest GC generation, which is collected
+        # rarely: collect now, or their memory would wait for the next full collection.
+        gc.collect()
         trim()
         self.trims += 1

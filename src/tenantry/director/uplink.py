@@ -165,6 +165,8 @@ class UplinkHub:
             max_frame_size=settings.max_frame_size,
             max_concurrent_streams=settings.max_streams_per_session,
             handshake_timeout=settings.handshake_timeout,
+            control_frames_per_second=settings.control_frames_per_second,
+            control_frames_burst=int(10 * settings.control_frames_per_second),
             # The Director only reads small answers and tunnel bytes; modest windows keep memory flat.
             stream_window=256 * 1024,
             connection_window=1 << 20,

@@ -101,7 +101,7 @@ def test_a_peer_that_does_not_read_its_replies_is_not_read_either(tmp_path: Path
         )
         thread.start()
         thread.join(20)  # the flooder blocks: the Director no longer reads it
-        assert attacks.rss_mib(director.proc.pid) - base < 8
+        assert attacks.rss_mib(director.proc.pid) - base < 5
         assert thread.is_alive() or int(str(result["sent"])) < 1_000_000
         assert director.api("GET", "/api/v1/health", auth=False)["status"] == "ok"
     finally:

@@ -152,6 +152,9 @@ class FrontDoor(asyncio.Protocol):
             self.server.reclaimer.track(self.server.gate.active)
         if self.http is not None:
             self.http.connection_lost(exc)
+        # Break the door <-> uvicorn protocol cycle so the connection is freed at once, not at
+        # the next full garbage collection.
+        self.http = None
         self.tls = None
         self._hello = bytearray()
 
