@@ -50,6 +50,7 @@ _H2_SLICE = 16384
 # Control replies (PING/SETTINGS ACKs, RST_STREAM) a non-reading peer may make us queue
 # beyond what our own flow-controlled writers can: past it we stop reading from that peer.
 _REPLY_ALLOWANCE = 65536
+_MIN_FRAME_SIZE = 16384  # HTTP/2's smallest MAX_FRAME_SIZE
 # A WINDOW_UPDATE this small is no real flow-control step: it counts as a control frame.
 _TINY_WINDOW_UPDATE = 1024
 
@@ -378,17 +379,19 @@ class Channel(asyncio.Protocol):
         cfg = h2.config.H2Configuration(client_side=self._h2_client, header_encoding="utf-8")
         conn = h2.connection.H2Connection(config=cfg)
         lim = self.limits
+        # An unproven peer gets the smallest frames HTTP/2 allows until mark_proven raises them.
+        frame_size = lim.max_frame_size if self.proven else _MIN_FRAME_SIZE
         conn.local_settings = h2.settings.Settings(
             client=self._h2_client,
             initial_values={
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: lim.max_concurrent_streams,
-                h2.settings.SettingCodes.MAX_FRAME_SIZE: lim.max_frame_size,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: frame_size,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: lim.stream_window,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: lim.max_header_list_size,
                 h2.settings.SettingCodes.ENABLE_PUSH: 0,
             },
         )
-        conn.max_inbound_frame_size = lim.max_frame_size
+        conn.max_inbound_frame_size = frame_size
         conn.initiate_connection()
         extra = lim.connection_window - 65535
         if extra > 0:
@@ -443,10 +446,16 @@ class Channel(asyncio.Protocol):
 
     def mark_proven(self) -> None:
         """The owner verified the peer (a PSK proof): lift the pre-proof byte budget and deadline."""
+        if self.proven:
+            return
         self.proven = True
         if self._proof_timer is not None:
             self._proof_timer.cancel()
             self._proof_timer = None
+        if self._h2 is not None and self.limits.max_frame_size > _MIN_FRAME_SIZE:
+            # Larger frames from now on (applied by h2 once the peer acknowledges the SETTINGS).
+            self._h2.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: self.limits.max_frame_size})
+            self._flush()
 
     def _control_frame(self, kind: str) -> None:
         if not self._control.take():

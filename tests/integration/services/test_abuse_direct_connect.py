@@ -145,16 +145,22 @@ def _rss(site: TransporterProc) -> float:
 def test_an_unproven_peer_cannot_pin_header_blocks(psk_site: tuple[TransporterProc, int, Callable[[], float]]) -> None:
     site, port, roundtrip = psk_site
     base = _rss(site)
-    # HEADERS without END_HEADERS, then 63 CONTINUATION frames of 1 MiB (the listener's frame size).
-    block = frame(HEADERS, 0, 1, b"\x00" * 16384) + b"".join(
-        frame(CONTINUATION, 0, 1, b"\x00" * (1 << 20)) for _ in range(63)
-    )
+    # HEADERS without END_HEADERS, then CONTINUATION frames (16 KiB: an unproven peer gets no larger
+    # frames) adding up to 64 MiB of one header block.
+    block = frame(HEADERS, 0, 1, b"\x00" * 16384) + frame(CONTINUATION, 0, 1, b"\x00" * 16384) * 4096
     socks = [_tls(port, source=f"127.0.4.{i}") for i in range(1, 4)]
     taken = [_sendall(s, PREFACE + frame(SETTINGS, 0, 0, b"") + block) for s in socks]
     # Cut off after the pre-proof budget (64 KiB), not after 64 MiB.
     assert all(t < 4 << 20 for t in taken), taken
     for s in socks:
-        assert attacks.goaway_code(attacks.frames_of(attacks.drain(s))) in (attacks.ENHANCE_YOUR_CALM, None)
+        answer = attacks.frames_of(attacks.drain(s))
+        # The site offered an unproven peer only 16 KiB frames (its proven peers get 1 MiB).
+        settings = next(p for kind, flags, _sid, p in answer if kind == SETTINGS and not flags)
+        offered = {
+            int.from_bytes(settings[i : i + 2], "big"): settings[i + 2 : i + 6] for i in range(0, len(settings), 6)
+        }
+        assert int.from_bytes(offered[0x5], "big") == 16384
+        assert attacks.goaway_code(answer) in (attacks.ENHANCE_YOUR_CALM, None)
         s.close()
     assert _rss(site) - base < 10
     assert roundtrip() < 1.0
