@@ -56,6 +56,11 @@ class DirectorConfig(BaseModel):
     def db_path(self) -> Path:
         return self.state_dir / "director.db"
 
+    @property
+    def ports_path(self) -> Path:
+        """Where the Director publishes the ports it listens on (read by the role and the firewall)."""
+        return self.state_dir / "ports.json"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tenantry-director", description="tenantry Director (control plane)")

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 import tenantry
 from tenantry.common import logsetup, pki
+from tenantry.director import firewall
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
 from tenantry.director.config import DirectorConfig
 from tenantry.director.errors import DirectorError
@@ -86,6 +87,7 @@ class Director:
             events=self.event,
         )
         self.hub.on_connect.append(self._session_started)
+        self.hub.on_ports_changed.append(self._publish_ports)
         self.setup_port = 0
         self._settings_lock = asyncio.Lock()
         self.tunnels = TunnelManager(
@@ -454,8 +456,9 @@ class Director:
         self.hub.start()
 
     def started(self, setup_port: int) -> None:
-        """The API answers on ``setup_port``: record it and the start."""
+        """The API answers on ``setup_port``: record it and the start, and publish the ports."""
         self.setup_port = setup_port
+        self._publish_ports()
         self.event(
             "director_started",
             f"Director {tenantry.__version__} started",
@@ -469,6 +472,15 @@ class Director:
             self.uplink_port,
             self.config.state_dir,
         )
+
+    def _publish_ports(self) -> None:
+        """``<state_dir>/ports.json``: what this Director listens on now (the firewall follows it)."""
+        if not self.setup_port:
+            return  # the API is not up yet; started() publishes
+        try:
+            firewall.publish(self.config.ports_path, self.setup_port, self.hub.ports)
+        except OSError as exc:
+            log.error("cannot publish the ports to %s: %s", self.config.ports_path, exc)
 
     async def stop(self) -> None:
         """Close tunnels and sessions (Transporters are told to reconnect); the store stays open."""
