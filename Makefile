@@ -77,6 +77,7 @@ lint: setup
 	$(BIN)/mypy
 	MYPYPATH=$(CURDIR)/.collections $(BIN)/mypy -p ansible_collections.tenantry.msp.plugins
 	$(BIN)/ansible-lint -q
+	shellcheck -S warning -x $$(git ls-files '*.sh')
 	$(BIN)/python docs/gen_role_variables.py --check
 
 sanity: setup
