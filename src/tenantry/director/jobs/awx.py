@@ -117,8 +117,9 @@ class AwxBackend:
         return f"{s.awx_template_prefix}{spec.title}"
 
     def extra_vars(self, spec: JobSpec) -> dict[str, Any]:
-        """Survey answers: AWX fixes the rest (cleanup in its template; the tenant in per-tenant templates)."""
-        out = {k: v for k, v in spec.extravars.items() if k != "cleanup"}
+        """Survey answers only: AWX fixes the rest (cleanup in its template; the tenant in per-tenant
+        templates; an audit run under AWX posts its findings to the Director itself)."""
+        out = {k: v for k, v in spec.extravars.items() if k in ("tenant", "vms", "destination_vlan")}
         if self._settings().awx_per_tenant_templates:
             out.pop("tenant", None)
         if isinstance(out.get("vms"), list):
