@@ -24,6 +24,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils.clients.director_api 
     DirectorApiError,
     DirectorClient,
     apply_view,
+    masked,
     settings_changes,
     tenant_changes,
     tenant_create_spec,
@@ -81,6 +82,7 @@ class SettingsRun:
         if client.status().get("setup_port") != after.get("setup_port"):
             restart.add("setup_port")
         keys = sorted(self.desired)
+        after = masked(after, registry)
         return {
             "changed": bool(changes),
             "values": after,

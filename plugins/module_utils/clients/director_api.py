@@ -204,7 +204,6 @@ class DirectorClient:
         result: dict[str, Any] = self.request("POST", "/api/v1/tenants/%s/credentials" % _segment(name))
         return result
 
-
     # ------------------------------------------------------------------ console users
     def user(self, username: str) -> dict[str, Any] | None:
         """The console/portal user called ``username``, or ``None``."""
@@ -287,9 +286,19 @@ def settings_changes(
     changes: dict[str, Any] = {}
     for key, raw in desired.items():
         value = coerce_setting(key, raw, registry[key])
-        if values.get(key) != value:
+        if registry[key].get("secret"):
+            # Write-only: the Director shows only whether one is set, so a set secret is left as it is
+            # (clear it with "" to replace it); an unset one is sent.
+            if bool(value) != bool(values.get(key)):
+                changes[key] = value
+        elif values.get(key) != value:
             changes[key] = value
     return changes
+
+
+def masked(values: Mapping[str, Any], registry: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``values`` with every write-only setting shown as the Director shows it."""
+    return {k: (SECRET_MASK if v else "") if registry.get(k, {}).get("secret") else v for k, v in values.items()}
 
 
 def tenant_create_spec(desired: Mapping[str, Any]) -> dict[str, Any]:
