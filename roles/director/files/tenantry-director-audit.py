@@ -1,7 +1,6 @@
-#!/usr/bin/python3
 # Installed by the tenantry.msp.director role: asks the Director to run playbooks/audit.yml as a job
 # (POST /api/v1/audit/runs with the admin token). Started by tenantry-director-audit.timer.
-#   tenantry-director-audit TOKEN_FILE CA_FILE URL
+#   python3 tenantry-director-audit.py TOKEN_FILE CA_FILE URL
 import json
 import ssl
 import sys
@@ -18,4 +17,4 @@ request = urllib.request.Request(
 )
 with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=ca_file), timeout=30) as answer:
     run = json.load(answer)
-print("drift audit started as run %s (%s)" % (run["id"], run["state"]))
+print("drift audit started as run " + str(run["id"]) + " (" + str(run["state"]) + ")")
