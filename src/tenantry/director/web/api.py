@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -21,6 +21,7 @@ from tenantry.director.web import portal as portal_pages
 from tenantry.director.web import views
 
 router = APIRouter()
+MAX_ID = (1 << 63) - 1  # SQLite INTEGER
 
 Read = Annotated[Principal, Depends(Allowed("fleet.read"))]
 Operate = Annotated[Principal, Depends(Allowed("tenants.operate"))]
@@ -196,7 +197,7 @@ async def alarms(
 
 
 @router.post("/api/v1/alarms/{alarm_id}/ack", tags=["alarms"])
-async def alarm_ack(director: DirectorDep, who: Ack, alarm_id: int) -> Any:
+async def alarm_ack(director: DirectorDep, who: Ack, alarm_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Any:
     alarm = director.alarms.ack(alarm_id, who.label)
     if alarm is None:
         raise DirectorError(404, "no such alarm")

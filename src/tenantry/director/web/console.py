@@ -10,7 +10,7 @@ import asyncio
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from tenantry.director import settings as registry
@@ -256,7 +256,9 @@ async def alarms_page(request: Request, director: DirectorDep, who: Read) -> Res
 
 
 @router.post("/alarms/{alarm_id}/ack")
-async def alarm_ack(director: DirectorDep, who: Ack, alarm_id: int) -> Response:
+async def alarm_ack(
+    director: DirectorDep, who: Ack, alarm_id: Annotated[int, Path(ge=1, le=(1 << 63) - 1)]
+) -> Response:
     if director.alarms.ack(alarm_id, who.username) is None:
         raise DirectorError(404, "no such alarm")
     return _back("/console/alarms", f"Alarm {alarm_id} acknowledged.")
