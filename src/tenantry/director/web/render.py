@@ -29,8 +29,8 @@ def _ago(value: Any, now: float | None = None) -> str:
     if not value:
         return "-"
     seconds = max(0.0, (now or time.time()) - float(value))
-    if seconds < 60:
-        return f"{seconds:.0f} s"
+    if seconds < 60:  # minutes at most: a live fragment stays the same (304) between two polls
+        return "<1 min"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 86400 * 2:
