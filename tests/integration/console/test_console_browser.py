@@ -143,6 +143,42 @@ def test_another_tenant_cannot_see_or_act_on_it(site: Site, new_page: Any) -> No
     assert [r["id"] for r in site.director.api("GET", f"/api/v1/tenants/{a.name}/runs")] == [r["id"] for r in runs]
 
 
+def test_tenant_fails_two_vms_over_with_the_big_red_button_and_back(site: Site, new_page: Any) -> None:
+    b = site.tenant("b")
+    page = new_page()
+    login(page, f"{b.name}-user")
+    wait_vm_list(page, b.vms[0])
+    for vm in b.vms:
+        page.get_by_role("checkbox", name=vm).check()
+    page.get_by_label("Failover: move the VMs into production").check()
+    confirm = page.get_by_label(re.compile("type .* to confirm"))
+    assert confirm.is_visible()
+    # The server checks the typed name (the field's `required` is only the browser's help).
+    page.evaluate("document.getElementById('confirm').required = false")
+    confirm.fill("not-the-name")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_load_state()
+    assert "to confirm the failover" in page.get_by_role("alert").inner_text()
+    assert site.director.api("GET", f"/api/v1/tenants/{b.name}/runs") == [] or all(
+        r["kind"] == "vms" for r in site.director.api("GET", f"/api/v1/tenants/{b.name}/runs")
+    )
+    for vm in b.vms:
+        page.get_by_role("checkbox", name=vm).check()
+    page.get_by_label("Failover: move the VMs into production").check()
+    page.get_by_label(re.compile("type .* to confirm")).fill(b.name)
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r"/portal/runs/"))
+    assert run_to_end(page) == "successful"
+    assert "RTO" in page.locator(".rto").inner_text()
+    assert site.production_vms(b) == sorted(b.vms)
+    # The VMs are in production now: the portal offers the failback.
+    page.get_by_role("button", name="Fail back to the replication targets").click()
+    page.wait_for_url(re.compile(r"/portal/runs/"))
+    assert run_to_end(page) == "successful"
+    assert site.production_vms(b) == []
+    assert "All VMs back on their replication target" in page.locator(".rto").inner_text()
+
+
 def test_operator_sees_the_fleet_and_the_offline_alarm_and_its_email(site: Site, new_page: Any) -> None:
     a, b = site.tenant("a"), site.tenant("b")
     page = new_page()

