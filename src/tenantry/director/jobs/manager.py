@@ -214,7 +214,10 @@ class JobManager:
         result = progress.result()
         report = result.get("report")
         state = outcome.status
-        message = outcome.message or progress.error
+        # The playbook's own words first (a refused preflight says what to do), then how the job ended.
+        message = progress.error or outcome.message
+        if progress.error and outcome.message and outcome.message.startswith("stopped"):
+            message = f"{outcome.message}: {progress.error}"
         if isinstance(report, dict) and report.get("status") == "failed":
             state = "failed"
         if state != "successful" and not message:
