@@ -54,6 +54,86 @@ options:
     description: Seconds to wait at most.
     type: int
     default: 3600
+  list_vms:
+    description:
+      - Also read the tenant's VMs live, from its replication targets (O(targets)) and its production folder
+        (O(production)), for the tenant portal. Returned as RV(vms).
+    type: bool
+    default: false
+  spec:
+    description:
+      - The tenant spec (C(tenantry_tenant_spec)); needed with O(list_vms) for the tenant's production folder.
+    type: dict
+  targets:
+    description:
+      - With O(list_vms), the tenant's replication targets, as O(tenantry.msp.failover#module:targets).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The target's inventory name (for example C(acme-target-01)).
+        type: str
+        required: true
+      hostname:
+        description: Host name or IP address of the target's API.
+        type: str
+        required: true
+      port:
+        description: HTTPS port of the target's API.
+        type: int
+        default: 443
+      username:
+        description: User to log in as.
+        type: str
+        required: true
+      password:
+        description: Password of O(targets[].username). Never logged.
+        type: str
+        required: true
+      validate_certs:
+        description: Verify the target's TLS certificate.
+        type: bool
+        default: true
+      ca_file:
+        description: PEM file of the CA that signed the target's certificate.
+        type: path
+      timeout:
+        description: Seconds to wait for the connection.
+        type: int
+        default: 60
+  production:
+    description:
+      - With O(list_vms), the production vCenter and datacenter; omitted, only the targets are read.
+    type: dict
+    suboptions:
+      hostname:
+        description: Host name or IP address of the vCenter.
+        type: str
+        required: true
+      port:
+        description: HTTPS port.
+        type: int
+        default: 443
+      username:
+        description: User to log in as.
+        type: str
+        required: true
+      password:
+        description: Password of O(production.username). Never logged.
+        type: str
+        required: true
+      validate_certs:
+        description: Verify the vCenter's TLS certificate.
+        type: bool
+        default: true
+      ca_file:
+        description: PEM file of the CA that signed the vCenter's certificate.
+        type: path
+      datacenter:
+        description: The production datacenter.
+        type: str
+        required: true
 attributes:
   check_mode:
     support: full
@@ -112,6 +192,23 @@ summary:
   returned: when a report exists
   type: list
   elements: str
+vm_states:
+  description:
+    - Per VM of the run, the state of each of its steps (C(pending), C(running), C(done), C(failed), C(skipped)).
+  returned: when found
+  type: dict
+vms:
+  description:
+    - With O(list_vms), every VM of the tenant with C(name), C(where) (V(target), V(production) or V(test copy)),
+      C(target), C(power_state), C(cpus), C(memory_mb), C(disk_bytes) and C(vmx).
+  returned: when O(list_vms)
+  type: list
+  elements: dict
+vm_errors:
+  description: With O(list_vms), the targets or the vCenter that could not be read, and why.
+  returned: when O(list_vms)
+  type: list
+  elements: str
 """
 
 import json
@@ -124,6 +221,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tenantry.msp.plugins.module_utils._failover import report as reporting
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import Journal, JournalError
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import Tenant
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_vms import list_vms
 
 
 def _job_ended(path: str | None) -> bool:
@@ -198,6 +297,11 @@ def _describe(journal: Journal, p: dict[str, Any]) -> dict[str, Any]:
         "steps": steps,
         "plan_lines": data.get("plan_lines", []),
         "progress": [e.get("text", "") for e in data.get("events", [])],
+        "vm_states": {
+            str(vm): {str(k): str((st or {}).get("state", "pending")) for k, st in (rec.get("steps") or {}).items()}
+            for vm, rec in (data.get("vms") or {}).items()
+            if isinstance(rec, dict)
+        },
     }
     report_file = Path(p["report_dir"]) / p["tenant"] / ("%s.json" % journal.run_id)
     if report_file.is_file():
@@ -220,10 +324,48 @@ def main() -> None:
             "wait_for": {"type": "str"},
             "job_file": {"type": "path"},
             "timeout": {"type": "int", "default": 3600},
+            "list_vms": {"type": "bool", "default": False},
+            "spec": {"type": "dict"},
+            "targets": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "hostname": {"type": "str", "required": True},
+                    "port": {"type": "int", "default": 443},
+                    "username": {"type": "str", "required": True},
+                    "password": {"type": "str", "required": True, "no_log": True},
+                    "validate_certs": {"type": "bool", "default": True},
+                    "ca_file": {"type": "path"},
+                    "timeout": {"type": "int", "default": 60},
+                },
+            },
+            "production": {
+                "type": "dict",
+                "options": {
+                    "hostname": {"type": "str", "required": True},
+                    "port": {"type": "int", "default": 443},
+                    "username": {"type": "str", "required": True},
+                    "password": {"type": "str", "required": True, "no_log": True},
+                    "validate_certs": {"type": "bool", "default": True},
+                    "ca_file": {"type": "path"},
+                    "datacenter": {"type": "str", "required": True},
+                },
+            },
         },
+        required_if=[("list_vms", True, ("spec",))],
         supports_check_mode=True,
     )
     p = module.params
+    listing: dict[str, Any] = {}
+    if p["list_vms"]:
+        try:
+            tenant = Tenant.from_spec(p["spec"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+        found = list_vms(p["targets"], p["production"], tenant.folder, tenant.test_folder)
+        listing = {"vms": found["vms"], "vm_errors": found["errors"]}
     wait_for = p["wait_for"]
     if wait_for and not p["attempt_id"]:
         module.fail_json(msg="wait_for needs attempt_id: the invocation whose run to follow")
@@ -267,6 +409,7 @@ def main() -> None:
             ended=ended,
             skipped=bool(wait_for),
             msg="no run of tenant %s%s" % (p["tenant"], " (it ended before starting)" if ended else ""),
+            **listing,
         )
         return
     out = _describe(journal, p)
@@ -284,7 +427,7 @@ def main() -> None:
         elif not rec.get("done") and not rec.get("failed"):
             skipped = True
         out["msg"] = out["line"]
-    module.exit_json(changed=False, skipped=skipped, **out)
+    module.exit_json(changed=False, skipped=skipped, **out, **listing)
 
 
 if __name__ == "__main__":
