@@ -59,7 +59,7 @@ requirements:
 """
 
 EXAMPLES = r"""
-# inventories/provider/tenants.tenantry.yml
+# inventories/provider/tenants.tenantry.yaml (.yaml: the yaml inventory plugin then leaves it alone)
 plugin: tenantry.msp.tenants
 tenants_dir: tenants
 management_pool: 10.0.16.0/20

@@ -165,7 +165,7 @@ def test_runner_backend_never_templates_what_a_user_typed(tmp_path: Path) -> Non
             "enabled": True,
             "ansible_runner": str(Path(sys.executable).parent / "ansible-runner"),
             "project_dir": str(project),
-            "inventory": [str(REPO / "tests" / "integration" / "console" / "localhost.ini")],
+            "inventory": [str(REPO / "tests" / "integration" / "console" / "localhost.yml")],
             "env": env,
         }
     )

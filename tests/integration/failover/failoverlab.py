@@ -69,7 +69,7 @@ def write_inventory(folder: Path, vcenter: Any, tenants: Sequence[tuple[dict[str
     (folder / "tenants").mkdir(parents=True, exist_ok=True)
     (folder / "group_vars").mkdir(exist_ok=True)
     (folder / "host_vars").mkdir(exist_ok=True)
-    (folder / "tenants.tenantry.yml").write_text(
+    (folder / "tenants.tenantry.yaml").write_text(
         "plugin: tenantry.msp.tenants\ntenants_dir: tenants\nmanagement_pool: 172.16.0.0/12\n"
     )
     group_vars = {f"tenantry_vcenter_{k}": v for k, v in connection(vcenter).items()}
