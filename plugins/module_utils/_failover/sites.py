@@ -130,11 +130,6 @@ def vm_row(row: dict[str, Any]) -> VMRow:
     )
 
 
-def nic_type(name: str) -> Any:
-    """The pyVmomi device class for a recorded NIC type name (vmxnet3 when unknown)."""
-    return getattr(vim.vm.device, name, None) or vim.vm.device.VirtualVmxnet3
-
-
 # --------------------------------------------------------------------------- target
 class TargetSite:
     """One nested replication target: a standalone ESXi on its own API, owned by the tenant."""
@@ -454,39 +449,3 @@ def _escape(part: str) -> str:
 
 def _inventory_path(*parts: str) -> str:
     return "/".join(_escape(p) for p in parts if p)
-
-
-def nic_changes(
-    vm: VMRow, recorded: Sequence[dict[str, Any]], portgroup: str, network: Any
-) -> tuple[list[Any], list[str]]:
-    """Device changes that put every recorded NIC (matched by MAC) on ``portgroup``.
-
-    A recorded NIC missing from the registered VM is added with its MAC (the lab's simulator
-    does not read .vmx files, so a registered VM comes back without NICs; on vSphere they match).
-    With nothing recorded, the VM's own NICs are moved.  Returns (changes, what changed).
-    """
-    changes: list[Any] = []
-    notes: list[str] = []
-    current = {n["mac"]: n for n in vm.nics if n["mac"]}
-    wanted = [n for n in recorded if n.get("mac")] or [
-        {"mac": n["mac"], "type": n["type"], "address_type": n["address_type"]} for n in vm.nics
-    ]
-    for nic in wanted:
-        mine = current.get(nic["mac"])
-        backing = vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=portgroup, network=network)
-        if mine is None:
-            device = nic_type(str(nic.get("type") or "VirtualVmxnet3"))(
-                key=-100 - len(changes),
-                macAddress=nic["mac"],
-                addressType="manual",
-                backing=backing,
-                connectable=vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True),
-            )
-            changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=device))
-            notes.append("add NIC %s on %s" % (nic["mac"], portgroup))
-        elif mine["network"] != portgroup:
-            device = mine["device"]
-            device.backing = backing
-            changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=device))
-            notes.append("NIC %s: %s -> %s" % (nic["mac"], mine["network"] or "none", portgroup))
-    return changes, notes

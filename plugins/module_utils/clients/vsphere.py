@@ -138,6 +138,29 @@ def connect(params: ConnectionParams) -> Any:
         raise VSphereError("vCenter %s refused the connection: %s" % (where, fault_message(exc))) from exc
 
 
+def connect_all(endpoints: Sequence[tuple[str, ConnectionParams]]) -> list[VSphereClient]:
+    """Log in to every endpoint at once; returns the clients in order.
+
+    ``endpoints`` holds ``(label, params)``.  When a login fails, the others are logged out and its
+    error is raised, its message prefixed with the endpoint's label (when it has one).
+    """
+    with ThreadPoolExecutor(max_workers=max(1, len(endpoints)), thread_name_prefix="vsphere-login") as pool:
+        futures = [pool.submit(VSphereClient, params) for _label, params in endpoints]
+    clients: list[VSphereClient] = []
+    failure: VSphereError | None = None
+    for (label, _params), future in zip(endpoints, futures, strict=True):
+        try:
+            clients.append(future.result())
+        except VSphereError as exc:
+            if failure is None:
+                failure = VSphereError("%s: %s" % (label, exc)) if label else exc
+    if failure is not None:
+        for client in clients:
+            client.close()
+        raise failure
+    return clients
+
+
 class VSphereClient:
     """A logged-in session with bulk reads and concurrent task waits."""
 
