@@ -28,6 +28,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.engine impo
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.model import VM
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import boot_waves
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.reconcile import (
+    confirm_production,
     is_copy,
     nfs_export,
     read_nfs,
@@ -202,7 +203,7 @@ def register_on_targets(ctx: Context, vms: list[VM]) -> Outcomes:
 
 def unregister_from_targets(ctx: Context, vms: list[VM]) -> Outcomes:
     """Failover: never the only registration: re-read production, unregister only what is there."""
-    refresh_production(ctx.run, ctx.sites)
+    confirm_production(ctx.run, ctx.sites)
     outcomes: Outcomes = {}
     calls = []
     for vm in vms:
@@ -210,7 +211,7 @@ def unregister_from_targets(ctx: Context, vms: list[VM]) -> Outcomes:
             outcomes[vm.name] = "not found in production: left registered on %s" % vm.origin
         elif vm.target is not None:
             calls.append((vm.name, vm.target.obj.UnregisterVM))
-    outcomes.update(errors(ctx.calls(calls)))
+    outcomes.update(errors(ctx.calls(None, calls)))  # several targets at once (they share no slots)
     return outcomes
 
 
@@ -224,7 +225,7 @@ def unregister_from_production(ctx: Context, vms: list[VM]) -> Outcomes:
             outcomes[vm.name] = "not found on %s: left registered in production" % vm.origin
         elif vm.prod is not None:
             calls.append((vm.name, vm.prod.obj.UnregisterVM))
-    outcomes.update(errors(ctx.calls(calls)))
+    outcomes.update(errors(ctx.calls(ctx.sites.client, calls)))
     return outcomes
 
 
@@ -263,7 +264,7 @@ def grant_permissions(ctx: Context, vms: list[VM]) -> Outcomes:
     def grant(vm: VM) -> Callable[[], Any]:
         return lambda: manager.SetEntityPermissions(entity=_prod(vm).obj, permission=[permission])
 
-    return errors(ctx.calls([(vm.name, grant(vm)) for vm in vms]))
+    return errors(ctx.calls(ctx.sites.client, [(vm.name, grant(vm)) for vm in vms]))
 
 
 # ---------------------------------------------------------------------------- power
@@ -347,7 +348,7 @@ def copy_files(ctx: Context, vms: list[VM]) -> Outcomes:
             outcomes[vm.name] = "cannot list %s: %s" % (sources[vm.name], found)
         else:
             files[vm.name] = [f.path for f in found.file or []]
-    made = errors(ctx.calls([(name, make(name)) for name in files], timed=False))
+    made = errors(ctx.calls(prod.client, [(name, make(name)) for name in files], timed=False))
     starters = []
     for name, paths in files.items():
         error = made.get(name)

@@ -391,13 +391,19 @@ class Context:
             engine.task_end_times(client, self.step, {k.split("|")[0] for k in results})
         return results
 
-    def calls(self, calls: Iterable[tuple[str, Callable[[], Any]]], timed: bool = True) -> dict[str, Any]:
-        """Synchronous vSphere calls (no task), bounded fan-out; ``{key: result or error message}``."""
+    def calls(
+        self, client: VSphereClient | None, calls: Iterable[tuple[str, Callable[[], Any]]], timed: bool = True
+    ) -> dict[str, Any]:
+        """Synchronous vSphere calls (no task), bounded fan-out; ``{key: result or error}``.
+
+        ``client``: the endpoint they go to, whose shared slots they hold (``None``: several endpoints).
+        """
         engine = self._engine
         items = list(calls)
         if timed:
             items = [(k, engine.timed(self.step, k, c, self.total)) for k, c in items]
-        return run_calls(items, engine.settings.max_parallel, raise_on_error=False)
+        slots = client.slots if client is not None else None
+        return run_calls(items, engine.settings.max_parallel, raise_on_error=False, slots=slots)
 
     def remember(self, vms: Iterable[VM]) -> None:
         """Journal what is known of ``vms`` now, before a call that depends on it."""

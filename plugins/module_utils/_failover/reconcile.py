@@ -24,6 +24,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal imp
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.model import VM, Production, Run
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import BadInput, Tenant, select_vms
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.sites import (
+    REGISTRATION_PROPERTIES,
     TAG_ORIGIN_TARGET,
     TAG_ORIGIN_VMX,
     TAG_TENANT,
@@ -143,6 +144,27 @@ def refresh_production(run: Run, sites: Sites) -> None:
         vm.prod = match_prod(run, vm)
 
 
+def confirm_production(run: Run, sites: Sites) -> None:
+    """Re-read where the run's VMs are registered in production (no hardware: a cheap read).
+
+    The model keeps its rows when production agrees; a VM production no longer holds loses its
+    registration; when production holds what the model did not know, it is read again in full.
+    """
+    prod = sites.production
+    if prod.folder is None:
+        refresh_production(run, sites)
+        return
+    registered, copies = prod.vms(REGISTRATION_PROPERTIES)
+    rows = copies if run.testing else registered
+    for vm in run.vms.values():
+        row = _match(run, vm, rows)
+        if row is None:
+            vm.prod = None
+        elif vm.prod is None or vm.prod.moid != row.moid:
+            refresh_production(run, sites)
+            return
+
+
 def refresh_targets(run: Run, sites: Sites) -> None:
     for site in sites.targets.values():
         site.refresh_vms()
@@ -157,7 +179,10 @@ def is_copy(tenant: Tenant, row: VMRow) -> bool:
 
 def match_prod(run: Run, vm: VM) -> VMRow | None:
     """Its production registration: same name and its .vmx (or the .vmx it was registered from)."""
-    rows = run.production.copies if run.testing else run.production.vms
+    return _match(run, vm, run.production.copies if run.testing else run.production.vms)
+
+
+def _match(run: Run, vm: VM, rows: dict[str, VMRow]) -> VMRow | None:
     row = rows.get(vm.name)
     if row is None:
         return None

@@ -147,7 +147,7 @@ def _milestone(data: dict[str, Any], step: str, origin: float) -> float | None:
 
 def write(report_dir: str, report: dict[str, Any]) -> Path:
     path: Path = Path(report_dir).expanduser() / str(report["tenant"]) / ("%s.json" % report["run_id"])
-    atomic_write_json(path, report)
+    atomic_write_json(path, report, indent=1)  # written once per run, read by people too
     return path
 
 

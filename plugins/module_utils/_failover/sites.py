@@ -41,6 +41,8 @@ VM_PROPERTIES = (
     "runtime.host",
     "datastore",
 )
+# Enough to know where a VM is registered and from which .vmx (a cheap re-read: no hardware).
+REGISTRATION_PROPERTIES = ("name", "parent", "config.files.vmPathName", "config.extraConfig")
 NAS_TYPES = ("NFS", "NFS41", "CIFS")
 TAG_TENANT = "tenantry.tenant"
 TAG_ORIGIN_TARGET = "tenantry.origin.target"
@@ -300,11 +302,14 @@ class ProductionSite:
         row = retrieve_objects(self.client, [obj], ["host"])[0]
         return obj, {h._moId for h in row.get("host") or []}
 
-    def vms(self) -> tuple[dict[str, VMRow], dict[str, VMRow]]:
-        """The tenant's production VMs and its test copies (``<folder>/test-failover``), by name."""
+    def vms(self, properties: Sequence[str] = VM_PROPERTIES) -> tuple[dict[str, VMRow], dict[str, VMRow]]:
+        """The tenant's production VMs and its test copies (``<folder>/test-failover``), by name.
+
+        With ``REGISTRATION_PROPERTIES`` the rows say only where each VM is registered (no hardware).
+        """
         if self.folder is None:
             return {}, {}
-        rows = [vm_row(r) for r in self.client.retrieve(vim.VirtualMachine, VM_PROPERTIES, root=self.folder)]
+        rows = [vm_row(r) for r in self.client.retrieve(vim.VirtualMachine, properties, root=self.folder)]
         test_moid = self.test_folder._moId if self.test_folder is not None else None
         production = {r.name: r for r in rows if r.parent == self.folder._moId}
         copies = {r.name: r for r in rows if test_moid and r.parent == test_moid}
