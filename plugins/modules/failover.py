@@ -129,6 +129,14 @@ options:
     description: How many vSphere calls or tasks are in flight at once, per step.
     type: int
     default: 16
+  vcenter_max_parallel:
+    description:
+      - How many vSphere calls or tasks all runs on this machine have in flight at once toward the production
+        vCenter, together (runs that share O(journal_dir) share this limit: 20 tenants failing over at once stay
+        under it). Each run still keeps to its own O(max_parallel).
+      - V(0) turns the shared limit off.
+    type: int
+    default: 32
   retries:
     description: How many times a VM's failed step is tried again (after half a second) before the VM drops out.
     type: int
@@ -300,6 +308,7 @@ ARGUMENT_SPEC = {
     "check_account": {"type": "bool", "default": True},
     "targets": {"type": "list", "elements": "dict", "default": [], "options": TARGET_SPEC},
     "max_parallel": {"type": "int", "default": 16},
+    "vcenter_max_parallel": {"type": "int", "default": 32},
     "retries": {"type": "int", "default": 1},
     "journal_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/journal"},
     "report_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/reports"},
@@ -317,6 +326,7 @@ REQUEST_OPTIONS = (
     "production_role",
     "check_account",
     "max_parallel",
+    "vcenter_max_parallel",
     "retries",
     "journal_dir",
     "report_dir",
@@ -334,8 +344,8 @@ def run_module(hooks: api.Hooks | None = None) -> None:
     p = module.params
     if p["mode"] != "cleanup" and not p["targets"]:
         module.fail_json(msg="targets is required for mode %s: give the tenant's replication targets" % p["mode"])
-    if p["max_parallel"] < 1 or p["retries"] < 0:
-        module.fail_json(msg="max_parallel must be 1 or more and retries 0 or more")
+    if p["max_parallel"] < 1 or p["retries"] < 0 or p["vcenter_max_parallel"] < 0:
+        module.fail_json(msg="max_parallel must be 1 or more, vcenter_max_parallel and retries 0 or more")
     try:
         tenant = api.Tenant.from_spec(p["tenant"])
     except api.BadInput as exc:

@@ -18,6 +18,9 @@ description:
     one step per loop item. It stops waiting when the run's process ended or O(job_file) says so.
   - Reads only; changes nothing. An awaited step that had nothing to do (or was not reached) is reported as
     skipped.
+  - With a local connection (the failover role's), an action plugin reads the journal on the controller
+    itself, so following a run step by step starts no Python process per step; a journal file is parsed again
+    only when it changed.
 author:
   - tenantry maintainers (@tenantry)
 options:
@@ -46,6 +49,8 @@ options:
       - V(started) waits until the run of O(attempt_id) is journaled (its preflight passed).
       - A step name (for example V(register)) waits until that step ended in the current attempt; for the run's
         last step, also until the run's process ended.
+      - V(result) waits until the asynchronous job in O(job_file) ended and returns that job's result as the
+        task's result (as M(ansible.builtin.async_status) does).
     type: str
   job_file:
     description: The C(results_file) of the asynchronous failover task; waiting stops when it holds a result.
@@ -116,16 +121,21 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tenantry.msp.plugins.module_utils._failover import api
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.status import ARGUMENT_SPEC, query_of
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import JournalError
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.status import (
+    ARGUMENT_SPEC,
+    FollowError,
+    follow,
+    query_of,
+)
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     try:
-        result = api.follow(query_of(p), p["wait_for"], p["job_file"], p["timeout"])
-    except (api.FollowError, api.JournalError) as exc:
+        result = follow(query_of(p), p["wait_for"], p["job_file"], p["timeout"])
+    except (FollowError, JournalError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

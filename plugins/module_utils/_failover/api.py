@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._failover import engine, runs
@@ -50,6 +51,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.status impo
     follow,
     status,
 )
+from ansible_collections.tenantry.msp.plugins.module_utils._slots import Slots
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import VSphereClient, VSphereError
 
 
@@ -124,6 +126,7 @@ def run(
     for the fault tests.
     """
     with tenant_lock(request.journal_dir, tenant.name):
+        share_vcenter(request, production)
         prepared = _prepare(tenant, request, production, targets)
         if not prepared.will_change and prepared.journals.journal is None:
             runs.close_untouched(request, prepared.run, prepared.journals)
@@ -132,6 +135,20 @@ def run(
             result.update(changed=False, status="nothing to do", summary=summary)
             return result
         return _execute(prepared, hooks)
+
+
+def share_vcenter(request: Request, production: VSphereClient) -> None:
+    """Every run on this machine toward this vCenter shares ``vcenter_max_parallel`` slots.
+
+    The slots are files under ``<journal_dir>/.vcenter/<host>_<port>/`` (runs share them when they
+    share the journal folder, as the role's runs do); each vSphere task or call a run starts holds
+    one until it ends, so 20 tenants failing over at once stay under one limit toward vCenter.
+    """
+    if request.vcenter_max_parallel > 0 and production.slots is None:
+        endpoint = "%s_%d" % (production.params.hostname, production.params.port)
+        production.slots = Slots(
+            Path(request.journal_dir).expanduser() / ".vcenter" / endpoint, request.vcenter_max_parallel
+        )
 
 
 def _prepare(

@@ -37,9 +37,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere impor
     VSphereClient,
     VSphereError,
     fault_message,
-    retrieve_objects,
     run_calls,
-    vim,
     vmodl,
 )
 
@@ -159,7 +157,6 @@ class Engine:
         self.changed = False
         self.events: list[str] = []
         self._times: dict[str, list[float]] = {}  # "<step>/<vm>": [first call, last end]
-        self._tasks: dict[str, list[Any]] = {}  # "<step>/<vm>": its tasks (for vCenter's end times)
         self._offsets: dict[int, float] = {}  # per client: vCenter's clock minus ours
         self._acted = 0
         self._lock = threading.Lock()
@@ -326,8 +323,6 @@ class Engine:
                 times = self._times.setdefault(times_key, [began, 0.0])
                 times[0] = min(times[0], began)
                 times[1] = max(times[1], time.time())
-                if isinstance(result, vim.Task):
-                    self._tasks.setdefault(times_key, []).append(result)
                 self._acted += 1
                 count = self._acted
             self.hooks.acted(step, count, total)
@@ -335,23 +330,19 @@ class Engine:
 
         return go
 
-    def task_end_times(self, client: VSphereClient, step: str, names: Iterable[str]) -> None:
-        """Each task's completion time from vCenter (its clock, corrected by the measured offset)."""
-        tasks = [("%s/%s" % (step, n), t) for n in names for t in self._tasks.pop("%s/%s" % (step, n), [])]
-        if not tasks:
+    def task_end_times(self, client: VSphereClient, step: str, ended: dict[str, Any]) -> None:
+        """Each VM's last task end, from vCenter's ``completeTime`` (its clock, corrected by the offset)."""
+        if not ended:
             return
         now = time.time()
         try:
-            rows = retrieve_objects(client, [t for _k, t in tasks], ["info.completeTime"])
             offset = self._offset(client)
         except Exception:  # timing detail only: keep the local clock's times
             return
-        by_moid = {r["moid"]: r.get("info.completeTime") for r in rows}
         ends: dict[str, float] = {}
-        for key, task in tasks:
-            done = by_moid.get(task._moId)
-            if done is not None:
-                ends[key] = max(ends.get(key, 0.0), done.timestamp() - offset)
+        for key, done in ended.items():
+            times_key = "%s/%s" % (step, key.split("|")[0])
+            ends[times_key] = max(ends.get(times_key, 0.0), done.timestamp() - offset)
         for key, end in ends.items():
             if key in self._times:
                 self._times[key][1] = min(max(end, self._times[key][0]), now)
@@ -386,9 +377,10 @@ class Context:
         items = list(starters)
         if timed:
             items = [(k, engine.timed(self.step, k, s, self.total)) for k, s in items]
-        results = client.run_tasks(items, engine.settings.max_parallel, raise_on_error=False)
+        ended: dict[str, Any] = {}
+        results = client.run_tasks(items, engine.settings.max_parallel, raise_on_error=False, ended=ended)
         if timed:
-            engine.task_end_times(client, self.step, {k.split("|")[0] for k in results})
+            engine.task_end_times(client, self.step, ended)
         return results
 
     def calls(

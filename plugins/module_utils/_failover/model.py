@@ -45,6 +45,7 @@ class Request:
     production_role: str = "Admin"
     check_account: bool = True
     max_parallel: int = 16
+    vcenter_max_parallel: int = 32  # shared by every run on this machine toward the same vCenter (0: none)
     retries: int = 1
     retry_delay: float = 0.5
     journal_dir: str = "~/.local/state/tenantry/failover/journal"

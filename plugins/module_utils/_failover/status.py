@@ -215,8 +215,9 @@ def follow(query: Query, wait_for: str | None, job_file: str | None, timeout: fl
     """Wait for ``wait_for`` of the run of ``query.attempt_id``; returns what ``failover_info`` returns.
 
     ``started``: the run is journaled (its preflight passed); a step name: that step ended in this
-    attempt (the last step: and the run's process ended); ``result``: the job ended (its result is
-    returned as ``job``).  Waiting stops when the run's process ended or ``job_file`` says so.
+    attempt (the last step: and the run's process ended); ``result``: the asynchronous job in
+    ``job_file`` ended, and its result is returned as it is (what ``async_status`` would give).
+    Waiting for a step stops when the run's process ended or ``job_file`` says so.
     """
     if wait_for and not query.attempt_id:
         raise FollowError("wait_for needs attempt_id: the invocation whose run to follow")
@@ -249,21 +250,24 @@ def follow(query: Query, wait_for: str | None, job_file: str | None, timeout: fl
 def _followed(
     query: Query, journal: Journal | None, wait_for: str | None, ended: bool, job: dict[str, Any] | None
 ) -> dict[str, Any]:
+    if wait_for == "result":
+        if job is None:
+            msg = "the run ended without a result"
+            return {"changed": False, "found": journal is not None, "ended": ended, "msg": msg}
+        return dict(job, ended=True)  # the job's own result, as async_status gives it
     if journal is None:
         out: dict[str, Any] = {
             "changed": False,
             "found": False,
             "ended": ended,
-            "skipped": bool(wait_for) and wait_for != "result",
+            "skipped": bool(wait_for),
             "msg": "no run of tenant %s%s" % (query.tenant, " (it ended before starting)" if ended else ""),
         }
     else:
         out = describe(journal, query)
         out.update(changed=False, ended=ended, skipped=False)
-        if wait_for and wait_for not in ("started", "result"):
+        if wait_for and wait_for != "started":
             out.update(_step_line(journal, wait_for, ended))
-    if job is not None:
-        out["job"] = job
     return out
 
 

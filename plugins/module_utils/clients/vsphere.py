@@ -36,6 +36,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without pyVmomi
     PYVMOMI_IMPORT_ERROR = exc
 
 
+TASK_PROPERTIES = ("info.state", "info.error", "info.result", "info.completeTime")
+
+
 class VSphereError(Exception):
     """Base of every error this client raises."""
 
@@ -248,6 +251,7 @@ class VSphereClient:
         max_parallel: int = 16,
         raise_on_error: bool = True,
         timeout: float = 3600,
+        ended: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Start many vSphere tasks with bounded fan-out and wait for all with ONE property collector.
 
@@ -260,7 +264,8 @@ class VSphereClient:
         of the lab's simulator) is settled there, the others are watched by a single private
         property collector.  Returns ``{key: task result or error message}``; with
         ``raise_on_error`` a ``TaskFailed`` names every failed key after all tasks ended (none
-        is abandoned half way).
+        is abandoned half way).  ``ended``, when given, receives each task's ``completeTime``
+        (vCenter's clock) by key.
         """
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
@@ -279,6 +284,8 @@ class VSphereClient:
 
         def settle(key: str, state: dict[str, Any]) -> bool:
             """Record an ended task's outcome; False while it runs."""
+            if ended is not None and state.get("info.completeTime") is not None:
+                ended[key] = state["info.completeTime"]
             if state.get("info.state") == vim.TaskInfo.State.success:
                 outcomes[key] = state.get("info.result")
             elif state.get("info.state") == vim.TaskInfo.State.error:
@@ -350,7 +357,7 @@ class VSphereClient:
         try:
             task = start()
             try:
-                rows = retrieve_objects(self, [task], ["info.state", "info.error", "info.result"])
+                rows = retrieve_objects(self, [task], TASK_PROPERTIES)
             except vmodl.MethodFault:
                 rows = []  # the collector will tell
         except BaseException:
@@ -377,11 +384,7 @@ class _Started:
 def _task_filter(tasks: Sequence[Any]) -> Any:
     return vmodl.query.PropertyCollector.FilterSpec(
         objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=t) for t in tasks],
-        propSet=[
-            vmodl.query.PropertyCollector.PropertySpec(
-                type=vim.Task, pathSet=["info.state", "info.error", "info.result"]
-            )
-        ],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=list(TASK_PROPERTIES))],
     )
 
 
