@@ -395,6 +395,8 @@ class Context:
         if timed:
             items = [(k, engine.timed(self.step, k, c, self.total)) for k, c in items]
         slots = client.slots if client is not None else None
+        if client is not None:
+            client.keep_connections(engine.settings.max_parallel + 2)
         return run_calls(items, engine.settings.max_parallel, raise_on_error=False, slots=slots)
 
     def remember(self, vms: Iterable[VM]) -> None:

@@ -254,7 +254,7 @@ def _followed(
         if job is None:
             msg = "the run ended without a result"
             return {"changed": False, "found": journal is not None, "ended": ended, "msg": msg}
-        return dict(job, ended=True)  # the job's own result, as async_status gives it
+        return dict(job, ended=True, msg=_message(job))  # the job's own result, as async_status gives it
     if journal is None:
         out: dict[str, Any] = {
             "changed": False,
@@ -269,6 +269,16 @@ def _followed(
         if wait_for and wait_for != "started":
             out.update(_step_line(journal, wait_for, ended))
     return out
+
+
+def _message(job: dict[str, Any]) -> Any:
+    """The job's message; a module that died of an exception leaves only its summary (ansible-core 2.19)."""
+    if job.get("msg") or not job.get("failed"):
+        return job.get("msg", "")
+    error = job.get("exception")
+    event = error.get("event") if isinstance(error, dict) else None
+    text = event.get("msg") if isinstance(event, dict) else error
+    return "the failover module died: %s" % (text or "no message; see the job's output")
 
 
 def _step_line(journal: Journal, wait_for: str, ended: bool) -> dict[str, Any]:

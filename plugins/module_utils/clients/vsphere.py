@@ -185,6 +185,14 @@ class VSphereClient:
         self.si = connect(params)
         self.content = self.si.RetrieveContent()
         self.slots: SharedLimit | None = None
+        self.keep_connections(16)
+
+    def keep_connections(self, count: int) -> None:
+        """Keep up to ``count`` idle connections for reuse (pyVmomi keeps 5, so every step with a
+        larger fan-out would log its extra threads in anew: a TLS handshake each)."""
+        stub = getattr(self.si, "_stub", None)
+        if stub is not None and getattr(stub, "poolSize", count) < count:
+            stub.poolSize = count
 
     def close(self) -> None:
         # Logging out of a dead session is not an error worth raising.
@@ -269,6 +277,7 @@ class VSphereClient:
         """
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
+        self.keep_connections(max_parallel + 2)  # the starting threads, the collector's waits
         pending = deque(starters)
         outcomes: dict[str, Any] = {}
         failures: dict[str, str] = {}
