@@ -41,7 +41,7 @@ class Slots:
         self.count = count
         self.paths = [str(self.folder / ("slot-%04d" % i)) for i in range(count)]
         self._fds: list[int | None] = [None] * count
-        self._mine = [threading.Lock() for _ in range(count)]  # held while a thread of ours has the slot
+        self._mine = [threading.Lock() for _index in range(count)]  # held while a thread of ours has the slot
         self._opening = threading.Lock()
 
     def _fd(self, index: int) -> int:

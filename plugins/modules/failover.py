@@ -132,8 +132,8 @@ options:
   vcenter_max_parallel:
     description:
       - How many vSphere calls or tasks all runs on this machine have in flight at once toward the production
-        vCenter, together (runs that share O(journal_dir) share this limit: 20 tenants failing over at once stay
-        under it). Each run still keeps to its own O(max_parallel).
+        vCenter, together. Runs that share O(journal_dir) share this limit, so 20 tenants failing over at once
+        stay under it. Each run still keeps to its own O(max_parallel).
       - V(0) turns the shared limit off.
     type: int
     default: 32

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Optional
 
 from ansible_collections.tenantry.msp.plugins.module_utils._failover import actions, nics
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.engine import ReadStep, SharedStep, Step, VMStep
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.model import VM, Run, projected_row
 
-Rule = Callable[[Run, VM], str | None]
+Rule = Callable[[Run, VM], Optional[str]]
 
 
 @dataclass(frozen=True)

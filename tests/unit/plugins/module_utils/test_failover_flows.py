@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.tenantry.msp.plugins.module_utils._failover import actions
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.engine import SharedStep, VMStep, plan
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.engine import ReadStep, SharedStep, VMStep, plan
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.flows import FLOWS
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.model import VM, Choices, Production, Run
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import Tenant
@@ -85,3 +85,31 @@ def test_the_nic_rule_adds_a_missing_nic_and_moves_one_on_another_network() -> N
     b.prod = row("b", nics=[dict(NIC, network="pg310", address_type="manual", key=1, label="", network_moid="")])
     b.prod.extra = run.tags(b)
     assert rule(run, b) == "already on pg310"
+
+
+def doc_tables() -> dict[str, list[tuple[str, str]]]:
+    """docs/failover.md, "The flows, step by step": per flow, (step, action function) in order."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[4] / "docs" / "failover.md").read_text()
+    section = text.split("### The flows, step by step", 1)[1].split("\n### ", 1)[0]
+    tables: dict[str, list[tuple[str, str]]] = {}
+    flow = ""
+    for line in section.splitlines():
+        heading = re.match(r"\*\*[^*]+\*\* \(`([A-Z]+)`", line)
+        if heading:
+            flow = heading.group(1).lower()
+            tables[flow] = []
+        elif flow and re.match(r"\| \d+ \|", line):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            tables[flow].append((cells[1], re.findall(r"`([\w.]+)`", cells[4])[0]))
+    return tables
+
+
+def test_the_docs_tables_match_the_flows() -> None:
+    documented = doc_tables()
+    assert sorted(documented) == sorted(FLOWS)
+    for name, flow in FLOWS.items():
+        in_code = [(s.name, "reconcile.read" if isinstance(s, ReadStep) else s.action.__name__) for s in flow.steps]
+        assert documented[name] == in_code, name
