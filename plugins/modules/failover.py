@@ -270,6 +270,7 @@ progress:
 """
 
 from http.client import HTTPException
+from ssl import SSLError
 from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._failover import api
@@ -381,7 +382,7 @@ def run_module(hooks: api.Hooks | None = None) -> None:
         module.fail_json(msg=str(exc))
     except vmodl.MethodFault as exc:
         module.fail_json(msg="vSphere refused the request: %s" % fault_message(exc))
-    except (OSError, HTTPException) as exc:
+    except (ConnectionError, TimeoutError, HTTPException, SSLError) as exc:
         module.fail_json(
             msg="lost the connection to vSphere (%s: %s); a started run is journaled: run the same mode again to "
             "resume it" % (type(exc).__name__, exc)
