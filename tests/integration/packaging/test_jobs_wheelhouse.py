@@ -30,8 +30,8 @@ def run(*cmd: str) -> str:
 
 def test_jobs_venv_from_the_wheelhouse_has_network_cli_ssh(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    version = "%d.%d" % sys.version_info[:2]
-    abi = "cp%d%d" % sys.version_info[:2]
+    major, minor = sys.version_info[:2]
+    version, abi = f"{major}.{minor}", f"cp{major}{minor}"
     platforms = [f"--platform={m}_{platform.machine()}" for m in MANYLINUX]
     run(sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--implementation", "cp",
         "--python-version", version, "--abi", abi, "--abi", "abi3", "--abi", "none", "--platform", "any",
@@ -40,7 +40,9 @@ def test_jobs_venv_from_the_wheelhouse_has_network_cli_ssh(tmp_path: Path) -> No
 
     venv = tmp_path / "jobs"
     run(sys.executable, "-m", "venv", str(venv))
-    run(str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels), *PACKAGES)
+    run(
+        str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels), *PACKAGES
+    )
     # network_cli's ssh_type auto picks libssh when this import works (ansible.netcommon's HAS_PYLIBSSH).
     out = run(str(venv / "bin" / "python"), "-c", "from pylibsshext.session import Session; print(Session.__name__)")
     assert out.strip() == "Session"
