@@ -181,7 +181,7 @@ tenant_folders:
 check_mode:
   description:
     - Whether the call only planned (check mode, also when set by a play's C(check_mode) keyword, which
-      C(ansible_check_mode) does not reflect): a target in RV(actions.cloned) does not exist then.
+      C(ansible_check_mode) does not reflect). A target that RV(actions) lists as cloned does not exist then.
   returned: always
   type: bool
   sample: false
