@@ -802,6 +802,7 @@ def run_nested_target(client: VSphereClient, params: dict[str, Any], check_mode:
             "folders_created": plan.create_folders,
             "folders_removed": plan.remove_folders,
         },
+        "check_mode": check_mode,
         "warnings": plan.warnings,
         "diff": {"before": plan.before, "after": plan.after},
     }

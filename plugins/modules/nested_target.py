@@ -178,6 +178,13 @@ tenant_folders:
   type: list
   elements: str
   sample: [replication-targets/acme]
+check_mode:
+  description:
+    - Whether the call only planned (check mode, also when set by a play's C(check_mode) keyword, which
+      C(ansible_check_mode) does not reflect). A target that RV(actions) lists as cloned does not exist then.
+  returned: always
+  type: bool
+  sample: false
 actions:
   description: What was (in check mode, would be) done, by kind.
   returned: always
