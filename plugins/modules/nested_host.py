@@ -21,10 +21,11 @@ description:
   - Reads the host in one round of concurrent calls, compares with the desired state and changes only what
     differs; independent parts are applied concurrently.
   - Every input problem (an address without a prefix, a route or default gateway not reachable on the interface
-    it names, a C(Host.*) privilege, a datastore name taken by another export, a missing password for a new account) fails
-    before anything changes.
+    it names, a C(Host.*) privilege, a datastore name taken by another export, a missing password for a new
+    account) fails before anything changes.
   - With O(state=absent) the permissions, the account, the role, the NFS datastore, the listed routes, a default
-    gateway through the tenant NIC, the VMkernel NIC with its portgroup (and its switch when that becomes empty) are removed.
+    gateway through the tenant NIC, the VMkernel NIC with its portgroup (and its switch when that becomes empty)
+    are removed.
     C(Net.FollowHardwareMac) and the services are left as they are (turning SSH back on would weaken the host).
 author:
   - tenantry maintainers (@tenantry)
@@ -154,7 +155,8 @@ options:
         type: str
         required: true
       interface:
-        description: V(tenant) is the NIC of O(vmkernel) (required then); V(management) the NIC on O(management_portgroup).
+        description:
+          - V(tenant) is the NIC of O(vmkernel) (required then); V(management) the NIC on O(management_portgroup).
         type: str
         choices: [management, tenant]
         default: tenant
