@@ -195,7 +195,7 @@ def cmd_net_up(args: argparse.Namespace) -> int:
 
 def cmd_net_plug(args: argparse.Namespace) -> int:
     changed = network.LabNet(args.state_dir / "net").plug(
-        args.target, args.port, args.mgmt_mac, args.tenant_mac, args.tenant_ip
+        args.target, args.port, args.mgmt_mac, args.tenant_mac, args.tenant_ip, mgmt_port=args.mgmt_port
     )
     return _changed(changed, f"target {args.target} on port {args.port}")
 
@@ -300,6 +300,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target")
     p.add_argument("--port", required=True, help="its tenant port on lab-bridge (the tenant file's switch port)")
     p.add_argument("--mgmt-mac", required=True)
+    p.add_argument("--mgmt-port", help="the management port's name on the switch (the tenant file's)")
     p.add_argument("--tenant-mac", required=True)
     p.add_argument("--tenant-ip", required=True, help="address/prefix on the tenant network")
     p.set_defaults(func=cmd_net_plug)
