@@ -16,6 +16,8 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# This tree's sources first, also when the virtualenv's editable install points at another checkout.
+export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 VCSIM_SOURCES := $(wildcard lab/vcsim/*.go)
 
