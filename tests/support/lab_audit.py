@@ -95,7 +95,9 @@ def audit(state_dir: Path, tenants_dir: Path) -> list[str]:
                             f"manual MAC outside 00:50:56:00:00:00-00:50:56:3F:FF:FF: {mac} on {vm.name} "
                             f"({dev.deviceInfo.label if dev.deviceInfo else dev.key})"
                         )
-        findings += [f"MAC {mac} on {len(nics)} NICs: {', '.join(sorted(nics))}" for mac, nics in macs.items() if len(nics) > 1]
+        findings += [
+            f"MAC {mac} on {len(nics)} NICs: {', '.join(sorted(nics))}" for mac, nics in macs.items() if len(nics) > 1
+        ]
 
         # Tenant NFS datastores still mounted in production with no VM of vCenter on them.
         exports = {}
