@@ -2,9 +2,10 @@
 # The main job end to end on a lab instance of its own (`make lab-e2e`, a suite of `make test`), next to
 # any lab the user has up (`make lab` is the instance "default"; this one is $LAB_E2E_INSTANCE, "e2e"):
 #   bring-up, site.yml, DHCP leases, ARP locks, enrollment, a test failover (all by `make lab`), a real
-#   failover's preflight (--check), the test failover's cleanup, offboarding a tenant (its reservation
-#   gone and no lease), onboarding it again (lease, enrollment), a second `make lab` that changes nothing
-#   it should not, then an independent audit of vCenter (tests/support/lab_audit.py, pyVmomi).
+#   failover's preflight (--check), an independent audit of vCenter with the test copies up
+#   (tests/support/lab_audit.py, pyVmomi), the test failover's cleanup, offboarding a tenant (its
+#   reservation gone and no lease), onboarding it again (lease, re-enrollment, Transporters online), then
+#   the audit again.
 # The instance is removed at the end (LAB_E2E_KEEP=1 keeps it; LAB_E2E_REUSE=1 starts after `make lab` on a
 # kept instance).  Output: each step with its time.
 set -euo pipefail
@@ -57,6 +58,13 @@ done
 
 step "a real failover of acme to VLAN 310 passes its preflight (--check)"
 play playbooks/failover.yml -e tenant=acme -e destination_vlan=310 --check
+
+# The test copies are up (make lab's test failover): a real site refuses what the audit finds on them.
+# LAB_E2E_AUDIT_COPIES=0 skips this audit (e.g. while a known failover defect is being fixed).
+if [ "${LAB_E2E_AUDIT_COPIES:-1}" = 1 ]; then
+    step "independent audit of vCenter with the test copies up (pyVmomi)"
+    "$python" tests/support/lab_audit.py --state-dir "$state" --tenants inventories/lab/tenants
+fi
 
 step "test failover cleanup"
 play playbooks/test_failover.yml -e tenant=acme -e cleanup=true
