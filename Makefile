@@ -107,7 +107,7 @@ pytest: setup
 # The five suites run at the same time (their logs: tests/output/suites/); molecule runs two scenarios
 # at once. Much of each suite waits on simulators, containers and sockets, not on the CPU.
 test: setup
-	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest molecule lab-e2e
+	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest molecule
 
 # Role scenarios (molecule, podman, systemd as PID 1): builds the container image when missing, runs
 # every scenario under molecule/, and removes their containers even when one fails.
