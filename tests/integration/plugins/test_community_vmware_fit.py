@@ -131,7 +131,7 @@ def _documentation(module: Path) -> str:
     """A module's DOCUMENTATION string, without importing it."""
     tree = ast.parse(module.read_text())
     return next(
-        node.value.value
+        str(node.value.value)
         for node in tree.body
         if isinstance(node, ast.Assign)
         and getattr(node.targets[0], "id", None) == "DOCUMENTATION"
