@@ -182,7 +182,7 @@ def test_module_works_idempotently_with_check_mode(observed: dict[str, Any], con
 
 @pytest.mark.parametrize("concern", ["portgroup", "vmkernel", "permission"])
 def test_chained_module_works_but_check_mode_fails_on_a_fresh_host(observed: dict[str, Any], concern: str) -> None:
-    """Idempotent once its prerequisite exists (switch, portgroup, datastore and account), but in a check run
+    """Idempotent once its prerequisite exists (switch, portgroup, role), but in a check run
     on a new target the prerequisite was only planned by the previous task, so the module fails: a role built
     from these modules cannot show in check mode what it would do to a new target.  nested_host plans the
     whole host in one call (its check run on a fresh host reports "changed" and changes nothing)."""
@@ -192,6 +192,12 @@ def test_chained_module_works_but_check_mode_fails_on_a_fresh_host(observed: dic
         "again": "ok",
         "check_again": "ok",
     }
+    expected = {
+        "portgroup": "The vSwitch 'vSwitch1' doesn't exist",
+        "vmkernel": "Portgroup 'tenant' not found on vSS 'vSwitch1'",
+        "permission": "Specified role (tenantry-tenant) was not found",
+    }
+    assert expected[concern] in observed["results"]["check"][concern]["msg"]
 
 
 def test_service_module_reads_and_keeps_ssh_off(observed: dict[str, Any]) -> None:
