@@ -247,3 +247,13 @@ def test_simulator_gap_vswitch_second_run_fails(observed: dict[str, Any]) -> Non
     table = observed["table"]["vswitch"]
     assert table == {"check": "changed", "run": "changed", "again": "failed", "check_again": "failed"}
     assert "nicTeaming" in observed["results"]["again"]["vswitch"]["msg"]
+
+
+def test_community_gap_default_gateway_has_no_interface() -> None:
+    """nested_host sets the default gateway with the VMkernel NIC it leaves by (gatewayDevice, the tenant NIC);
+    vmware_host_tcpip_stacks sets the default stack's gateway address only, and vmware_vmkernel's
+    network.default_gateway is a per-NIC override, not the host's default route."""
+    doc = yaml.safe_load(_documentation(CV / "plugins/modules/vmware_host_tcpip_stacks.py"))
+    default_stack = doc["options"]["default"]["suboptions"]
+    assert "gateway" in default_stack
+    assert not [name for name in default_stack if "device" in name or "interface" in name]
