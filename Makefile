@@ -28,7 +28,7 @@ export TENANTRY_LAB_INSTANCE := $(LAB_INSTANCE)
 LAB_PREFIX := $(if $(filter default,$(LAB_INSTANCE)),tenantry-lab,tlab-$(LAB_INSTANCE))
 LAB_LABEL := $(if $(filter default,$(LAB_INSTANCE)),tenantry-lab,tenantry-lab-instance=$(LAB_INSTANCE))
 
-.PHONY: help setup lab lab-down lab-e2e test lint sanity pytest clean molecule
+.PHONY: help setup lab lab-down lab-e2e test lint sanity pytest pytest-vsphere pytest-rest clean molecule
 
 help:
 	@echo "make lab       set up, start the embedded lab and run playbooks/site.yml against it"
@@ -104,10 +104,19 @@ sanity: setup
 pytest: setup
 	$(BIN)/pytest
 
-# The five suites run at the same time (their logs: tests/output/suites/); molecule runs two scenarios
+# make test runs pytest in two halves at once (each with its own simulators): the vSphere-side tests,
+# and the rest (services, console, backups, lab, network, unit).
+PYTEST_VSPHERE := tests/integration/failover tests/integration/plugins tests/integration/roles
+pytest-vsphere: setup
+	$(BIN)/pytest $(PYTEST_VSPHERE)
+
+pytest-rest: setup
+	$(BIN)/pytest $(foreach d,$(PYTEST_VSPHERE),--ignore=$(d))
+
+# The suites run at the same time (their logs: tests/output/suites/); molecule runs two scenarios
 # at once. Much of each suite waits on simulators, containers and sockets, not on the CPU.
 test: setup
-	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest molecule
+	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest-vsphere pytest-rest molecule
 
 # Role scenarios (molecule, podman, systemd as PID 1): builds the container image when missing, runs
 # every scenario under molecule/, and removes their containers even when one fails.
