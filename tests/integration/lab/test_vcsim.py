@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -428,10 +427,13 @@ def test_latency_delays_the_named_method_and_overlaps(
 
 
 @pytest.fixture
-def govcsim_dirs() -> Iterator[Callable[[], set[Path]]]:
-    tmp = Path(tempfile.gettempdir())
-    before = set(tmp.glob("govcsim-*"))
-    yield lambda: set(tmp.glob("govcsim-*")) - before
+def govcsim_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], set[Path]]]:
+    """The govcsim-* directories of the simulators this test starts: they get a TMPDIR of their own, so
+    simulators of other test runs on the machine (which share /tmp) do not count."""
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    yield lambda: set(tmp.glob("govcsim-*"))
 
 
 @pytest.mark.parametrize("mode", ["vcenter", "esx"])
