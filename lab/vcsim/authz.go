@@ -100,23 +100,24 @@ var (
 
 var rules = map[string]rule{
 	// Virtual machine inventory.
-	"CreateVM_Task":        createVMChecks,
-	"RegisterVM_Task":      registerVMChecks,
-	"UnregisterVM":         onThis("VirtualMachine.Inventory.Unregister"),
-	"Destroy_Task":         destroyChecks,
-	"Rename_Task":          renameChecks,
-	"CreateFolder":         onThis("Folder.Create"),
-	"MoveIntoFolder_Task":  moveIntoFolderChecks,
-	"CloneVM_Task":         cloneChecks,
-	"RelocateVM_Task":      relocateChecks,
-	"MarkAsTemplate":       onThis("VirtualMachine.Provisioning.MarkAsTemplate"),
-	"MarkAsVirtualMachine": markAsVMChecks,
-	"ReconfigVM_Task":      reconfigChecks,
-	"UpgradeVM_Task":       onThis("VirtualMachine.Config.UpgradeVirtualHardware"),
-	"CreateResourcePool":   onThis("Resource.CreatePool"),
-	"UpdateConfig":         onThis("Resource.EditPool"),
-	"CreateVApp":           onThis("VApp.Create"),
-	"ImportVApp":           importVAppChecks, // the NFC lease for an import
+	"CreateVM_Task":                     createVMChecks,
+	"RegisterVM_Task":                   registerVMChecks,
+	"UnregisterVM":                      onThis("VirtualMachine.Inventory.Unregister"),
+	"Destroy_Task":                      destroyChecks,
+	"Rename_Task":                       renameChecks,
+	"CreateFolder":                      onThis("Folder.Create"),
+	"MoveIntoFolder_Task":               moveIntoFolderChecks,
+	"CloneVM_Task":                      cloneChecks,
+	"RelocateVM_Task":                   relocateChecks,
+	"MarkAsTemplate":                    onThis("VirtualMachine.Provisioning.MarkAsTemplate"),
+	"MarkAsVirtualMachine":              markAsVMChecks,
+	"ReconfigVM_Task":                   reconfigChecks,
+	"UpgradeVM_Task":                    onThis("VirtualMachine.Config.UpgradeVirtualHardware"),
+	"ReloadVirtualMachineFromPath_Task": onThis("VirtualMachine.Config.ReloadFromPath"),
+	"CreateResourcePool":                onThis("Resource.CreatePool"),
+	"UpdateConfig":                      onThis("Resource.EditPool"),
+	"CreateVApp":                        onThis("VApp.Create"),
+	"ImportVApp":                        importVAppChecks, // the NFC lease for an import
 
 	// Snapshots.
 	"CreateSnapshot_Task":          onThis("VirtualMachine.State.CreateSnapshot"),
@@ -233,8 +234,22 @@ var rules = map[string]rule{
 	"RemoveAuthorizationRole": modifyRoles,
 	"MergePermissions":        modifyRoles,
 	"SetEntityPermissions":    onField("Entity", "Authorization.ModifyPermissions"),
-	"RemoveEntityPermission":  onField("Entity", "Authorization.ModifyPermissions"),
-	"ResetEntityPermissions":  onField("Entity", "Authorization.ModifyPermissions"),
+	"TerminateSession":        onRoot("Sessions.TerminateSession"),
+
+	// Custom tasks.
+	"CreateTask":         onField("Obj", "Task.Create"),
+	"SetTaskState":       taskEntity("Task.Update"),
+	"UpdateProgress":     taskEntity("Task.Update"),
+	"SetTaskDescription": taskEntity("Task.Update"),
+
+	// Custom attributes and events.
+	"SetCustomValue":         onThis("Global.SetCustomField"),
+	"AddCustomFieldDef":      onRoot("Global.ManageCustomFields"),
+	"RemoveCustomFieldDef":   onRoot("Global.ManageCustomFields"),
+	"RenameCustomFieldDef":   onRoot("Global.ManageCustomFields"),
+	"PostEvent":              onRoot("Global.LogEvent"),
+	"RemoveEntityPermission": onField("Entity", "Authorization.ModifyPermissions"),
+	"ResetEntityPermissions": onField("Entity", "Authorization.ModifyPermissions"),
 }
 
 func privileged(name string) bool {

@@ -35,6 +35,10 @@ var hooks = map[string]func(*interceptor, *request){
 	"AnswerVM":                    (*interceptor).answerVM,
 	"UnregisterVM":                (*interceptor).unregisterVM,
 	"Destroy_Task":                (*interceptor).destroy,
+	"CreateTask":                  (*interceptor).createTask,
+	"SetTaskState":                (*interceptor).setTaskState,
+	"UpdateProgress":              (*interceptor).updateProgress,
+	"SetTaskDescription":          (*interceptor).setTaskDescription,
 	// Changes that the .vmx records.
 	"Rename_Task":                  (*interceptor).syncAfter,
 	"UpgradeVM_Task":               (*interceptor).syncAfter,

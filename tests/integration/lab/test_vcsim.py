@@ -870,6 +870,27 @@ def test_privileges_are_enforced_per_method_group(
             lambda p: p.content.authorizationManager.RemoveEntityPermission(entity=p.dc, user="nobody", isGroup=False),
         ),
     ]
+
+    def terminate(parts: Any) -> None:
+        other = vs.login(ep, ep.username, ep.password).RetrieveContent().sessionManager.currentSession.key
+        parts.content.sessionManager.TerminateSession(sessionId=[other])
+
+    cases.append(Case("terminate a session", ["Sessions.TerminateSession"], terminate))
+
+    def custom_task(parts: Any) -> Any:
+        return parts.content.taskManager.CreateTask(
+            obj=parts.folder, taskTypeId="com.example.replicate", initiatedBy="probe", cancelable=False
+        )
+
+    admin_task = custom_task(admin).task._moId
+    cases.append(Case("custom task: create", ["Task.Create"], custom_task))
+    cases.append(
+        Case(
+            "custom task: update",
+            ["Task.Update"],
+            lambda p: vim.Task(admin_task, tenant_si._stub).UpdateProgress(percentDone=50),
+        )
+    )
     for case in cases:
         denied = case.denied or case.needs[0]
         vs.grant(admin.content, "probe-role", "probe", [n for n in case.needs if n != denied], [root])
@@ -877,6 +898,9 @@ def test_privileges_are_enforced_per_method_group(
         assert fault.privilegeId == denied, (case.name, fault.privilegeId)
         vs.grant(admin.content, "probe-role", "probe", case.needs, [root])
         case.call(t)  # now allowed
+    done = vim.Task(admin_task, admin.content.rootFolder._stub)
+    done.SetTaskState(state="success")
+    assert (done.info.state, done.info.progress) == ("success", 50)
     # A task the tenant started is the tenant's to read and wait for.
     vs.grant(admin.content, "probe-role", "probe", ["VirtualMachine.Interact.PowerOn"], [root])
     task = as_tenant(snap_vm).PowerOnVM_Task()
