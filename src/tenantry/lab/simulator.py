@@ -142,12 +142,15 @@ class Simulator:
         hosts: int | None = None,
         vms: int | None = None,
         username: str = DEFAULT_USERNAME,
+        question_timeout: float | None = None,
         timeout: float = 30.0,
         detach: bool = False,
     ) -> Endpoint:
         """Start the simulator and wait for its ready file.
 
         ``latency`` is the ``-latency`` flag, e.g. ``"RegisterVM=120ms,*=5ms"``.
+        ``question_timeout`` (seconds) is ``-question-timeout``: how long a power-on waits for the
+        answer to "moved or copied?" before it fails (0 waits forever; default 30 s).
         Without ``detach`` the process exits when this one dies (it watches a
         pipe on its stdin), so a killed test run leaves no simulator behind;
         ``detach`` puts it in its own session to outlive the caller (the CLI's ``up``).
@@ -186,6 +189,8 @@ class Simulator:
             argv.append(f"-hosts={hosts}")
         if vms is not None:
             argv.append(f"-vms={vms}")
+        if question_timeout is not None:
+            argv.append(f"-question-timeout={question_timeout}s")
         if not detach:
             argv.append("-watch-stdin")
 
