@@ -139,7 +139,53 @@ func (x *interceptor) reconfigVM(req *request) {
 		writeResult(req.w, &types.ReconfigVM_TaskResponse{Returnval: task})
 		return
 	}
+	restore := placeholderNetworks(req.method.This, spec)
 	x.syncAfter(req)
+	restore()
+}
+
+// placeholderNetworks works around stock removeDevice, which dereferences a NIC's backing
+// network: a NIC registered from a .vmx whose network this site does not have keeps only the
+// network's name (no reference), and editing or removing it panicked ("Remote end closed
+// connection"), where vSphere simply moves it.  Such a NIC gets a placeholder reference for the
+// call; one the call did not replace loses it again.
+func placeholderNetworks(ref types.ManagedObjectReference, spec *types.VirtualMachineConfigSpec) func() {
+	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return func() {}
+	}
+	var patched []*types.VirtualEthernetCardNetworkBackingInfo
+	placeholder := &types.ManagedObjectReference{Type: "Network", Value: "missing"}
+	simulator.Map.WithLock(vm, func() {
+		for _, change := range spec.DeviceChange {
+			c := change.GetVirtualDeviceConfigSpec()
+			if c.Operation != types.VirtualDeviceConfigSpecOperationEdit && c.Operation != types.VirtualDeviceConfigSpecOperationRemove {
+				continue
+			}
+			for _, d := range vm.Config.Hardware.Device {
+				card, isCard := d.(types.BaseVirtualEthernetCard)
+				if !isCard || d.GetVirtualDevice().Key != c.Device.GetVirtualDevice().Key {
+					continue
+				}
+				if b, ok := card.GetVirtualEthernetCard().Backing.(*types.VirtualEthernetCardNetworkBackingInfo); ok && b.Network == nil {
+					b.Network = placeholder
+					patched = append(patched, b)
+				}
+			}
+		}
+	})
+	return func() {
+		if len(patched) == 0 {
+			return
+		}
+		simulator.Map.WithLock(vm, func() {
+			for _, b := range patched {
+				if b.Network == placeholder {
+					b.Network = nil
+				}
+			}
+		})
+	}
 }
 
 func (x *interceptor) unregisterVM(req *request) {

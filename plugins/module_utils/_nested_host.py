@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import ROUTES_SPEC
-from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import TENANT_PRIVILEGES
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import SYSTEM_PRIVILEGES, TENANT_PRIVILEGES
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     InvalidRequest,
     VSphereClient,
@@ -43,8 +43,6 @@ except ImportError:  # pragma: no cover - the module reports missing pyVmomi fir
 
 FOLLOW_HARDWARE_MAC = "Net.FollowHardwareMac"
 
-# vSphere adds these to every role; they are not compared.
-SYSTEM_PRIVILEGES = frozenset({"System.Anonymous", "System.Read", "System.View"})
 ENTITIES = ("datastore", "vm_folder", "resource_pool")
 
 ARGUMENT_SPEC: dict[str, Any] = {

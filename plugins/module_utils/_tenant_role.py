@@ -4,7 +4,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # Private to the tenantry.msp collection: no compatibility promise to other callers.
-"""The tenant's restricted role on its nested replication target: THE privilege list.
+"""The tenant's roles: on its nested replication target, and on production after a failover.
+
+THE privilege lists, each privilege with the reason it is there.
 
 ``nested_host`` creates the role from it (``tenant_access.privileges`` defaults to it), the
 ``nested_esxi_target`` role defers to the module, and the tests import it.  docs/nested-targets.md
@@ -39,3 +41,34 @@ TENANT_ROLE: tuple[tuple[str, str], ...] = (
 
 #: The privilege ids alone, sorted: the default of ``nested_host``'s ``tenant_access.privileges``.
 TENANT_PRIVILEGES: list[str] = sorted(privilege for privilege, _ in TENANT_ROLE)
+
+
+#: The collection-managed role the tenant's production account gets on each of its VMs after a
+#: failover (and on its test copies): operate and console its own VMs, and their snapshots.
+#: Nothing on hosts, networks, datastores, folders or other tenants: the permission is set on the
+#: tenant's VMs only, and no privilege here changes a VM's hardware, network or placement.
+#: ``tenantry.msp.failover`` creates the role with exactly these privileges (and puts them back when
+#: they were changed); docs/failover.md lists the same privileges with the same reasons (a unit test
+#: keeps them in step) and tests/integration/failover/test_production_role.py proves them logged in as
+#: the tenant's production account on the strict simulator.
+PRODUCTION_ROLE_NAME = "tenantry-tenant-production"
+
+#: (privilege id, what the tenant does with it on its production VMs)
+PRODUCTION_ROLE: tuple[tuple[str, str], ...] = (
+    ("VirtualMachine.Interact.PowerOn", "power its VMs on"),
+    ("VirtualMachine.Interact.PowerOff", "power them off"),
+    ("VirtualMachine.Interact.Reset", "reset a VM that hangs"),
+    ("VirtualMachine.Interact.AnswerQuestion", "answer a question a VM asks when it powers on"),
+    ("VirtualMachine.Interact.ConsoleInteract", "open a VM's console (console ticket)"),
+    ("VirtualMachine.State.CreateSnapshot", "take a snapshot before a change"),
+    ("VirtualMachine.State.RevertToSnapshot", "go back to a snapshot"),
+    ("VirtualMachine.State.RemoveSnapshot", "remove a snapshot"),
+    ("VirtualMachine.State.RenameSnapshot", "rename a snapshot"),
+)
+
+#: The privilege ids alone, sorted (vSphere adds ``System.Anonymous``, ``System.View`` and
+#: ``System.Read`` to every role).
+PRODUCTION_PRIVILEGES: list[str] = sorted(privilege for privilege, _ in PRODUCTION_ROLE)
+
+#: Privileges vSphere puts in every role; a role is compared without them.
+SYSTEM_PRIVILEGES = frozenset({"System.Anonymous", "System.View", "System.Read"})
