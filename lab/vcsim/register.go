@@ -485,6 +485,8 @@ func nicDevice(n vmxNIC, key int32) (types.BaseVirtualDevice, error) {
 	}
 	c := card.(types.BaseVirtualEthernetCard).GetVirtualEthernetCard()
 	c.Key = key
+	// vSphere's label, which the stock reconfiguration would make "ethernet-<unit>" (the same for every NIC).
+	c.DeviceInfo = &types.Description{Label: fmt.Sprintf("Network adapter %d", n.index+1), Summary: n.network}
 	c.AddressType = n.addressType
 	c.MacAddress = n.mac
 	c.Connectable = &types.VirtualDeviceConnectInfo{StartConnected: n.startConnected, AllowGuestControl: true}

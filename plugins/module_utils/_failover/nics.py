@@ -10,7 +10,7 @@ Every NIC rule of a run lives here, so that changing them is one edit:
 
 - ``recorded``: what the journal (and the VM's ``tenantry.origin.networks`` tag) keeps of each NIC
   on the replication target: device key, label, MAC, type, address type and the target network.
-- ``pair``: a registration's NICs matched with the recorded ones by device key, then label, then
+- ``pair``: a registration's NICs matched with the recorded ones by label, then device key, then
   order; **never by MAC**: a test copy answered "copied" gets new generated MACs, and vSphere
   regenerates them in other cases too.
 - ``to_move``: failover and test: every NIC of the registration onto one portgroup (the
@@ -65,10 +65,14 @@ def label(nic: Mapping[str, Any]) -> str:
 def pair(
     current: Sequence[dict[str, Any]], recorded_nics: Sequence[Mapping[str, Any]]
 ) -> list[tuple[dict[str, Any], Mapping[str, Any] | None]]:
-    """Each current NIC with its recorded one (``None``: none), matched by device key, label, then order."""
+    """Each current NIC with its recorded one (``None``: none), matched by label, device key, then order.
+
+    The label ("Network adapter 2") follows the NIC's place in the ``.vmx`` (``ethernet1``) across
+    registrations; a device key is only stable within one registration.
+    """
     free = list(recorded_nics)
     matched: dict[int, Mapping[str, Any]] = {}
-    for field in ("key", "label"):
+    for field in ("label", "key"):
         for index, nic in enumerate(current):
             if index in matched or nic.get(field) in (None, ""):
                 continue

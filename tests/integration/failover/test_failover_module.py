@@ -158,7 +158,8 @@ def test_test_failover_leaves_the_target_unchanged_and_cleanup_removes_everythin
     t = lab_tenant("tf", vms=2)
     before = fl.target_snapshot(t.target_si)
     replicas = {
-        name: {"uuid": vm.config.uuid, "macs": {mac for mac, _n in nics(vm)}} for name, vm in fl.vms_of(t.target_si).items()
+        name: {"uuid": vm.config.uuid, "macs": {mac for mac, _n in nics(vm)}}
+        for name, vm in fl.vms_of(t.target_si).items()
     }
     rc, test = t.run(mode="test")
     assert rc == 0, test
