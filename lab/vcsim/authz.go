@@ -129,14 +129,16 @@ var rules = map[string]rule{
 	"RenameSnapshot":               onSnapshotVM("VirtualMachine.State.RenameSnapshot"),
 
 	// Power and interaction.
-	"PowerOnVM_Task":  onThis("VirtualMachine.Interact.PowerOn"),
-	"PowerOffVM_Task": onThis("VirtualMachine.Interact.PowerOff"),
-	"ResetVM_Task":    onThis("VirtualMachine.Interact.Reset"),
-	"SuspendVM_Task":  onThis("VirtualMachine.Interact.Suspend"),
-	"ShutdownGuest":   onThis("VirtualMachine.Interact.PowerOff"),
-	"RebootGuest":     onThis("VirtualMachine.Interact.Reset"),
-	"StandbyGuest":    onThis("VirtualMachine.Interact.Suspend"),
-	"AnswerVM":        onThis("VirtualMachine.Interact.AnswerQuestion"),
+	"PowerOnVM_Task":   onThis("VirtualMachine.Interact.PowerOn"),
+	"PowerOffVM_Task":  onThis("VirtualMachine.Interact.PowerOff"),
+	"ResetVM_Task":     onThis("VirtualMachine.Interact.Reset"),
+	"SuspendVM_Task":   onThis("VirtualMachine.Interact.Suspend"),
+	"ShutdownGuest":    onThis("VirtualMachine.Interact.PowerOff"),
+	"RebootGuest":      onThis("VirtualMachine.Interact.Reset"),
+	"StandbyGuest":     onThis("VirtualMachine.Interact.Suspend"),
+	"AnswerVM":         onThis("VirtualMachine.Interact.AnswerQuestion"),
+	"AcquireTicket":    onThis("VirtualMachine.Interact.ConsoleInteract"),
+	"AcquireMksTicket": onThis("VirtualMachine.Interact.ConsoleInteract"),
 
 	// Guest operations.
 	"StartProgramInGuest":           onField("Vm", "VirtualMachine.GuestOperations.Execute"),

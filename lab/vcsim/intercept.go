@@ -43,9 +43,10 @@ type interceptor struct {
 	client   *vim25.Client // in-process, as the administrator
 	ctx      context.Context
 
-	accounts *accounts
-	vmx      *vmxState
-	question time.Duration
+	accounts  *accounts
+	directory string // vcenter mode: the SSO stand-in's accounts file (directory.go)
+	vmx       *vmxState
+	question  time.Duration
 
 	mu       sync.Mutex
 	sessions map[string]string // session key -> user name
@@ -53,16 +54,17 @@ type interceptor struct {
 
 func newInterceptor(next http.Handler, cfg config, client *vim25.Client) *interceptor {
 	return &interceptor{
-		next:     next,
-		mode:     cfg.mode,
-		admin:    cfg.username,
-		password: cfg.password,
-		client:   client,
-		ctx:      context.Background(),
-		accounts: newAccounts(),
-		vmx:      newVMXState(),
-		question: cfg.questionTimeout,
-		sessions: map[string]string{},
+		next:      next,
+		mode:      cfg.mode,
+		admin:     cfg.username,
+		password:  cfg.password,
+		client:    client,
+		ctx:       context.Background(),
+		accounts:  newAccounts(),
+		directory: cfg.directory,
+		vmx:       newVMXState(),
+		question:  cfg.questionTimeout,
+		sessions:  map[string]string{},
 	}
 }
 
@@ -200,7 +202,7 @@ func (x *interceptor) validLogin(user, password string) bool {
 	if user == x.admin {
 		return password == x.password
 	}
-	return x.accounts.check(user, password)
+	return x.accounts.check(user, password) || x.directoryLogin(user, password)
 }
 
 // SOAP answers written by the interceptor itself.

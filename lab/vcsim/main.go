@@ -51,6 +51,7 @@ type config struct {
 
 	questionTimeout time.Duration
 	watchStdin      bool
+	directory       string
 }
 
 func main() {
@@ -72,6 +73,8 @@ func main() {
 	flag.DurationVar(&cfg.questionTimeout, "question-timeout", 30*time.Second,
 		`a power-on waiting for the "moved or copied?" answer fails after this long (0: waits forever, as vSphere does)`)
 	flag.BoolVar(&cfg.watchStdin, "watch-stdin", false, "exit when stdin reaches end of file (the parent died)")
+	flag.StringVar(&cfg.directory, "directory", "",
+		`vcenter mode: a JSON file {"user@vsphere.local": "password", ...} of directory accounts (read at each login), standing in for vCenter's SSO domain`)
 	flag.Parse()
 	cfg.password = os.Getenv(PasswordEnv)
 

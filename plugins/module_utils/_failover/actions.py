@@ -278,7 +278,9 @@ def restore_networks(ctx: Context, vms: list[VM]) -> Outcomes:
             continue
         config = vim.vm.ConfigSpec(deviceChange=nics.device_changes(nics.to_restore(vm.target, vm.nics), site.networks))
         obj = vm.target.obj
-        by_site.setdefault(site.name, []).append((vm.name, lambda obj=obj, config=config: obj.ReconfigVM_Task(spec=config)))
+        by_site.setdefault(site.name, []).append(
+            (vm.name, lambda obj=obj, config=config: obj.ReconfigVM_Task(spec=config))
+        )
     for name, starters in sorted(by_site.items()):
         outcomes.update(errors(ctx.tasks(sites.targets[name].client, starters)))
     refresh_targets(run, sites)

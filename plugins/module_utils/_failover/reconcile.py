@@ -35,7 +35,10 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.sites impor
     datastore_of,
     path_in_datastore,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import PRODUCTION_PRIVILEGES, PRODUCTION_ROLE_NAME
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import (
+    PRODUCTION_PRIVILEGES,
+    PRODUCTION_ROLE_NAME,
+)
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import VSphereClient, run_calls
 
 

@@ -264,7 +264,9 @@ def nothing_to_do(mode: str, run: Any, journal_dir: str, report_dir: str) -> dic
     if last is not None:
         path = Path(report_dir).expanduser() / tenant / ("%s.json" % last.run_id)
         ended = iso(last.data.get("updated"))
-        lines.append("the last %s of tenant %s, run %s, ended %s at %s" % (mode, tenant, last.run_id, last.status, ended))
+        lines.append(
+            "the last %s of tenant %s, run %s, ended %s at %s" % (mode, tenant, last.run_id, last.status, ended)
+        )
         report = None
         try:
             report = json.loads(path.read_text())

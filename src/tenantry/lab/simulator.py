@@ -107,6 +107,30 @@ def _tail(path: Path) -> str:
     return text[-_STDERR_TAIL:].strip()
 
 
+def directory_file(state_dir: Path, name: str) -> Path:
+    """The vcenter-mode simulator's directory accounts (its stand-in for vCenter's SSO domain)."""
+    return state_dir.resolve() / "directory" / f"{name}.json"
+
+
+def add_directory_user(state_dir: Path, name: str, user: str, password: str) -> None:
+    """Give simulator ``name`` (vcenter mode) a directory account ``user`` (``acme-ops@vsphere.local``).
+
+    It logs in with ``password`` and ``RetrieveUserGroups`` finds it; what it may do comes from the
+    permissions it is given.  The file is 0600 and read by the simulator at each login.
+    """
+    path = directory_file(state_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        accounts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        accounts = {}
+    accounts[user] = password
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(json.dumps(accounts))
+    tmp.replace(path)
+
+
 class Simulator:
     """One simulator process; ``start`` returns its :class:`Endpoint`, ``stop`` ends it.
 
@@ -191,6 +215,8 @@ class Simulator:
             argv.append(f"-vms={vms}")
         if question_timeout is not None:
             argv.append(f"-question-timeout={question_timeout}s")
+        if mode == "vcenter":
+            argv.append(f"-directory={directory_file(state_dir, name)}")
         if not detach:
             argv.append("-watch-stdin")
 

@@ -96,4 +96,3 @@ def test_a_failback_whose_nics_cannot_be_placed_is_refused_naming_the_vm_and_nic
     assert f"{vm_name}: NIC 'Network adapter 2'" in out["msg"]
     assert "goes back to network replica-lan, which the replication target does not have" in out["msg"]
     assert t.placement() == {vm_name: {"production"}}
-
