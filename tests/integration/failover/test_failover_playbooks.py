@@ -46,7 +46,8 @@ def test_failover_check_run_then_failback_and_a_test(site: Any) -> None:
     checked = play("failover.yml", "-e", f"tenant={p.name}", "-e", "destination_vlan=3502", "--check")
     assert checked.rc == 0, checked.stdout[-3000:]
     assert f"failover plan for tenant {p.name}:" in checked.stdout
-    assert "ok   production account: admin gets role Admin on each VM" in checked.stdout  # looked up
+    assert "ok   production account: admin gets role tenantry-tenant-production on each VM" in checked.stdout
+    assert "ok   production role: tenantry-tenant-production will be created with 9 privileges" in checked.stdout
     assert p.placement() == {n: {"target"} for n in p.vms}
 
     run = play("failover.yml", "-e", f"tenant={p.name}", "-e", "destination_vlan=3502")
@@ -69,6 +70,10 @@ def test_failover_check_run_then_failback_and_a_test(site: Any) -> None:
     test = play("test_failover.yml", "-e", f"tenant={q.name}")
     assert test.rc == 0, test.stdout[-3000:]
     assert sorted(q.production_vms("test-failover")) == q.vms
+    again = play("test_failover.yml", "-e", f"tenant={q.name}")
+    assert again.rc == 0, again.stdout[-3000:]
+    assert f"test of tenant {q.name}: nothing to do: a test failover is already up" in again.stdout
+    assert f"ansible-playbook playbooks/test_failover.yml -e tenant={q.name} -e cleanup=true" in again.stdout
     clean = play("test_failover.yml", "-e", f"tenant={q.name}", "-e", "cleanup=true")
     assert clean.rc == 0, clean.stdout[-3000:]
     assert q.production_vms("test-failover") == {}
@@ -91,3 +96,62 @@ def test_bad_requests_are_refused_naming_the_problem(site: Any, args: list[str],
     assert message.format(p=p.name, q=q.name) in " ".join(run.stdout.split()), run.stdout[-3000:]
     assert p.placement() == {n: {"target"} for n in p.vms}
     assert q.placement() == {n: {"target"} for n in q.vms}
+
+
+def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_meanwhile(site: Any) -> None:
+    """ansible-playbook killed while the asynchronous run goes on: the run finishes on its own; running the
+    playbook again says there is nothing to do *and* shows that run's summary and report file."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from support import ansible_env
+
+    p, _q, _play = site
+    journal_dir = p.tmp.parent / "journal"
+    inventory = p.tmp.parent / "inventory"
+    command = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(REPO / "playbooks" / "failover.yml"),
+        "-i",
+        str(inventory),
+        "-e",
+        f"tenant={p.name}",
+        "-e",
+        f"failover_journal_dir={journal_dir}",
+        "-e",
+        f"failover_report_dir={p.tmp.parent}/reports",
+    ]
+    controller = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=ansible_env(**TEXT),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    journal = None
+    while journal is None and time.monotonic() < deadline:  # the run is journaled: kill the controller
+        found = list((journal_dir / p.name).glob("*.json"))
+        journal = found[0] if found else None
+        time.sleep(0.1)
+    assert journal is not None
+    os.killpg(controller.pid, signal.SIGKILL)  # ansible-playbook and its workers; the async job lives on
+    controller.wait()
+    while json.loads(journal.read_text())["status"] != "done" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    data = json.loads(journal.read_text())
+    assert data["status"] == "done"
+    assert p.placement() == {n: {"production"} for n in p.vms}
+
+    again = _play("failover.yml", "-e", f"tenant={p.name}")
+    assert again.rc == 0, again.stdout[-3000:]
+    out = " ".join(again.stdout.split())
+    assert f"failover of tenant {p.name}: nothing to do" in out
+    assert f"the last failover of tenant {p.name}, run {data['run_id']}, ended done" in out
+    assert f"failover of tenant {p.name}, run {data['run_id']}: done, 2 VMs" in out
+    assert f"report: {p.tmp.parent}/reports/{p.name}/{data['run_id']}.json" in out

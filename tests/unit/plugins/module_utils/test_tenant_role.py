@@ -8,7 +8,13 @@ import yaml
 from support import REPO
 
 from ansible_collections.tenantry.msp.plugins.module_utils._nested_host import ARGUMENT_SPEC, check_input
-from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import TENANT_PRIVILEGES, TENANT_ROLE
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import (
+    PRODUCTION_PRIVILEGES,
+    PRODUCTION_ROLE,
+    PRODUCTION_ROLE_NAME,
+    TENANT_PRIVILEGES,
+    TENANT_ROLE,
+)
 
 
 def documented() -> dict[str, str]:
@@ -47,3 +53,28 @@ def test_the_role_defers_to_the_module() -> None:
     role = REPO / "roles" / "nested_esxi_target"
     assert yaml.safe_load((role / "defaults" / "main.yml").read_text())["nested_esxi_target_privileges"] == []
     assert "privileges" in (role / "vars" / "main.yml").read_text()
+
+
+def production_documented() -> dict[str, str]:
+    """The privilege table of docs/failover.md, "## Permissions": {privilege: why}."""
+    text = (REPO / "docs" / "failover.md").read_text()
+    section = text.split("## Permissions", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Za-z.]+)` \| ([^|]+) \|$", section, flags=re.MULTILINE)
+    return {privilege: why.strip() for privilege, why in rows}
+
+
+def test_the_production_role_is_documented_and_operates_only_vms() -> None:
+    assert production_documented() == dict(PRODUCTION_ROLE)
+    assert PRODUCTION_ROLE_NAME in (REPO / "docs" / "nested-targets.md").read_text()
+    assert len(PRODUCTION_PRIVILEGES) == len(set(PRODUCTION_PRIVILEGES)) == len(PRODUCTION_ROLE)
+    allowed = ("VirtualMachine.Interact.", "VirtualMachine.State.")
+    assert all(p.startswith(allowed) for p in PRODUCTION_PRIVILEGES)
+
+
+def test_the_failover_module_and_role_default_to_it() -> None:
+    from ansible_collections.tenantry.msp.plugins.modules import failover
+
+    assert failover.ARGUMENT_SPEC["production_role"]["default"] == PRODUCTION_ROLE_NAME
+    assert failover.ARGUMENT_SPEC["allow_admin_role"]["default"] is False
+    defaults = yaml.safe_load((REPO / "roles" / "failover" / "defaults" / "main.yml").read_text())
+    assert defaults["failover_production_role"] == "" and defaults["failover_allow_admin_role"] is False
