@@ -22,7 +22,7 @@ from pyVim.task import TaskBlocked, WaitForTask
 from pyVmomi import VmomiSupport, vim, vmodl
 from support import vsphere as vs
 
-from tenantry.lab import Endpoint, Simulator
+from tenantry.lab import Endpoint, Simulator, add_directory_user
 
 pytestmark = pytest.mark.integration
 
@@ -906,3 +906,39 @@ def test_privileges_are_enforced_per_method_group(
     task = as_tenant(snap_vm).PowerOnVM_Task()
     WaitForTask(task)
     assert task.info.state == "success" and task.info.entity == as_tenant(snap_vm)
+
+
+def test_vcenter_directory_accounts_and_console_tickets(
+    vcenter: Endpoint, vsphere_si: Any, lab_state_dir: Path, swing: Callable[..., tuple[Any, Any]]
+) -> None:
+    """vcenter mode: a directory account (the SSO stand-in) logs in with its own password only and is found
+    by RetrieveUserGroups; a console ticket needs ConsoleInteract and a powered-on VM.  NICs read from a
+    .vmx carry vSphere's labels."""
+    add_directory_user(lab_state_dir, "vcenter", "dir-user@vsphere.local", "Dir-Secret-1")
+    directory = vsphere_si.RetrieveContent().userDirectory
+    found = directory.RetrieveUserGroups(
+        searchStr="dir-user@vsphere.local", exactMatch=True, findUsers=True, findGroups=False
+    )
+    assert [u.principal for u in found] == ["dir-user@vsphere.local"]
+    with pytest.raises(vim.fault.InvalidLogin):
+        vs.login(vcenter, "dir-user@vsphere.local", "wrong")
+    user = vs.login(vcenter, "dir-user@vsphere.local", "Dir-Secret-1")
+    assert user.content.sessionManager.currentSession.userName == "dir-user@vsphere.local"
+
+    _source, vm = swing("console-01", [vs.nic(None, "generated"), vs.nic(None, "generated", key=-5)])
+    assert [
+        d.deviceInfo.label for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)
+    ] == [
+        "Network adapter 1",
+        "Network adapter 2",
+    ]
+    with pytest.raises(vim.fault.InvalidState):
+        vm.AcquireTicket(ticketType="webmks")
+    task = vm.PowerOnVM_Task()
+    vm.AnswerVM(questionId=question_of(vm, task).id, answerChoice="1")
+    WaitForTask(task)
+    assert vm.AcquireTicket(ticketType="webmks").ticket
+    theirs = user.RetrieveContent().searchIndex.FindByUuid(None, vm.config.uuid, True)
+    with pytest.raises(vim.fault.NoPermission) as refused:
+        theirs.AcquireTicket(ticketType="webmks")
+    assert refused.value.privilegeId == "VirtualMachine.Interact.ConsoleInteract"
