@@ -257,7 +257,7 @@ def reconfigure_network(ctx: Context, vms: list[VM]) -> Outcomes:
         devices = nics.device_changes(nics.to_move(row, portgroup), networks)
         options = [vim.option.OptionValue(key=k, value=v) for k, v in run.tags_to_write(vm).items()]
         config = vim.vm.ConfigSpec(deviceChange=devices, extraConfig=options)
-        starters.append((vm.name, lambda vm=vm, config=config: _prod(vm).obj.ReconfigVM_Task(spec=config)))
+        starters.append((vm.name, _reconfigure(row.obj, config)))
     outcomes.update(errors(ctx.tasks(ctx.sites.client, starters)))
     return outcomes
 
@@ -277,14 +277,15 @@ def restore_networks(ctx: Context, vms: list[VM]) -> Outcomes:
             outcomes[vm.name] = "; ".join(problems)
             continue
         config = vim.vm.ConfigSpec(deviceChange=nics.device_changes(nics.to_restore(vm.target, vm.nics), site.networks))
-        obj = vm.target.obj
-        by_site.setdefault(site.name, []).append(
-            (vm.name, lambda obj=obj, config=config: obj.ReconfigVM_Task(spec=config))
-        )
+        by_site.setdefault(site.name, []).append((vm.name, _reconfigure(vm.target.obj, config)))
     for name, starters in sorted(by_site.items()):
         outcomes.update(errors(ctx.tasks(sites.targets[name].client, starters)))
     refresh_targets(run, sites)
     return outcomes
+
+
+def _reconfigure(obj: Any, config: Any) -> Callable[[], Any]:
+    return lambda: obj.ReconfigVM_Task(spec=config)
 
 
 def grant_permissions(ctx: Context, vms: list[VM]) -> Outcomes:

@@ -300,8 +300,8 @@ def _vm(run: Run, name: str, rec: dict[str, Any], on_target: tuple[str, VMRow] |
     prod_row = (run.production.copies if run.testing else run.production.vms).get(name)
     if flow in ("failover", "failback") and not any(n.get("network") for n in vm.nics):
         # Where its NICs were on the target: the journal's record, else the VM's own tag (its .vmx).
-        for row in (prod_row, on_target[1] if on_target is not None else None):
-            tagged = nics.from_tag(row.extra.get(TAG_ORIGIN_NETWORKS)) if row is not None else []
+        for tagged_row in (prod_row, on_target[1] if on_target is not None else None):
+            tagged = nics.from_tag(tagged_row.extra.get(TAG_ORIGIN_NETWORKS)) if tagged_row is not None else []
             if tagged:
                 vm.nics = tagged
                 break
