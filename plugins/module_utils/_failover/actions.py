@@ -42,8 +42,10 @@ from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere impor
     choice_key,
     fault_message,
     question_ids,
+    question_text,
     retrieve_objects,
     vim,
+    vmodl,
 )
 
 
@@ -336,12 +338,52 @@ def power_on_in_waves(ctx: Context, vms: list[VM]) -> Outcomes:
     waves = [w for w in boot_waves(ctx.run.tenant, ctx.run.order) if any(n in chosen for n in w.vms)]
     for number, wave in enumerate(waves, 1):
         members = [chosen[n] for n in wave.vms if n in chosen]
-        starters = [(vm.name, _prod(vm).obj.PowerOnVM_Task) for vm in members]
+        waiting = _answer_waiting(ctx, members, answer)  # power-ons an interrupted attempt left at the question
+        outcomes.update(waiting)
+        starters = [(vm.name, _prod(vm).obj.PowerOnVM_Task) for vm in members if vm.name not in waiting]
         questions = {vm.name: (_prod(vm).obj, answer) for vm in members}
         outcomes.update(errors(ctx.tasks(ctx.sites.client, starters, questions=questions)))
         if wave.delay and number < len(waves):
             ctx.event("boot order: wave %d (%s) powered on, waiting %d s" % (number, ", ".join(wave.vms), wave.delay))
             time.sleep(wave.delay)
+    return outcomes
+
+
+def _answer_waiting(ctx: Context, vms: list[VM], answer: Callable[[Any], str | None], wait: float = 120) -> Outcomes:
+    """VMs whose power-on already waits at a question (started by an attempt that was killed): answer it
+    and wait until they run; ``{vm: None or error}`` for those only (the others are powered on anew)."""
+    client = ctx.sites.client
+    rows = retrieve_objects(client, [_prod(vm).obj for vm in vms], ["runtime.question"]) if vms else []
+    asked = {row["moid"]: row.get("runtime.question") for row in rows if row.get("runtime.question") is not None}
+    outcomes: Outcomes = {}
+    for vm in vms:
+        question = asked.get(_prod(vm).moid)
+        if question is None:
+            continue
+        choice = answer(question)
+        if choice is None:
+            outcomes[vm.name] = "waits for an answer to: %s" % question_text(question)
+            continue
+        try:
+            _prod(vm).obj.AnswerVM(questionId=question.id, answerChoice=choice)
+        except vim.fault.InvalidArgument:
+            pass  # answered meanwhile
+        except vmodl.MethodFault as exc:
+            outcomes[vm.name] = "answering %r: %s" % (question_text(question), fault_message(exc))
+            continue
+        outcomes[vm.name] = None
+    deadline = time.monotonic() + wait
+    pending = [vm for vm in vms if vm.name in outcomes and outcomes[vm.name] is None]
+    while pending:
+        states = retrieve_objects(client, [_prod(vm).obj for vm in pending], ["runtime.powerState"])
+        running = {row["moid"] for row in states if str(row.get("runtime.powerState")) == "poweredOn"}
+        pending = [vm for vm in pending if _prod(vm).moid not in running]
+        if pending and time.monotonic() > deadline:
+            for vm in pending:
+                outcomes[vm.name] = "answered its question, but it did not power on within %d s" % wait
+            break
+        if pending:
+            time.sleep(0.5)
     return outcomes
 
 

@@ -21,7 +21,8 @@ TEXT = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
 
 @pytest.fixture
 def site(lab_tenant: Any, tmp_path: Path) -> Any:
-    p = lab_tenant("pbp", vms=2, destination_vlans=[3501, 3502])
+    # A 3 s wave delay: the run is still going when the re-run test kills the controller.
+    p = lab_tenant("pbp", vms=2, destination_vlans=[3501, 3502], boot_order=[{"vms": ["{name}-vm01"], "delay": 3}])
     q = lab_tenant("pbq", vms=1)
     inventory = fl.write_inventory(tmp_path / "inventory", p.vcenter, [(p.data, p.target), (q.data, q.target)])
 
@@ -72,8 +73,9 @@ def test_failover_check_run_then_failback_and_a_test(site: Any) -> None:
     assert sorted(q.production_vms("test-failover")) == q.vms
     again = play("test_failover.yml", "-e", f"tenant={q.name}")
     assert again.rc == 0, again.stdout[-3000:]
-    assert f"test of tenant {q.name}: nothing to do: a test failover is already up" in again.stdout
-    assert f"ansible-playbook playbooks/test_failover.yml -e tenant={q.name} -e cleanup=true" in again.stdout
+    said = " ".join(again.stdout.split())  # the callback wraps long lines
+    assert f"test of tenant {q.name}: nothing to do: a test failover is already up" in said
+    assert f"ansible-playbook playbooks/test_failover.yml -e tenant={q.name} -e cleanup=true" in said
     clean = play("test_failover.yml", "-e", f"tenant={q.name}", "-e", "cleanup=true")
     assert clean.rc == 0, clean.stdout[-3000:]
     assert q.production_vms("test-failover") == {}
@@ -121,6 +123,8 @@ def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_mea
         "-e",
         f"tenant={p.name}",
         "-e",
+        "destination_vlan=3502",
+        "-e",
         f"failover_journal_dir={journal_dir}",
         "-e",
         f"failover_report_dir={p.tmp.parent}/reports",
@@ -129,8 +133,8 @@ def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_mea
         command,
         cwd=REPO,
         env=ansible_env(**TEXT),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(p.tmp.parent / "killed.out").open("w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     deadline = time.monotonic() + 120
@@ -139,7 +143,10 @@ def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_mea
         found = list((journal_dir / p.name).glob("*.json"))
         journal = found[0] if found else None
         time.sleep(0.1)
-    assert journal is not None
+    assert journal is not None, (p.tmp.parent / "killed.out").read_text()[-3000:]
+    while "power_on" not in json.loads(journal.read_text())["steps"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert json.loads(journal.read_text())["status"] == "running"
     os.killpg(controller.pid, signal.SIGKILL)  # ansible-playbook and its workers; the async job lives on
     controller.wait()
     while json.loads(journal.read_text())["status"] != "done" and time.monotonic() < deadline:
@@ -148,7 +155,7 @@ def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_mea
     assert data["status"] == "done"
     assert p.placement() == {n: {"production"} for n in p.vms}
 
-    again = _play("failover.yml", "-e", f"tenant={p.name}")
+    again = _play("failover.yml", "-e", f"tenant={p.name}", "-e", "destination_vlan=3502")
     assert again.rc == 0, again.stdout[-3000:]
     out = " ".join(again.stdout.split())
     assert f"failover of tenant {p.name}: nothing to do" in out
