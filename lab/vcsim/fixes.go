@@ -153,6 +153,16 @@ func fixHosts(l *lab) {
 			continue
 		}
 
+		// Every host its own hardware UUID (the stock ESX model has one for all
+		// processes): a .vmx's uuid.location names the host it belongs to.
+		id := randomUUID()
+		if host.Summary.Hardware != nil {
+			host.Summary.Hardware.Uuid = id
+		}
+		if host.Hardware != nil {
+			host.Hardware.SystemInfo.Uuid = id
+		}
+
 		simulator.Map.Put(newHostOptionManager(*cm.AdvancedOption))
 
 		fw := simulator.Map.Get(*cm.FirewallSystem).(*simulator.HostFirewallSystem)

@@ -1,10 +1,13 @@
 // Command tenantry-vcsim runs the govmomi vCenter simulator for the tenantry lab.
 //
 // It wraps github.com/vmware/govmomi/simulator (0.24.2, Debian's source package)
-// with: TLS from PEM files, one accepted username/password, a ready file, a
-// per-SOAP-method latency model, an MSP provider inventory (vcenter mode) or a
-// standalone ESXi (esx mode), and the fixes that pyVmomi >= 8 needs (see
-// fixes.go, network.go, datastore.go).  lab/README.md documents the flags.
+// with: TLS from PEM files, the lab administrator and the host's local
+// accounts with their passwords, vSphere privileges enforced for every other
+// user (authz.go), .vmx files written and read back as ESXi does (vmx.go,
+// register.go, question.go), a ready file, a per-SOAP-method latency model, an
+// MSP provider inventory (vcenter mode) or a standalone ESXi (esx mode), and
+// the fixes that pyVmomi >= 8 needs (see fixes.go, network.go, datastore.go).
+// lab/README.md documents the flags.
 package main
 
 import (
@@ -24,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
@@ -45,7 +49,9 @@ type config struct {
 	hosts     int
 	vms       int
 
-	watchStdin bool
+	questionTimeout time.Duration
+	watchStdin      bool
+	directory       string
 }
 
 func main() {
@@ -64,7 +70,11 @@ func main() {
 	flag.StringVar(&cfg.nfsRoot, "nfs-root", "", "directory for NAS datastores whose localPath is relative (default: a temporary directory)")
 	flag.IntVar(&cfg.hosts, "hosts", 3, "vcenter mode: number of hosts in cluster 'production'")
 	flag.IntVar(&cfg.vms, "vms", 0, "number of powered-on VMs to create (vcenter: in folder 'production')")
+	flag.DurationVar(&cfg.questionTimeout, "question-timeout", 30*time.Second,
+		`a power-on waiting for the "moved or copied?" answer fails after this long (0: waits forever, as vSphere does)`)
 	flag.BoolVar(&cfg.watchStdin, "watch-stdin", false, "exit when stdin reaches end of file (the parent died)")
+	flag.StringVar(&cfg.directory, "directory", "",
+		`vcenter mode: a JSON file {"user@vsphere.local": "password", ...} of directory accounts (read at each login), standing in for vCenter's SSO domain`)
 	flag.Parse()
 	cfg.password = os.Getenv(PasswordEnv)
 
@@ -84,6 +94,8 @@ func (c config) validate() error {
 		return errors.New("-tls-cert and -tls-key go together")
 	case c.hosts < 1 || c.vms < 0:
 		return errors.New("-hosts must be >= 1 and -vms >= 0")
+	case c.questionTimeout < 0:
+		return errors.New("-question-timeout must be >= 0")
 	}
 	return nil
 }
@@ -139,19 +151,22 @@ func run(cfg config) error {
 	lab.nfsRoot = cfg.nfsRoot
 	fixHosts(lab)
 
+	ctx := context.Background()
+	client, err := vim25.NewClient(ctx, model.Service) // in-process, no HTTP: acts as the administrator
+	if err != nil {
+		return err
+	}
 	if cfg.mode == "vcenter" {
-		ctx := context.Background()
-		client, err := vim25.NewClient(ctx, model.Service) // in-process, no HTTP
-		if err != nil {
-			return err
-		}
 		if err := buildProvider(ctx, client, lab, cfg.hosts, cfg.vms); err != nil {
 			return fmt.Errorf("building the provider inventory: %w", err)
 		}
 	}
 
 	model.Service.TLS = tlsConfig
-	model.Service.Listen = &url.URL{Host: cfg.listen, User: url.UserPassword(cfg.username, cfg.password)}
+	// The stock login check accepts any user and password with DefaultLogin;
+	// the interceptor checks them (administrator, local accounts) first, so
+	// that a session carries its real user name.
+	model.Service.Listen = &url.URL{Host: cfg.listen, User: simulator.DefaultLogin}
 	// The server is not closed on exit: Close waits for pending requests, and
 	// a WaitForUpdates without a time limit would hold the shutdown.
 	server, err := startServer(model.Service)
@@ -160,7 +175,9 @@ func run(cfg config) error {
 	}
 	// Already serving, but no client knows the address before the ready file
 	// below exists, so no request races with this swap.
-	server.Config.Handler = withLatency(withSerializedCreates(server.Config.Handler), delays)
+	strict := newInterceptor(server.Config.Handler, cfg, client)
+	strict.syncAll()
+	server.Config.Handler = withLatency(withSerializedCreates(strict), delays)
 
 	addr := server.Listener.Addr().(*net.TCPAddr)
 	sdk := *server.URL

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import ROUTE_INTERFACES, ROUTES_SPEC
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import SYSTEM_PRIVILEGES, TENANT_PRIVILEGES
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     InvalidRequest,
     VSphereClient,
@@ -42,22 +43,6 @@ except ImportError:  # pragma: no cover - the module reports missing pyVmomi fir
 
 FOLLOW_HARDWARE_MAC = "Net.FollowHardwareMac"
 
-# What a tenant may do on its nested target: put replicas on its own datastore, register and
-# unregister them, power them on and off.  No Host.* privilege: no host configuration.
-DEFAULT_PRIVILEGES = [
-    "Datastore.AllocateSpace",
-    "Datastore.Browse",
-    "Datastore.FileManagement",
-    "Resource.AssignVMToPool",
-    "VirtualMachine.Interact.PowerOff",
-    "VirtualMachine.Interact.PowerOn",
-    "VirtualMachine.Interact.Reset",
-    "VirtualMachine.Interact.Suspend",
-    "VirtualMachine.Inventory.Register",
-    "VirtualMachine.Inventory.Unregister",
-]
-# vSphere adds these to every role; they are not compared.
-SYSTEM_PRIVILEGES = frozenset({"System.Anonymous", "System.Read", "System.View"})
 ENTITIES = ("datastore", "vm_folder", "resource_pool")
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -91,7 +76,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
             "update_password": {"type": "str", "default": "on_create", "choices": ["on_create", "always"]},
             "description": {"type": "str", "default": "tenant replication account"},
             "role": {"type": "str", "default": "tenantry-tenant"},
-            "privileges": {"type": "list", "elements": "str", "default": DEFAULT_PRIVILEGES},
+            # None: the built-in tenant role (TENANT_PRIVILEGES, the one list; see _tenant_role.py).
+            "privileges": {"type": "list", "elements": "str"},
             "entities": {
                 "type": "list",
                 "elements": "str",
@@ -207,6 +193,8 @@ def check_input(params: dict[str, Any]) -> dict[str, Any]:
         errors.append("nfs.path %r must be an absolute export path" % nfs["path"])
     access = params["tenant_access"]
     if access is not None:
+        if access["privileges"] is None:
+            access["privileges"] = list(TENANT_PRIVILEGES)
         host_privileges = sorted(p for p in access["privileges"] if p.startswith("Host."))
         if host_privileges:
             errors.append(

@@ -78,9 +78,19 @@ options:
     required: true
   production_role:
     description:
-      - The vCenter role the tenant's production account gets on each of its VMs (not propagated further up).
+      - The vCenter role the tenant's production account gets on each of its VMs and test copies.
+      - The default is the collection's role, created by the run (and its privileges put back when they were
+        changed) with exactly the privileges of C(PRODUCTION_ROLE) in C(plugins/module_utils/_tenant_role.py):
+        power on, off and reset, answer a question, console, snapshots. Nothing on hosts, networks,
+        datastores or other tenants.
+      - Another role must exist. C(Admin) is refused unless O(allow_admin_role=true).
     type: str
-    default: Admin
+    default: tenantry-tenant-production
+  allow_admin_role:
+    description:
+      - Allow O(production_role=Admin) (vSphere's Administrator role, every privilege on the tenant's VMs).
+    type: bool
+    default: false
   check_account:
     description:
       - Look the production account up in the vCenter directory before anything changes.
@@ -274,6 +284,7 @@ from ssl import SSLError
 from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._failover import api
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import PRODUCTION_ROLE_NAME
 from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import (
     connection_params,
     target_params,
@@ -306,7 +317,8 @@ ARGUMENT_SPEC = {
     "datastores": {"type": "list", "elements": "str", "default": []},
     "datacenter": {"type": "str", "required": True},
     "cluster": {"type": "str", "required": True},
-    "production_role": {"type": "str", "default": "Admin"},
+    "production_role": {"type": "str", "default": PRODUCTION_ROLE_NAME},
+    "allow_admin_role": {"type": "bool", "default": False},
     "check_account": {"type": "bool", "default": True},
     "targets": {"type": "list", "elements": "dict", "default": [], "options": TARGET_SPEC},
     "max_parallel": {"type": "int", "default": 16},
@@ -326,6 +338,7 @@ REQUEST_OPTIONS = (
     "datacenter",
     "cluster",
     "production_role",
+    "allow_admin_role",
     "check_account",
     "max_parallel",
     "vcenter_max_parallel",

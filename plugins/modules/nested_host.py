@@ -114,15 +114,15 @@ options:
         default: tenantry-tenant
       privileges:
         description:
-          - Privileges of the role. The default lets the tenant use its datastore, register and unregister VMs and
-            power them on and off; no C(Host.*) privilege (no host configuration) is accepted.
+          - Privileges of the role; no C(Host.*) privilege (no host configuration) is accepted.
+          - When omitted, the built-in tenant role, exactly what a replication job needs on its target host
+            (derived from Veeam Backup & Replication's documented vSphere permissions) - use the datastore
+            (allocate space, browse, upload, delete files), create, register, unregister and delete VMs in the
+            resource pool, attach existing disks, create, revert and remove snapshots, power VMs on and off. The
+            list, each privilege with the step that needs it, is in the collection's C(docs/nested-targets.md).
           - vSphere adds C(System.Anonymous), C(System.Read) and C(System.View) to every role.
         type: list
         elements: str
-        default: [Datastore.AllocateSpace, Datastore.Browse, Datastore.FileManagement, Resource.AssignVMToPool,
-                  VirtualMachine.Interact.PowerOff, VirtualMachine.Interact.PowerOn, VirtualMachine.Interact.Reset,
-                  VirtualMachine.Interact.Suspend, VirtualMachine.Inventory.Register,
-                  VirtualMachine.Inventory.Unregister]
       entities:
         description:
           - Where the account gets the role (propagating). V(datastore) is the tenant's NFS datastore (its only

@@ -36,11 +36,16 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.reconcile i
     refresh_targets,
 )
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.sites import VMRow, datastore_of
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import SYSTEM_PRIVILEGES
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     VSphereError,
+    choice_key,
     fault_message,
+    question_ids,
+    question_text,
     retrieve_objects,
     vim,
+    vmodl,
 )
 
 
@@ -231,32 +236,65 @@ def unregister_from_production(ctx: Context, vms: list[VM]) -> Outcomes:
 
 # ------------------------------------------------------------------ configuration
 def reconfigure_network(ctx: Context, vms: list[VM]) -> Outcomes:
-    """One reconfiguration per VM: its NICs onto the chosen portgroup, its tags, the moved/copied answer."""
+    """One reconfiguration per VM: every NIC onto the chosen portgroup (edited, never added), its tags.
+
+    The NICs come back with the registration (vSphere reads them from the ``.vmx``); a NIC recorded
+    on the target that the registration lacks fails the VM (it would come up without it).
+    """
     run = ctx.run
     portgroup = run.choices.portgroup or ""
-
-    def spec(vm: VM) -> Any:
+    networks = {portgroup: run.choices.network}
+    outcomes: Outcomes = {}
+    starters = []
+    for vm in vms:
         row = _prod(vm)
-        devices = nics.device_changes(nics.to_change(row, vm.nics, portgroup), portgroup, run.choices.network)
+        lost = nics.missing(row, vm.nics)
+        if lost:
+            outcomes[vm.name] = "NIC%s %s recorded on %s missing from its registration in production" % (
+                "s" if len(lost) > 1 else "",
+                ", ".join(nics.label(n) for n in lost),
+                vm.origin,
+            )
+            continue
+        devices = nics.device_changes(nics.to_move(row, portgroup), networks)
         options = [vim.option.OptionValue(key=k, value=v) for k, v in run.tags_to_write(vm).items()]
-        if devices or options:
-            options.append(vim.option.OptionValue(key=run.answer[0], value=run.answer[1]))
-        return vim.vm.ConfigSpec(deviceChange=devices, extraConfig=options)
+        config = vim.vm.ConfigSpec(deviceChange=devices, extraConfig=options)
+        starters.append((vm.name, _reconfigure(row.obj, config)))
+    outcomes.update(errors(ctx.tasks(ctx.sites.client, starters)))
+    return outcomes
 
-    def reconfigure(vm: VM) -> Callable[[], Any]:
-        config = spec(vm)
-        return lambda: _prod(vm).obj.ReconfigVM_Task(spec=config)
 
-    return errors(ctx.tasks(ctx.sites.client, [(vm.name, reconfigure(vm)) for vm in vms]))
+def restore_networks(ctx: Context, vms: list[VM]) -> Outcomes:
+    """Failback: on its target, each NIC back on the network it had there (recorded at failover); re-read."""
+    run, sites = ctx.run, ctx.sites
+    outcomes: Outcomes = {}
+    by_site: dict[str, list[tuple[str, Callable[[], Any]]]] = {}
+    for vm in vms:
+        site = sites.targets.get(vm.origin or "")
+        if site is None or vm.target is None:
+            outcomes[vm.name] = "not registered on its replication target %s" % vm.origin
+            continue
+        problems = nics.unplaceable(vm.target, vm.nics, site.networks)
+        if problems:
+            outcomes[vm.name] = "; ".join(problems)
+            continue
+        config = vim.vm.ConfigSpec(deviceChange=nics.device_changes(nics.to_restore(vm.target, vm.nics), site.networks))
+        by_site.setdefault(site.name, []).append((vm.name, _reconfigure(vm.target.obj, config)))
+    for name, starters in sorted(by_site.items()):
+        outcomes.update(errors(ctx.tasks(sites.targets[name].client, starters)))
+    refresh_targets(run, sites)
+    return outcomes
+
+
+def _reconfigure(obj: Any, config: Any) -> Callable[[], Any]:
+    return lambda: obj.ReconfigVM_Task(spec=config)
 
 
 def grant_permissions(ctx: Context, vms: list[VM]) -> Outcomes:
-    """The tenant's production account gets its role on each VM."""
+    """The tenant's production account gets its role on each VM (the collection's role made first)."""
     manager = ctx.sites.client.content.authorizationManager
     principal = ctx.run.choices.principal or {"principal": ctx.run.tenant.account, "group": False}
-    role = ctx.run.choices.role_id
-    if role is None:  # pragma: no cover - the preflight refuses an unknown role
-        raise VSphereError("the production role is unknown")
+    role = ensure_role(ctx)
     permission = vim.AuthorizationManager.Permission(
         principal=principal["principal"], group=principal["group"], roleId=role, propagate=True
     )
@@ -267,20 +305,97 @@ def grant_permissions(ctx: Context, vms: list[VM]) -> Outcomes:
     return errors(ctx.calls(ctx.sites.client, [(vm.name, grant(vm)) for vm in vms]))
 
 
+def ensure_role(ctx: Context) -> int:
+    """The production role's id; the collection's role is created, or its privileges put back, first."""
+    choices, prod = ctx.run.choices, ctx.sites.production
+    managed = choices.role_privileges
+    if managed is not None:
+        role = prod.role(choices.role_name or "")
+        manager = prod.client.content.authorizationManager
+        if role is None:
+            with contextlib.suppress(vim.fault.AlreadyExists):
+                manager.AddAuthorizationRole(name=choices.role_name, privIds=list(managed))
+        elif set(role.privilege or []) - SYSTEM_PRIVILEGES != set(managed):
+            manager.UpdateAuthorizationRole(roleId=role.roleId, newName=role.name, privIds=list(managed))
+        role = prod.role(choices.role_name or "")
+        choices.role_id = int(role.roleId) if role is not None else None
+    if choices.role_id is None:  # pragma: no cover - the preflight refuses an unknown role
+        raise VSphereError("the production role %s is unknown" % choices.role_name)
+    return choices.role_id
+
+
 # ---------------------------------------------------------------------------- power
 def power_on_in_waves(ctx: Context, vms: list[VM]) -> Outcomes:
-    """Power on in the tenant's boot order: wave after wave (each at once), waiting a wave's delay."""
+    """Power on in the tenant's boot order: wave after wave (each at once), waiting a wave's delay.
+
+    A VM registered at another host or path stops at vSphere's "moved or copied?" question: it is
+    answered "I Moved It" (failover: the same VM, its UUID and MACs kept) or "I Copied It" (a test
+    copy: a new UUID and new generated MACs, so that it never shares the replica's).
+    """
     outcomes: Outcomes = {}
     chosen = {vm.name: vm for vm in vms}
+    answer = _answer(*ctx.run.answer)
     waves = [w for w in boot_waves(ctx.run.tenant, ctx.run.order) if any(n in chosen for n in w.vms)]
     for number, wave in enumerate(waves, 1):
         members = [chosen[n] for n in wave.vms if n in chosen]
-        starters = [(vm.name, _prod(vm).obj.PowerOnVM_Task) for vm in members]
-        outcomes.update(errors(ctx.tasks(ctx.sites.client, starters)))
+        waiting = _answer_waiting(ctx, members, answer)  # power-ons an interrupted attempt left at the question
+        outcomes.update(waiting)
+        starters = [(vm.name, _prod(vm).obj.PowerOnVM_Task) for vm in members if vm.name not in waiting]
+        questions = {vm.name: (_prod(vm).obj, answer) for vm in members}
+        outcomes.update(errors(ctx.tasks(ctx.sites.client, starters, questions=questions)))
         if wave.delay and number < len(waves):
             ctx.event("boot order: wave %d (%s) powered on, waiting %d s" % (number, ", ".join(wave.vms), wave.delay))
             time.sleep(wave.delay)
     return outcomes
+
+
+def _answer_waiting(ctx: Context, vms: list[VM], answer: Callable[[Any], str | None], wait: float = 120) -> Outcomes:
+    """VMs whose power-on already waits at a question (started by an attempt that was killed): answer it
+    and wait until they run; ``{vm: None or error}`` for those only (the others are powered on anew)."""
+    client = ctx.sites.client
+    rows = retrieve_objects(client, [_prod(vm).obj for vm in vms], ["runtime.question"]) if vms else []
+    asked = {row["moid"]: row.get("runtime.question") for row in rows if row.get("runtime.question") is not None}
+    outcomes: Outcomes = {}
+    for vm in vms:
+        question = asked.get(_prod(vm).moid)
+        if question is None:
+            continue
+        choice = answer(question)
+        if choice is None:
+            outcomes[vm.name] = "waits for an answer to: %s" % question_text(question)
+            continue
+        try:
+            _prod(vm).obj.AnswerVM(questionId=question.id, answerChoice=choice)
+        except vmodl.fault.InvalidArgument:
+            pass  # answered meanwhile
+        except vmodl.MethodFault as exc:
+            outcomes[vm.name] = "answering %r: %s" % (question_text(question), fault_message(exc))
+            continue
+        outcomes[vm.name] = None
+    deadline = time.monotonic() + wait
+    pending = [vm for vm in vms if vm.name in outcomes and outcomes[vm.name] is None]
+    while pending:
+        states = retrieve_objects(client, [_prod(vm).obj for vm in pending], ["runtime.powerState"])
+        running = {row["moid"] for row in states if str(row.get("runtime.powerState")) == "poweredOn"}
+        pending = [vm for vm in pending if _prod(vm).moid not in running]
+        if pending and time.monotonic() > deadline:
+            for vm in pending:
+                outcomes[vm.name] = "answered its question, but it did not power on within %d s" % wait
+            break
+        if pending:
+            time.sleep(0.5)
+    return outcomes
+
+
+def _answer(*labels: str) -> Callable[[Any], str | None]:
+    """Answers "moved or copied?" with the choice ``labels`` name; any other question is left to a person."""
+
+    def answer(question: Any) -> str | None:
+        if "msg.uuid.altered" not in question_ids(question):
+            return None
+        return choice_key(question, *labels)
+
+    return answer
 
 
 def power_off(ctx: Context, vms: list[VM]) -> Outcomes:

@@ -131,8 +131,8 @@ def run(
         if not prepared.will_change and prepared.journals.journal is None:
             runs.close_untouched(request, prepared.run, prepared.journals)
             result = prepared.result()
-            summary = ["%s of tenant %s: nothing to do" % (request.mode, tenant.name)]
-            result.update(changed=False, status="nothing to do", summary=summary)
+            result.update(reporting.nothing_to_do(request.mode, prepared.run, request.journal_dir, request.report_dir))
+            result.update(changed=False, status="nothing to do")
             return result
         return _execute(prepared, hooks)
 

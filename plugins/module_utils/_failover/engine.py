@@ -367,18 +367,25 @@ class Context:
         self.sites = engine.sites
 
     def tasks(
-        self, client: VSphereClient, starters: Iterable[tuple[str, Callable[[], Any]]], timed: bool = True
+        self,
+        client: VSphereClient,
+        starters: Iterable[tuple[str, Callable[[], Any]]],
+        timed: bool = True,
+        questions: dict[str, tuple[Any, Callable[[Any], str | None]]] | None = None,
     ) -> dict[str, Any]:
         """Start vSphere tasks (bounded fan-out, one wait); ``{key: result or error message}``.
 
-        ``timed`` calls are timed per VM and counted as the step's actions (the hooks see them).
+        ``timed`` calls are timed per VM and counted as the step's actions (the hooks see them);
+        ``questions``: a VM's question answered while its task waits (``VSphereClient.run_tasks``).
         """
         engine = self._engine
         items = list(starters)
         if timed:
             items = [(k, engine.timed(self.step, k, s, self.total)) for k, s in items]
         ended: dict[str, Any] = {}
-        results = client.run_tasks(items, engine.settings.max_parallel, raise_on_error=False, ended=ended)
+        results = client.run_tasks(
+            items, engine.settings.max_parallel, raise_on_error=False, ended=ended, questions=questions
+        )
         if timed:
             engine.task_end_times(client, self.step, ended)
         return results

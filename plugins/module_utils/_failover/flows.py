@@ -59,7 +59,7 @@ def not_in_production(already: str) -> Rule:
 def network_differs(run: Run, vm: VM) -> str | None:
     """Its NICs are not all on the chosen portgroup, or its tags are missing."""
     portgroup = run.choices.portgroup or ""
-    if vm.prod is not None and (nics.to_change(vm.prod, vm.nics, portgroup) or run.tags_to_write(vm)):
+    if vm.prod is not None and (nics.to_move(vm.prod, portgroup) or run.tags_to_write(vm)):
         return None
     return "already on %s" % portgroup
 
@@ -79,7 +79,7 @@ def powered_on(run: Run, vm: VM) -> str | None:
 def on_portgroup(run: Run, vm: VM) -> None:
     """The network step's effect: every recorded NIC on the portgroup, the tags written."""
     if vm.prod is not None:
-        vm.prod.nics = nics.after(vm.prod, vm.nics, run.choices.portgroup or "")
+        vm.prod.nics = nics.moved(vm.prod, nics.to_move(vm.prod, run.choices.portgroup or ""))
         vm.prod.extra = dict(vm.prod.extra, **run.tags_to_write(vm))
 
 
@@ -365,8 +365,22 @@ def back_on_target(run: Run, vm: VM) -> str | None:
 
 
 def registered_on_target(run: Run, vm: VM) -> None:
+    """Registered from its .vmx: with the NICs production left in it (on production's networks)."""
     if vm.target is None:
         vm.target = projected_row(vm, vm.vmx, None, [])
+        vm.target.nics = [dict(n) for n in vm.prod.nics] if vm.prod is not None else vm.target.nics
+
+
+def networks_differ(run: Run, vm: VM) -> str | None:
+    """On its target, a NIC is not on the network it had there (recorded at failover)."""
+    if vm.target is None:
+        return "not registered on its replication target"
+    return None if nics.to_restore(vm.target, vm.nics) else "NICs already on their networks on %s" % vm.origin
+
+
+def on_target_networks(run: Run, vm: VM) -> None:
+    if vm.target is not None:
+        vm.target.nics = nics.moved(vm.target, nics.to_restore(vm.target, vm.nics))
 
 
 def in_production_only(run: Run, vm: VM) -> str | None:
@@ -429,6 +443,14 @@ FAILBACK = Flow(
             when=in_production_only,
             effect=off_production,
             action=actions.unregister_from_production,
+        ),
+        VMStep(
+            "network",
+            "put each NIC back on the network it had on the replication target",
+            "target",
+            when=networks_differ,
+            effect=on_target_networks,
+            action=actions.restore_networks,
         ),
         SharedStep(
             "unmount",

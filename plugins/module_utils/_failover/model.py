@@ -17,16 +17,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ansible_collections.tenantry.msp.plugins.module_utils._failover import nics as nic_rules
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import Tenant
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.sites import (
     COPIED_ANSWER,
     MOVED_ANSWER,
+    TAG_ORIGIN_NETWORKS,
     TAG_ORIGIN_TARGET,
     TAG_ORIGIN_VMX,
     TAG_TENANT,
     TAG_TEST_RUN,
     VMRow,
 )
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import PRODUCTION_ROLE_NAME
 
 NOT_MOUNTED = "nfs"  # stands for the NFS datastore's moid while production does not have it (plans)
 
@@ -42,7 +45,8 @@ class Request:
     datastores: list[str] = field(default_factory=list)
     datacenter: str = "provider"
     cluster: str = "production"
-    production_role: str = "Admin"
+    production_role: str = PRODUCTION_ROLE_NAME
+    allow_admin_role: bool = False
     check_account: bool = True
     max_parallel: int = 16
     vcenter_max_parallel: int = 32  # shared by every run on this machine toward the same vCenter (0: none)
@@ -62,7 +66,7 @@ class VM:
     vmx: str = ""  # its .vmx on the tenant NFS datastore
     memory_mb: int = 0
     disk_bytes: int = 0
-    nics: list[dict[str, Any]] = field(default_factory=list)  # recorded on the target: mac, type
+    nics: list[dict[str, Any]] = field(default_factory=list)  # recorded on the target (nics.RECORDED_KEYS)
     target: VMRow | None = None  # its registration on its origin target
     prod: VMRow | None = None  # its production registration (test and cleanup: its copy)
     permission: bool | None = None  # the account holds its role on it (None: unknown)
@@ -77,7 +81,7 @@ class VM:
             "vmx": self.vmx,
             "memory_mb": self.memory_mb,
             "disk_bytes": self.disk_bytes,
-            "nics": [{"mac": n.get("mac"), "type": n.get("type")} for n in self.nics],
+            "nics": [{k: n.get(k) for k in nic_rules.RECORDED_KEYS} for n in self.nics],
         }
         if self.prod is not None and self.prod.moid:
             facts["production_moid"] = self.prod.moid
@@ -97,7 +101,9 @@ class Choices:
     host_moid: str | None = None
     datastores: dict[str, str] | None = None  # failover: VM -> production datastore
     test_datastore: str | None = None  # test and cleanup: where the copies live
-    role_id: int | None = None  # the production role's id (never journaled)
+    role_name: str | None = None  # the production role
+    role_id: int | None = None  # its id, once it exists (never journaled)
+    role_privileges: list[str] | None = None  # the collection's role: its privileges (None: another role)
     principal: dict[str, Any] | None = None  # the account as the directory knows it (never journaled)
 
     def plain(self) -> dict[str, Any]:
@@ -180,6 +186,8 @@ class Run:
             tags[TAG_TEST_RUN] = self.run_id
         else:
             tags[TAG_ORIGIN_TARGET] = vm.origin or ""
+            if any(n.get("network") for n in vm.nics):
+                tags[TAG_ORIGIN_NETWORKS] = nic_rules.tag(vm.nics)
         return tags
 
     def tags_to_write(self, vm: VM) -> dict[str, str]:
@@ -195,7 +203,7 @@ class Run:
 
     @property
     def answer(self) -> tuple[str, str]:
-        """The answer to vSphere's "moved or copied?" question, written with any reconfiguration."""
+        """How a power-on answers vSphere's "moved or copied?": a test copy was copied, else moved."""
         return COPIED_ANSWER if self.flow == "test" else MOVED_ANSWER
 
     # ------------------------------------------------------------- placement
@@ -226,5 +234,6 @@ class Run:
 
 
 def projected_row(vm: VM, vmx: str, host: str | None, datastores: list[str]) -> VMRow:
-    """A registration the plan expects (powered off, nothing set yet)."""
-    return VMRow(vm.name, None, "", vmx, "poweredOff", vm.memory_mb, vm.disk_bytes, [], {}, host, datastores, None)
+    """A registration the plan expects: powered off, nothing set yet, its NICs as recorded (from its .vmx)."""
+    nics = [dict(n) for n in vm.nics]
+    return VMRow(vm.name, None, "", vmx, "poweredOff", vm.memory_mb, vm.disk_bytes, nics, {}, host, datastores, None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.tenantry.msp.plugins.module_utils._failover import nics
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.model import VM, Request, Run
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import (
     BadInput,
@@ -25,7 +26,12 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import
     human_bytes,
 )
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.reconcile import Sites, is_copy, nfs_export
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.sites import TAG_ORIGIN_TARGET, datastore_of
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.sites import (
+    TAG_ORIGIN_NETWORKS,
+    TAG_ORIGIN_TARGET,
+    datastore_of,
+)
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import PRODUCTION_ROLE_NAME, SYSTEM_PRIVILEGES
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import VSphereError, retrieve_objects, vim
 
 
@@ -53,6 +59,8 @@ def preflight(
     if flow != "cleanup":
         checks += _nfs_checks(run, sites)
     checks.append(_vm_check(run, sites))
+    if flow in ("failover", "test"):
+        checks += _nic_warnings(run)
     if flow in ("failover", "test", "failback"):
         checks += _choose_host(run, sites, request, recorded.get("production_host") or undone.get("production_host"))
     if flow == "failover":
@@ -195,7 +203,31 @@ def _vm_problems_back(run: Run, sites: Sites, vm: VM) -> list[str]:
             "%s: name clash, replication target %s already holds another VM of that name (files %s)"
             % (vm.name, vm.origin, sites.targets[vm.origin].vms[vm.name].vmx)
         ]
-    return []
+    row = vm.target if vm.target is not None else vm.prod
+    if row is None or not row.nics:
+        return []
+    if not any(n.get("network") for n in vm.nics):
+        return [
+            "%s: where its NICs go back to on %s is not recorded (no journal of its failover and no %s tag): "
+            "its NICs cannot be placed" % (vm.name, vm.origin, TAG_ORIGIN_NETWORKS)
+        ]
+    site = sites.targets[vm.origin]
+    return ["%s: %s on %s" % (vm.name, p, vm.origin) for p in nics.unplaceable(row, vm.nics, site.networks)]
+
+
+def _nic_warnings(run: Run) -> list[Check]:
+    """A VM without a NIC comes up without network: said before the run, not found after it."""
+    bare = [vm.name for vm in run.vms.values() if vm.target is not None and not vm.target.nics]
+    if not bare:
+        return []
+    return [
+        Check(
+            "NICs",
+            True,
+            "warning: %s %s no NIC on the replication target and will come up without network"
+            % (", ".join(sorted(bare)), "has" if len(bare) == 1 else "have"),
+        )
+    ]
 
 
 def _choose_host(run: Run, sites: Sites, request: Request, recorded: str | None) -> list[Check]:
@@ -290,21 +322,65 @@ def _choose_test_datastore(run: Run, sites: Sites, request: Request, recorded: s
 
 
 def _check_account(run: Run, sites: Sites, request: Request) -> list[Check]:
-    """The role exists and (with ``check_account``) the directory knows the tenant's account."""
+    """The role (the collection's, or an existing one; Admin only when allowed) and the account."""
     account = run.tenant.account
     run.choices.principal = {"principal": account, "group": False}
-    if run.choices.role_id is None:
-        detail = "role %s not found in the production vCenter; set production_role to an existing role"
-        return [Check("production account", False, detail % request.production_role)]
+    role = _role_check(run, sites, request)
+    if not role.ok:
+        return [role]
     if request.check_account:
         found = sites.production.account(account)
         if found is None:
             detail = "account %s not found in the production vCenter's directory" % account
-            return [Check("production account", False, detail)]
+            return [role, Check("production account", False, detail)]
         run.choices.principal = found
     looked_up = "" if request.check_account else " (not looked up)"
     detail = "%s gets role %s on each VM%s" % (account, request.production_role, looked_up)
-    return [Check("production account", True, detail)]
+    return [role, Check("production account", True, detail)]
+
+
+ADMIN_ROLE_ID = -1  # vSphere's built-in Administrator role ("Admin")
+
+
+def _role_check(run: Run, sites: Sites, request: Request) -> Check:
+    """Admin is refused unless ``allow_admin_role``; the collection's role is made (or put back) by the run."""
+    name, managed = request.production_role, run.choices.role_privileges
+    if (name == "Admin" or run.choices.role_id == ADMIN_ROLE_ID) and not request.allow_admin_role:
+        return Check(
+            "production role",
+            False,
+            "production_role %s gives the tenant's account every privilege on its VMs (hardware, networks, "
+            "datastores, permissions); leave production_role unset for the collection's role %s (operate, console "
+            "and snapshot its own VMs), name another restricted role, or set allow_admin_role (role variable "
+            "failover_allow_admin_role) to true to allow Admin" % (name, PRODUCTION_ROLE_NAME),
+        )
+    if managed is not None:
+        role = sites.production.role(name)
+        if role is None:
+            detail = "%s will be created with %d privileges" % (name, len(managed))
+        else:
+            have = set(role.privilege or []) - SYSTEM_PRIVILEGES
+            adds, removes = sorted(set(managed) - have), sorted(have - set(managed))
+            detail = "%s exists (%d privileges)" % (name, len(managed))
+            if adds or removes:
+                detail = "%s will be put back to its %d privileges (%s)" % (
+                    name,
+                    len(managed),
+                    "; ".join(
+                        part
+                        for part in (
+                            "adds " + ", ".join(adds) if adds else "",
+                            "removes " + ", ".join(removes) if removes else "",
+                        )
+                        if part
+                    ),
+                )
+        return Check("production role", True, detail)
+    if run.choices.role_id is None:
+        detail = "role %s not found in the production vCenter; set production_role to an existing role"
+        return Check("production role", False, detail % name)
+    allowed = " (allowed by allow_admin_role)" if run.choices.role_id == ADMIN_ROLE_ID else ""
+    return Check("production role", True, "%s exists%s" % (name, allowed))
 
 
 def _folder_check(run: Run, sites: Sites) -> Check:

@@ -25,6 +25,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.model impor
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import BadInput, Tenant, select_vms
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.sites import (
     REGISTRATION_PROPERTIES,
+    TAG_ORIGIN_NETWORKS,
     TAG_ORIGIN_TARGET,
     TAG_ORIGIN_VMX,
     TAG_TENANT,
@@ -33,6 +34,10 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.sites impor
     VMRow,
     datastore_of,
     path_in_datastore,
+)
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import (
+    PRODUCTION_PRIVILEGES,
+    PRODUCTION_ROLE_NAME,
 )
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import VSphereClient, run_calls
 
@@ -293,6 +298,13 @@ def _vm(run: Run, name: str, rec: dict[str, Any], on_target: tuple[str, VMRow] |
             vm.memory_mb, vm.disk_bytes = row.memory_mb, row.disk_bytes
             vm.nics = nics.recorded(row)
     prod_row = (run.production.copies if run.testing else run.production.vms).get(name)
+    if flow in ("failover", "failback") and not any(n.get("network") for n in vm.nics):
+        # Where its NICs were on the target: the journal's record, else the VM's own tag (its .vmx).
+        for tagged_row in (prod_row, on_target[1] if on_target is not None else None):
+            tagged = nics.from_tag(tagged_row.extra.get(TAG_ORIGIN_NETWORKS)) if tagged_row is not None else []
+            if tagged:
+                vm.nics = tagged
+                break
     if prod_row is not None and flow == "failback":
         vm.origin = vm.origin or prod_row.extra.get(TAG_ORIGIN_TARGET)
         vm.vmx = vm.vmx or prod_row.extra.get(TAG_ORIGIN_VMX) or prod_row.vmx
@@ -311,7 +323,9 @@ def read_permissions(run: Run, sites: Sites, journals: Journals, role_name: str,
     if run.flow not in ("failover", "test"):
         return
     role = sites.production.role_id(role_name)
-    run.choices.role_id = role
+    run.choices.role_name, run.choices.role_id = role_name, role
+    if role_name == PRODUCTION_ROLE_NAME:
+        run.choices.role_privileges = list(PRODUCTION_PRIVILEGES)
     if role is None:
         return  # the preflight refuses the unknown role
     journal = journals.journal

@@ -15,11 +15,12 @@ on its replication target (failback).
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import atomic_write_json
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import Journal, atomic_write_json
 
 MILESTONES = {
     "failover": (
@@ -230,3 +231,51 @@ def step_line(data: dict[str, Any], step: str, index: int, total: int) -> str:
         rec.get("retried", 0),
         took,
     )
+
+
+CLEANUP_HINT = "ansible-playbook playbooks/test_failover.yml -e tenant=%s -e cleanup=true"
+
+
+def nothing_to_do(mode: str, run: Any, journal_dir: str, report_dir: str) -> dict[str, Any]:
+    """What a run with nothing to do says: a test already up (and how to end it), and the last run of
+    its mode (finished, perhaps in the background after the controller that started it was killed):
+    its summary and report file.  Returns ``summary`` and, when there is one, ``last_run`` and
+    ``report_file``."""
+    tenant = run.tenant.name
+    lines = ["%s of tenant %s: nothing to do" % (mode, tenant)]
+    out: dict[str, Any] = {}
+    copies = sorted(run.production.copies)
+    if mode == "test" and copies:
+        runs = sorted({r.extra.get("tenantry.test.run", "") for r in run.production.copies.values()} - {""})
+        lines[0] += ": a test failover is already up"
+        lines.append(
+            "  %d test cop%s in %s (%s)%s, on %s"
+            % (
+                len(copies),
+                "y" if len(copies) == 1 else "ies",
+                run.tenant.test_folder,
+                ", ".join(copies[:8]) + (" ..." if len(copies) > 8 else ""),
+                " from run " + ", ".join(runs) if runs else "",
+                run.tenant.isolated_portgroup,
+            )
+        )
+        lines.append("  end it before a new test: %s (module: mode=cleanup)" % (CLEANUP_HINT % tenant))
+    last = Journal.latest(journal_dir, tenant, (mode,))
+    if last is not None:
+        path = Path(report_dir).expanduser() / tenant / ("%s.json" % last.run_id)
+        ended = iso(last.data.get("updated"))
+        lines.append(
+            "the last %s of tenant %s, run %s, ended %s at %s" % (mode, tenant, last.run_id, last.status, ended)
+        )
+        report = None
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            lines.append("  its report %s is missing" % path)
+        if report is not None:
+            lines += ["  " + line for line in summary_lines(report)]
+            lines.append("  report: %s" % path)
+            out["report_file"] = str(path)
+        out["last_run"] = {"run_id": last.run_id, "status": last.status, "ended": ended}
+    out["summary"] = lines
+    return out

@@ -48,8 +48,11 @@ TAG_TENANT = "tenantry.tenant"
 TAG_ORIGIN_TARGET = "tenantry.origin.target"
 TAG_ORIGIN_VMX = "tenantry.origin.vmx"
 TAG_TEST_RUN = "tenantry.test.run"
-MOVED_ANSWER = ("answer.msg.uuid.altered", "I Moved It")
-COPIED_ANSWER = ("answer.msg.uuid.altered", "I Copied It")
+TAG_ORIGIN_NETWORKS = "tenantry.origin.networks"  # each NIC's network on the target (nics.tag)
+# vSphere's "moved or copied?" question (msg.uuid.altered), asked at the first power-on of a VM
+# registered at another host or path: the choices' labels (and summaries) to answer with.
+MOVED_ANSWER = ("button.uuid.movedTheVM", "I Moved It")
+COPIED_ANSWER = ("button.uuid.copiedTheVM", "I Copied It")
 
 
 @dataclass
@@ -144,6 +147,7 @@ class TargetSite:
         self.folder: Any = None
         self.nfs: Any = None
         self.nfs_info: dict[str, Any] = {}
+        self.networks: dict[str, Any] = {}  # the host's networks (portgroups) by name
         self.vms: dict[str, VMRow] = {}
 
     def read(self, datastore: str) -> None:
@@ -156,6 +160,7 @@ class TargetSite:
         self.pool = retrieve_objects(self.client, [parent], ["resourcePool"])[0].get("resourcePool") if parent else None
         datacenters = self.client.retrieve(vim.Datacenter, ["vmFolder"])
         self.folder = datacenters[0].get("vmFolder") if datacenters else None
+        self.networks = {str(r.get("name")): r["obj"] for r in self.client.retrieve(vim.Network, ["name"])}
         self.nfs, self.nfs_info = None, {}
         for row in self.client.retrieve(vim.Datastore, ["name", "summary.type", "summary.accessible", "info"]):
             if row.get("name") == datastore:
@@ -385,12 +390,17 @@ class ProductionSite:
                     return {"principal": str(entry.principal), "group": bool(entry.group)}
         return None
 
-    def role_id(self, name: str) -> int | None:
+    def role(self, name: str) -> Any:
+        """The role called ``name`` (``vim.AuthorizationManager.Role``), or ``None``."""
         manager = self.client.content.authorizationManager
         for role in retrieve_objects(self.client, [manager], ["roleList"])[0].get("roleList") or []:
             if role.name == name:
-                return int(role.roleId)
+                return role
         return None
+
+    def role_id(self, name: str) -> int | None:
+        role = self.role(name)
+        return int(role.roleId) if role is not None else None
 
     def has_permission(self, vm: Any, principal: str, role_id: int) -> bool:
         manager = self.client.content.authorizationManager

@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -260,6 +260,7 @@ class VSphereClient:
         raise_on_error: bool = True,
         timeout: float = 3600,
         ended: dict[str, Any] | None = None,
+        questions: Mapping[str, tuple[Any, Callable[[Any], str | None]]] | None = None,
     ) -> dict[str, Any]:
         """Start many vSphere tasks with bounded fan-out and wait for all with ONE property collector.
 
@@ -274,6 +275,12 @@ class VSphereClient:
         ``raise_on_error`` a ``TaskFailed`` names every failed key after all tasks ended (none
         is abandoned half way).  ``ended``, when given, receives each task's ``completeTime``
         (vCenter's clock) by key.
+
+        ``questions`` (``{key: (vm, answer)}``): a task that waits for its VM's answer (a power-on
+        stopped at "moved or copied?") is answered: the same collector watches the VM's
+        ``runtime.question`` while the task runs, and ``answer(question)`` returns the choice's
+        key for ``AnswerVM``, or ``None``: the key then fails with the question's text (the task
+        is left waiting, for an operator to answer).
         """
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
@@ -287,6 +294,8 @@ class VSphereClient:
         deadline = time.monotonic() + timeout
         collector = self.content.propertyCollector.CreatePropertyCollector()
         version = ""
+        asking: dict[str, str] = {}  # VM moid -> the key of its running task
+        answered: set[str] = set()  # question ids answered
 
         def fail(key: str, message: str) -> None:
             failures[key] = outcomes[key] = message
@@ -302,6 +311,26 @@ class VSphereClient:
             else:
                 return False
             return True
+
+        def ask(moid: str, question: Any) -> None:
+            """A running task's VM asks a question: answer it, or fail the key with its text."""
+            key = asking.get(moid)
+            task = next((t for t, (k, _token) in running.items() if k == key), None)
+            if key is None or task is None or question is None or question.id in answered:
+                return
+            vm, answer = (questions or {})[key]
+            choice = answer(question)
+            answered.add(question.id)
+            if choice is not None:
+                try:
+                    vm.AnswerVM(questionId=question.id, answerChoice=choice)
+                    return
+                except vmodl.MethodFault as exc:
+                    message = "answering %r: %s" % (question_text(question), fault_message(exc))
+            else:
+                message = "waits for an answer to: %s" % question_text(question)
+            fail(key, message)
+            self._release(running.pop(task)[1])
 
         try:
             with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="vsphere-task") as pool:
@@ -324,6 +353,11 @@ class VSphereClient:
                             started.append(begun.task)
                     if started:
                         collector.CreateFilter(_task_filter(started), True)
+                        keys = [running[t._moId][0] for t in started]
+                        vms = {k: questions[k][0] for k in keys if questions and k in questions}
+                        asking.update({vm._moId: k for k, vm in vms.items()})
+                        if vms:
+                            collector.CreateFilter(_question_filter(list(vms.values())), True)
                     if not running:
                         continue
                     if time.monotonic() > deadline:
@@ -346,6 +380,9 @@ class VSphereClient:
                             state = states.setdefault(moid, {})
                             for change in obj_update.changeSet or []:
                                 state[change.name] = change.val
+                            if moid in asking:
+                                ask(moid, state.get("runtime.question"))
+                                continue
                             if moid in running and settle(running[moid][0], state):
                                 self._release(running.pop(moid)[1])
         finally:
@@ -395,6 +432,40 @@ def _task_filter(tasks: Sequence[Any]) -> Any:
         objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=t) for t in tasks],
         propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=list(TASK_PROPERTIES))],
     )
+
+
+def _question_filter(vms: Sequence[Any]) -> Any:
+    return vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=vm) for vm in vms],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=["runtime.question"])],
+    )
+
+
+def question_text(question: Any) -> str:
+    """A VM question's text without its message id prefix (``msg.uuid.altered:This virtual ...``)."""
+    text = str(getattr(question, "text", "") or "")
+    for message in getattr(question, "message", None) or []:
+        if text.startswith(str(message.id) + ":"):
+            text = text[len(str(message.id)) + 1 :]
+    return " ".join(text.split())
+
+
+def question_ids(question: Any) -> set[str]:
+    """The message ids a VM question carries (``msg.uuid.altered`` for "moved or copied?")."""
+    ids = {str(m.id) for m in getattr(question, "message", None) or []}
+    text = str(getattr(question, "text", "") or "")
+    if ":" in text.split("\n", 1)[0]:
+        ids.add(text.split(":", 1)[0])
+    return ids
+
+
+def choice_key(question: Any, *labels: str) -> str | None:
+    """The key of the question's choice whose label (``button.uuid.movedTheVM``) or summary is one of ``labels``."""
+    wanted = {label.lower() for label in labels}
+    for choice in getattr(getattr(question, "choice", None), "choiceInfo", None) or []:
+        if {str(choice.label).lower(), str(choice.summary).replace("_", "").lower()} & wanted:
+            return str(choice.key)
+    return None
 
 
 def run_calls(

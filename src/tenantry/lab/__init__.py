@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tenantry.lab.build import binary_path, build, repo_root
 from tenantry.lab.errors import LabError
-from tenantry.lab.simulator import DEFAULT_USERNAME, Endpoint, Mode, Simulator, terminate
+from tenantry.lab.simulator import DEFAULT_USERNAME, Endpoint, Mode, Simulator, add_directory_user, terminate
 from tenantry.lab.tls import LabTLS, ensure_tls
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "LabTLS",
     "Mode",
     "Simulator",
+    "add_directory_user",
     "binary_path",
     "build",
     "ensure_tls",

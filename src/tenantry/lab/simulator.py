@@ -107,6 +107,30 @@ def _tail(path: Path) -> str:
     return text[-_STDERR_TAIL:].strip()
 
 
+def directory_file(state_dir: Path, name: str) -> Path:
+    """The vcenter-mode simulator's directory accounts (its stand-in for vCenter's SSO domain)."""
+    return state_dir.resolve() / "directory" / f"{name}.json"
+
+
+def add_directory_user(state_dir: Path, name: str, user: str, password: str) -> None:
+    """Give simulator ``name`` (vcenter mode) a directory account ``user`` (``acme-ops@vsphere.local``).
+
+    It logs in with ``password`` and ``RetrieveUserGroups`` finds it; what it may do comes from the
+    permissions it is given.  The file is 0600 and read by the simulator at each login.
+    """
+    path = directory_file(state_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        accounts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        accounts = {}
+    accounts[user] = password
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(json.dumps(accounts))
+    tmp.replace(path)
+
+
 class Simulator:
     """One simulator process; ``start`` returns its :class:`Endpoint`, ``stop`` ends it.
 
@@ -142,12 +166,15 @@ class Simulator:
         hosts: int | None = None,
         vms: int | None = None,
         username: str = DEFAULT_USERNAME,
+        question_timeout: float | None = None,
         timeout: float = 30.0,
         detach: bool = False,
     ) -> Endpoint:
         """Start the simulator and wait for its ready file.
 
         ``latency`` is the ``-latency`` flag, e.g. ``"RegisterVM=120ms,*=5ms"``.
+        ``question_timeout`` (seconds) is ``-question-timeout``: how long a power-on waits for the
+        answer to "moved or copied?" before it fails (0 waits forever; default 30 s).
         Without ``detach`` the process exits when this one dies (it watches a
         pipe on its stdin), so a killed test run leaves no simulator behind;
         ``detach`` puts it in its own session to outlive the caller (the CLI's ``up``).
@@ -186,6 +213,10 @@ class Simulator:
             argv.append(f"-hosts={hosts}")
         if vms is not None:
             argv.append(f"-vms={vms}")
+        if question_timeout is not None:
+            argv.append(f"-question-timeout={question_timeout}s")
+        if mode == "vcenter":
+            argv.append(f"-directory={directory_file(state_dir, name)}")
         if not detach:
             argv.append("-watch-stdin")
 

@@ -30,7 +30,13 @@ def lab_tenant(
     """``lab_tenant(prefix, vms=3, **tenant_fields)`` -> a tenant with ``vms`` replicas on its own target."""
     vc_si = vsphere_connect(vcenter)
 
-    def make(prefix: str = "t", vms: int | Sequence[str] = 3, build: bool = True, **fields: Any) -> LabTenant:
+    def make(
+        prefix: str = "t",
+        vms: int | Sequence[str] = 3,
+        build: bool = True,
+        networks: Sequence[str] = ("VM Network",),
+        **fields: Any,
+    ) -> LabTenant:
         index = next(_ids)
         name = f"{prefix}{index}"
         tenant_id = 600 + index
@@ -46,7 +52,7 @@ def lab_tenant(
         endpoint = esx_factory(name)
         target_si = vsphere_connect(endpoint)
         if build:
-            fl.build_target(target_si, spec, names)
+            fl.build_target(target_si, spec, names, networks=networks)
         fl.add_portgroups(vc_si, spec)
         folder = tmp_path / name
         folder.mkdir()

@@ -136,23 +136,36 @@ def build_target(
     memory_mb: int = 16,
     disk_kb: int = 64 * 1024,
     workers: int = 16,
+    networks: Sequence[str] = ("VM Network",),
 ) -> dict[str, str]:
-    """The tenant NFS datastore on the target and ``vms`` on it (powered off); returns {vm: vmx path}."""
+    """The tenant NFS datastore on the target and ``vms`` on it (powered off), one generated-MAC NIC on
+    each of ``networks`` (portgroups of the target, created when missing); returns {vm: vmx path}."""
     _dc, host, pool, folder = esx_parts(si)
     datastore = spec["nfs"]["datastore"]
     if datastore not in [d.name for d in host.datastore]:
         host.configManager.datastoreSystem.CreateNasDatastore(nas_spec(spec))
-    network = "VM Network"
+    existing = {pg.spec.name for pg in host.config.network.portgroup}
+    for index, network in enumerate(networks):
+        if network not in existing and network != "VM Network":
+            host.configManager.networkSystem.AddPortGroup(
+                portgrp=vim.host.PortGroup.Specification(
+                    name=network, vlanId=100 + index, vswitchName="vSwitch0", policy=vim.host.NetworkPolicy()
+                )
+            )
 
     def create(name: str) -> Any:
-        nic = vim.vm.device.VirtualDeviceSpec(
-            operation="add",
-            device=vim.vm.device.VirtualVmxnet3(
-                key=-1,
-                backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network),
-                addressType="generated",
-            ),
-        )
+        nics = [
+            vim.vm.device.VirtualDeviceSpec(
+                operation="add",
+                device=vim.vm.device.VirtualVmxnet3(
+                    key=-10 - index,
+                    deviceInfo=vim.Description(label=f"Network adapter {index + 1}", summary=network),
+                    backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network),
+                    addressType="generated",
+                ),
+            )
+            for index, network in enumerate(networks)
+        ]
         scsi = vim.vm.device.VirtualDeviceSpec(
             operation="add", device=vim.vm.device.ParaVirtualSCSIController(key=-2, busNumber=0, sharedBus="noSharing")
         )
@@ -173,7 +186,7 @@ def build_target(
             numCPUs=1,
             guestId="otherGuest64",
             files=vim.vm.FileInfo(vmPathName=f"[{datastore}]"),
-            deviceChange=[nic, scsi, disk],
+            deviceChange=[*nics, scsi, disk],
         )
         return folder.CreateVM_Task(config, pool, host)
 

@@ -40,28 +40,39 @@ def audit(inventory: Path, tmp_path: Path, director: DirectorProc, *extra: str) 
     return dict(found)
 
 
-def vm_with_nic(vc_si: Any, folder: Any, name: str, mac: str) -> Any:
+def registered_with_mac(vc_si: Any, name: str, mac: str, address_type: str = "static") -> Any:
+    """A VM carrying a MAC vCenter would not set (a static one outside its range, or another VM's
+    generated one): registered from a .vmx written by hand on a production datastore (vCenter reads it
+    as it is; a power-on or a reconfiguration would refuse a static MAC outside the range)."""
     content = vc_si.RetrieveContent()
     dc = content.searchIndex.FindByInventoryPath("provider")
     cluster = content.searchIndex.FindByInventoryPath("provider/host/production")
-    nic = vim.vm.device.VirtualDeviceSpec(
-        operation="add",
-        device=vim.vm.device.VirtualVmxnet3(
-            key=-1,
-            backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName="VM Network"),
-            addressType="manual",
-            macAddress=mac,
-        ),
+    datastore = next(d for d in cluster.datastore if d.name == "prod-ds-01")
+    folder = Path(datastore.summary.url) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.vmx").write_text(
+        "\n".join(
+            [
+                '.encoding = "UTF-8"',
+                'config.version = "8"',
+                'virtualHW.version = "19"',
+                f'displayName = "{name}"',
+                'guestOS = "otherGuest64"',
+                'memSize = "16"',
+                'numvcpus = "1"',
+                'ethernet0.present = "TRUE"',
+                'ethernet0.virtualDev = "vmxnet3"',
+                'ethernet0.networkName = "VM Network"',
+                f'ethernet0.addressType = "{address_type}"',
+                f'ethernet0.{"address" if address_type == "static" else "generatedAddress"} = "{mac}"',
+                "",
+            ]
+        )
     )
-    config = vim.vm.ConfigSpec(
-        name=name,
-        memoryMB=16,
-        numCPUs=1,
-        guestId="otherGuest64",
-        files=vim.vm.FileInfo(vmPathName="[prod-ds-01]"),
-        deviceChange=[nic],
+    task = dc.vmFolder.RegisterVM_Task(
+        path=f"[prod-ds-01] {name}/{name}.vmx", name=name, asTemplate=False, pool=cluster.resourcePool
     )
-    return fl.wait(vc_si, [(folder or dc.vmFolder).CreateVM_Task(config, cluster.resourcePool)])[0]
+    return fl.wait(vc_si, [task])[0]
 
 
 def mine(findings: list[dict[str, Any]], tenants: set[str]) -> list[tuple[str, str | None]]:
@@ -139,8 +150,8 @@ def test_audit_finds_drift_posts_it_and_clears_it(lab_tenant: Any, tmp_path: Pat
             for d in fl.vms_of(p.target_si)[p.vms[1]].config.hardware.device
             if isinstance(d, vim.vm.device.VirtualEthernetCard)
         )
-        rogue = vm_with_nic(p.vc_si, None, "adp-rogue", "00:50:56:99:00:01")
-        copycat = vm_with_nic(p.vc_si, None, "adp-copycat", replica_mac)
+        rogue = registered_with_mac(p.vc_si, "adp-rogue", "00:50:56:99:00:01")
+        copycat = registered_with_mac(p.vc_si, "adp-copycat", replica_mac, "generated")
 
         drift = audit(inventory, tmp_path, director)
         checks = set(mine(drift["findings"], ours))

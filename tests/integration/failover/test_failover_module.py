@@ -1,8 +1,8 @@
 """tenantry.msp.failover against the real simulator: plan, idempotence, outcome, failback, test, refusals.
 
-The simulator stores but does not enforce permissions, so the permission entries are asserted as stored;
-it does not read .vmx files, so a registered VM is checked by path, name, folder, pool, host, NICs
-(added with the MACs recorded on the target) and datastores, not CPU or memory.
+On the strict simulator: a registered VM comes back from its .vmx (NICs, MACs, UUID), its first power-on
+elsewhere asks "moved or copied?" (answered moved for a failover, copied for a test copy), and the
+permission entries are asserted as stored (the failover's own session is the administrator's).
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ import pytest
 from failoverlab import LabTenant
 from pyVmomi import vim
 from support import run_module
+
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import (
+    PRODUCTION_PRIVILEGES,
+    PRODUCTION_ROLE_NAME,
+    SYSTEM_PRIVILEGES,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +46,7 @@ def test_failover_plan_apply_idempotent_and_outcome(tmp_path: Path, lab_tenant: 
     t = lab_tenant("fo", vms=3, boot_order=[{"vms": ["{name}-vm02"], "delay": 1}])
     first = t.vms[1]
     macs = {name: nics(vm)[0][0] for name, vm in fl.vms_of(t.target_si).items()}
+    uuids = {name: vm.config.uuid for name, vm in fl.vms_of(t.target_si).items()}
     pg = t.spec["portgroups"]["destinations"][str(t.spec["failover"]["destination_vlans"][0])]
 
     runs = [
@@ -86,10 +93,14 @@ def test_failover_plan_apply_idempotent_and_outcome(tmp_path: Path, lab_tenant: 
         assert extra(vm)["tenantry.tenant"] == t.name
         assert extra(vm)["tenantry.origin.target"] == t.target_name
         assert extra(vm)["tenantry.origin.vmx"] == f"[nfs-{t.name}] {name}/{name}.vmx"
-        assert extra(vm)["answer.msg.uuid.altered"] == "I Moved It"
+        assert vm.runtime.question is None  # "moved or copied?" answered: moved (the UUID and MACs kept)
+        assert vm.config.uuid == uuids[name]
         perms = content.authorizationManager.RetrieveEntityPermissions(vm, False)
         account_perms[name] = [(p.principal, p.roleId, p.propagate) for p in perms]
-    assert account_perms == {name: [("admin", -1, True)] for name in t.vms}  # stored, not enforced
+    # The collection's role, made by the run with exactly its privileges (vSphere adds System.*).
+    role = next(r for r in content.authorizationManager.roleList if r.name == PRODUCTION_ROLE_NAME)
+    assert sorted(set(role.privilege) - SYSTEM_PRIVILEGES) == PRODUCTION_PRIVILEGES
+    assert account_perms == {name: [("admin", role.roleId, True)] for name in t.vms}
     assert t.nfs_in_production() is None  # unmounted from production once every VM was relocated
 
     # The report: per step and per VM, RTO, boot order.
@@ -116,6 +127,7 @@ def test_failover_plan_apply_idempotent_and_outcome(tmp_path: Path, lab_tenant: 
 def test_failback_returns_every_vm_to_its_target(lab_tenant: Any) -> None:
     t = lab_tenant("fb", vms=2)
     before = {n: vm.config.files.vmPathName for n, vm in fl.vms_of(t.target_si).items()}
+    target_nics = {n: nics(vm) for n, vm in fl.vms_of(t.target_si).items()}
     assert t.run()[0] == 0
     rc, back = t.run(mode="failback")
     assert rc == 0, back
@@ -127,9 +139,12 @@ def test_failback_returns_every_vm_to_its_target(lab_tenant: Any) -> None:
         "power_off",
         "register",
         "unregister",
+        "network",
         "unmount",
     ]
     assert t.placement() == {name: {"target"} for name in t.vms}
+    # Each NIC back on the network it had on the target, with its MAC (the .vmx brought it back).
+    assert {n: nics(vm) for n, vm in fl.vms_of(t.target_si).items()} == target_nics
     assert {n: vm.config.files.vmPathName for n, vm in fl.vms_of(t.target_si).items()} == before
     assert all(vm.runtime.powerState == "poweredOff" for vm in fl.vms_of(t.target_si).values())
     assert t.production_vms() == {}
@@ -142,6 +157,10 @@ def test_failback_returns_every_vm_to_its_target(lab_tenant: Any) -> None:
 def test_test_failover_leaves_the_target_unchanged_and_cleanup_removes_everything(lab_tenant: Any) -> None:
     t = lab_tenant("tf", vms=2)
     before = fl.target_snapshot(t.target_si)
+    replicas = {
+        name: {"uuid": vm.config.uuid, "macs": {mac for mac, _n in nics(vm)}}
+        for name, vm in fl.vms_of(t.target_si).items()
+    }
     rc, test = t.run(mode="test")
     assert rc == 0, test
     assert fl.target_snapshot(t.target_si) == before
@@ -155,7 +174,9 @@ def test_test_failover_leaves_the_target_unchanged_and_cleanup_removes_everythin
         assert vm.runtime.powerState == "poweredOn"
         assert vm.config.files.vmPathName == f"[{ds}] tenantry-test-{t.name}/{name}/{name}.vmx"
         assert [n for _mac, n in nics(vm)] == [isolated]
-        assert extra(vm)["answer.msg.uuid.altered"] == "I Copied It"
+        assert vm.runtime.question is None  # "moved or copied?" answered: copied
+        assert vm.config.uuid != replicas[name]["uuid"]  # a copy gets a new UUID ...
+        assert not {mac for mac, _n in nics(vm)} & replicas[name]["macs"]  # ... and new MACs
         assert vm.runtime.host.name == host
     host_obj = next(h for h in fl.vms_of(t.vc_si).values() if h.runtime.host.name == host).runtime.host
     vswitch = next(v for v in host_obj.config.network.vswitch if v.name == f"tenantry-iso-{t.spec['id']}")

@@ -7,6 +7,7 @@ VMs run on the same production hosts.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ TEXT = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
 
 @pytest.fixture
 def site(lab_tenant: Any, tmp_path: Path) -> Any:
-    p = lab_tenant("pbp", vms=2, destination_vlans=[3501, 3502])
+    # A 3 s wave delay: the run is still going when the re-run test kills the controller.
+    p = lab_tenant("pbp", vms=2, destination_vlans=[3501, 3502], boot_order=[{"vms": ["{name}-vm01"], "delay": 3}])
     q = lab_tenant("pbq", vms=1)
     inventory = fl.write_inventory(tmp_path / "inventory", p.vcenter, [(p.data, p.target), (q.data, q.target)])
 
@@ -46,7 +48,12 @@ def test_failover_check_run_then_failback_and_a_test(site: Any) -> None:
     checked = play("failover.yml", "-e", f"tenant={p.name}", "-e", "destination_vlan=3502", "--check")
     assert checked.rc == 0, checked.stdout[-3000:]
     assert f"failover plan for tenant {p.name}:" in checked.stdout
-    assert "ok   production account: admin gets role Admin on each VM" in checked.stdout  # looked up
+    assert "ok   production account: admin gets role tenantry-tenant-production on each VM" in checked.stdout
+    # The collection's role: created by the first failover of the session's vCenter, then found.
+    assert re.search(
+        r"ok   production role: tenantry-tenant-production (will be created with |exists \()9 privileges",
+        checked.stdout,
+    )
     assert p.placement() == {n: {"target"} for n in p.vms}
 
     run = play("failover.yml", "-e", f"tenant={p.name}", "-e", "destination_vlan=3502")
@@ -69,6 +76,11 @@ def test_failover_check_run_then_failback_and_a_test(site: Any) -> None:
     test = play("test_failover.yml", "-e", f"tenant={q.name}")
     assert test.rc == 0, test.stdout[-3000:]
     assert sorted(q.production_vms("test-failover")) == q.vms
+    again = play("test_failover.yml", "-e", f"tenant={q.name}")
+    assert again.rc == 0, again.stdout[-3000:]
+    said = " ".join(again.stdout.split())  # the callback wraps long lines
+    assert f"test of tenant {q.name}: nothing to do: a test failover is already up" in said
+    assert f"ansible-playbook playbooks/test_failover.yml -e tenant={q.name} -e cleanup=true" in said
     clean = play("test_failover.yml", "-e", f"tenant={q.name}", "-e", "cleanup=true")
     assert clean.rc == 0, clean.stdout[-3000:]
     assert q.production_vms("test-failover") == {}
@@ -91,3 +103,67 @@ def test_bad_requests_are_refused_naming_the_problem(site: Any, args: list[str],
     assert message.format(p=p.name, q=q.name) in " ".join(run.stdout.split()), run.stdout[-3000:]
     assert p.placement() == {n: {"target"} for n in p.vms}
     assert q.placement() == {n: {"target"} for n in q.vms}
+
+
+def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_meanwhile(site: Any) -> None:
+    """ansible-playbook killed while the asynchronous run goes on: the run finishes on its own; running the
+    playbook again says there is nothing to do *and* shows that run's summary and report file."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from support import ansible_env
+
+    p, _q, _play = site
+    journal_dir = p.tmp.parent / "journal"
+    inventory = p.tmp.parent / "inventory"
+    command = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(REPO / "playbooks" / "failover.yml"),
+        "-i",
+        str(inventory),
+        "-e",
+        f"tenant={p.name}",
+        "-e",
+        "destination_vlan=3502",
+        "-e",
+        f"failover_journal_dir={journal_dir}",
+        "-e",
+        f"failover_report_dir={p.tmp.parent}/reports",
+    ]
+    controller = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=ansible_env(**TEXT),
+        stdout=(p.tmp.parent / "killed.out").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    journal = None
+    while journal is None and time.monotonic() < deadline:  # the run is journaled: kill the controller
+        found = list((journal_dir / p.name).glob("*.json"))
+        journal = found[0] if found else None
+        time.sleep(0.1)
+    assert journal is not None, (p.tmp.parent / "killed.out").read_text()[-3000:]
+    while "power_on" not in json.loads(journal.read_text())["steps"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert json.loads(journal.read_text())["status"] == "running"
+    os.killpg(controller.pid, signal.SIGKILL)  # ansible-playbook and its workers; the async job lives on
+    controller.wait()
+    while json.loads(journal.read_text())["status"] != "done" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    data = json.loads(journal.read_text())
+    assert data["status"] == "done"
+    assert p.placement() == {n: {"production"} for n in p.vms}
+
+    again = _play("failover.yml", "-e", f"tenant={p.name}", "-e", "destination_vlan=3502")
+    assert again.rc == 0, again.stdout[-3000:]
+    out = " ".join(again.stdout.split())
+    assert f"failover of tenant {p.name}: nothing to do" in out
+    assert f"the last failover of tenant {p.name}, run {data['run_id']}, ended done" in out
+    assert f"failover of tenant {p.name}, run {data['run_id']}: done, 2 VMs" in out
+    assert f"report: {p.tmp.parent}/reports/{p.name}/{data['run_id']}.json" in out

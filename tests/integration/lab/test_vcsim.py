@@ -1,13 +1,16 @@
-"""The vCenter simulator lab through pyVmomi: provider model, TLS, login and each fix to govmomi 0.24.2."""
+"""The vCenter simulator lab through pyVmomi: provider model, TLS, login, each fix to govmomi 0.24.2, and
+where the lab simulator is stricter than stock: the .vmx written and read back by RegisterVM_Task, the
+"moved or copied?" question, static MACs outside VMware's range refused, privileges enforced for
+non-administrator sessions."""
 
 from __future__ import annotations
 
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +18,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pyVim.connect import SmartConnect
-from pyVim.task import WaitForTask
+from pyVim.task import TaskBlocked, WaitForTask
 from pyVmomi import VmomiSupport, vim, vmodl
+from support import vsphere as vs
 
-from tenantry.lab import Endpoint, Simulator
+from tenantry.lab import Endpoint, Simulator, add_directory_user
 
 pytestmark = pytest.mark.integration
 
@@ -423,10 +427,13 @@ def test_latency_delays_the_named_method_and_overlaps(
 
 
 @pytest.fixture
-def govcsim_dirs() -> Iterator[Callable[[], set[Path]]]:
-    tmp = Path(tempfile.gettempdir())
-    before = set(tmp.glob("govcsim-*"))
-    yield lambda: set(tmp.glob("govcsim-*")) - before
+def govcsim_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], set[Path]]]:
+    """The govcsim-* directories of the simulators this test starts: they get a TMPDIR of their own, so
+    simulators of other test runs on the machine (which share /tmp) do not count."""
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    yield lambda: set(tmp.glob("govcsim-*"))
 
 
 @pytest.mark.parametrize("mode", ["vcenter", "esx"])
@@ -440,3 +447,498 @@ def test_stop_leaves_no_process_and_no_temp_dirs(
     assert not Path(f"/proc/{endpoint.pid}").exists()
     assert not [d for d in created if d.exists()]
     assert not (lab_state_dir / "run" / f"stop-test-{mode}.ready").exists()
+
+
+# The .vmx, as ESXi writes and reads it.
+
+
+@pytest.fixture
+def swing(
+    vsphere_si: Any, esx_factory: Callable[..., Endpoint], vsphere_connect: Connect, tmp_path: Path
+) -> Iterator[Callable[..., tuple[Any, Any]]]:
+    """``swing(name, devices, **config)``: a VM created on an ESX target's NFS datastore, unregistered there,
+    then registered from its .vmx on a production host; returns (source config as read on the target, the
+    registered VM).  Everything registered is unregistered and unmounted at the end."""
+    spec = vs.nas_spec(str(tmp_path / "swing-nfs"), "/exports/swing")
+    target = vs.esx_parts(vsphere_connect(esx_factory("swing")))
+    target.host.configManager.datastoreSystem.CreateNasDatastore(spec)
+    production = hosts_of(vsphere_si)[0]
+    dss = production.configManager.datastoreSystem
+    ds = dss.CreateNasDatastore(spec)
+    folder = vsphere_si.RetrieveContent().searchIndex.FindByInventoryPath("provider/vm/production")
+    registered: list[Any] = []
+
+    def run(name: str, devices: list[Any], **config: Any) -> tuple[Any, Any]:
+        vm = vs.create_vm(target, name, "swing-nfs", devices, **config)
+        source = vm.config
+        vmx = source.files.vmPathName
+        vm.UnregisterVM()
+        registered.append(vs.register(folder, vmx, production.parent.resourcePool, production))
+        return source, registered[-1]
+
+    yield run
+    for vm in registered:
+        try:
+            if vm.runtime.powerState == "poweredOn":
+                WaitForTask(vm.PowerOffVM_Task())
+            vm.UnregisterVM()
+        except vmodl.fault.ManagedObjectNotFound:
+            pass  # the test unregistered it
+    dss.RemoveDatastore(datastore=ds)
+
+
+def test_register_reads_the_vmx(swing: Callable[..., tuple[Any, Any]], tmp_path: Path) -> None:
+    devices = [
+        vs.nic(None, "generated"),
+        vs.nic("00:50:56:01:02:03", "manual", key=-4),
+        vs.scsi(),
+        vs.new_disk("swing-nfs", 4096),
+    ]
+    source, vm = swing("app-01", devices, guest="rhel8_64Guest", numCPUs=2, memoryMB=256, version="vmx-19")
+    vmx = (tmp_path / "swing-nfs" / "app-01" / "app-01.vmx").read_text()
+    assert 'ethernet1.addressType = "static"' in vmx and 'ethernet1.address = "00:50:56:01:02:03"' in vmx
+    assert 'guestOS = "rhel8-64"' in vmx and 'virtualHW.version = "19"' in vmx
+    assert 'scsi0:0.fileName = "app-01.vmdk"' in vmx
+    assert "RW 8192 VMFS" in (tmp_path / "swing-nfs" / "app-01" / "app-01.vmdk").read_text()
+
+    assert (vm.name, vm.config.guestId, vm.config.version) == ("app-01", "rhel8_64Guest", "vmx-19")
+    assert (vm.config.hardware.numCPU, vm.config.hardware.memoryMB) == (2, 256)
+    assert vm.config.uuid == source.uuid  # registered, not yet powered on: nothing asked yet
+    assert vs.nics_of(vm) == [
+        ("VirtualVmxnet3", source_mac(source, 0), "generated", "VM Network"),
+        ("VirtualVmxnet3", "00:50:56:01:02:03", "manual", "VM Network"),
+    ]
+    assert vs.disks_of(vm) == [("[swing-nfs] app-01/app-01.vmdk", 4096)]
+    controller = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.ParaVirtualSCSIController))
+    disk = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
+    assert disk.controllerKey == controller.key and disk.unitNumber == 0
+
+
+def source_mac(config: Any, index: int) -> str:
+    return [d.macAddress for d in config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)][index]
+
+
+def question_of(vm: Any, task: Any) -> Any:
+    """The question a waiting power-on task asks."""
+    deadline = time.monotonic() + 10
+    while vm.runtime.question is None:
+        assert time.monotonic() < deadline, "no question asked"
+        time.sleep(0.05)
+    assert task.info.state == "running"
+    return vm.runtime.question
+
+
+def test_copied_gives_a_new_uuid_and_new_generated_macs(swing: Callable[..., tuple[Any, Any]], tmp_path: Path) -> None:
+    devices = [vs.nic(None, "generated"), vs.nic("00:50:56:01:02:04", "manual", key=-4)]
+    source, vm = swing("copy-01", devices)
+    task = vm.PowerOnVM_Task()
+    question = question_of(vm, task)
+    assert question.text.startswith("msg.uuid.altered:")
+    assert [(c.key, c.label) for c in question.choice.choiceInfo] == [
+        ("0", "button.uuid.cancel"),
+        ("1", "button.uuid.movedTheVM"),
+        ("2", "button.uuid.copiedTheVM"),
+    ]
+    vm.AnswerVM(questionId=question.id, answerChoice="2")
+    WaitForTask(task)
+    assert vm.runtime.powerState == "poweredOn" and vm.runtime.question is None
+    assert vm.config.uuid != source.uuid
+    generated, manual = vs.nics_of(vm)
+    assert generated[1] != source_mac(source, 0) and generated[1].startswith("00:0c:29:")
+    assert generated[1][-8:-3] == vm.config.uuid.replace("-", "")[-6:-2][:2] + ":" + vm.config.uuid[-4:-2]
+    assert manual[1:3] == ("00:50:56:01:02:04", "manual")  # a static MAC stays
+    vmx = (tmp_path / "swing-nfs" / "copy-01" / "copy-01.vmx").read_text()
+    assert vs_uuid(vm.config.uuid) in vmx and generated[1] in vmx
+
+
+def vs_uuid(uuid: str) -> str:
+    raw = uuid.replace("-", "")
+    pairs = [raw[i : i + 2] for i in range(0, 32, 2)]
+    return " ".join(pairs[:8]) + "-" + " ".join(pairs[8:])
+
+
+def test_moved_keeps_uuid_and_macs_and_cancel_asks_again(swing: Callable[..., tuple[Any, Any]]) -> None:
+    source, vm = swing("move-01", [vs.nic(None, "generated")])
+    task = vm.PowerOnVM_Task()
+    vm.AnswerVM(questionId=question_of(vm, task).id, answerChoice="0")  # Cancel
+    with pytest.raises(vmodl.fault.RequestCanceled):
+        WaitForTask(task)
+    assert vm.runtime.powerState == "poweredOff"
+
+    task = vm.PowerOnVM_Task()  # asked again
+    question = question_of(vm, task)
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        vm.AnswerVM(questionId="_no_such_question", answerChoice="1")
+    vm.AnswerVM(questionId=question.id, answerChoice="1")  # I moved it
+    WaitForTask(task)
+    assert vm.config.uuid == source.uuid
+    assert [n[1] for n in vs.nics_of(vm)] == [source_mac(source, 0)]
+
+    # uuid.location now names this host: registered here again, the VM powers on without a question.
+    WaitForTask(vm.PowerOffVM_Task())
+    host, pool, folder, vmx = vm.runtime.host, vm.resourcePool, vm.parent, vm.config.files.vmPathName
+    vm.UnregisterVM()
+    again = vs.register(folder, vmx, pool, host)
+    WaitForTask(again.PowerOnVM_Task())
+    WaitForTask(again.PowerOffVM_Task())
+    again.UnregisterVM()
+
+
+def test_unanswered_question_times_out(
+    esx_factory: Callable[..., Endpoint], vsphere_connect: Connect, tmp_path: Path
+) -> None:
+    spec = vs.nas_spec(str(tmp_path / "q-nfs"), "/exports/q")
+    first = vs.esx_parts(vsphere_connect(esx_factory("q-first")))
+    second = vs.esx_parts(vsphere_connect(esx_factory("q-second", question_timeout=0.5)))
+    for parts in (first, second):
+        parts.host.configManager.datastoreSystem.CreateNasDatastore(spec)
+    vm = vs.create_vm(first, "q-01", "q-nfs", [vs.nic()])
+    vmx = vm.config.files.vmPathName
+    vm.UnregisterVM()
+    vm = vs.register(second.folder, vmx, second.pool, second.host)
+    task = vm.PowerOnVM_Task()
+    with pytest.raises(TaskBlocked):  # pyVim sees the question, as with vSphere
+        WaitForTask(task)
+    deadline = time.monotonic() + 10
+    while task.info.state == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert isinstance(task.info.error, vim.fault.Timedout)
+    assert vm.runtime.question is None and vm.runtime.powerState == "poweredOff"
+
+
+# Static MACs outside 00:50:56:00:00:00-00:50:56:3F:FF:FF.
+
+
+def test_manual_mac_outside_the_range_is_refused_by_vcenter(vsphere_si: Any) -> None:
+    content = vsphere_si.RetrieveContent()
+    folder = content.searchIndex.FindByInventoryPath("provider/vm/production")
+    host = hosts_of(vsphere_si)[0]
+
+    def create(mac: str) -> Any:
+        spec = vim.vm.ConfigSpec(
+            name="mac-probe",
+            guestId="otherGuest64",
+            files=vim.vm.FileInfo(vmPathName="[prod-ds-01]"),
+            deviceChange=[vs.nic(mac, "manual")],
+        )
+        return folder.CreateVM_Task(config=spec, pool=host.parent.resourcePool, host=host)
+
+    with pytest.raises(vim.fault.InvalidDeviceSpec) as refused:
+        WaitForTask(create("00:50:56:40:00:01"))
+    assert refused.value.msg == (
+        "00:50:56:40:00:01 is not a valid static Ethernet address. "
+        "It conflicts with VMware reserved MACs for other usage."
+    )
+    assert (refused.value.deviceIndex, refused.value.property) == (0, "virtualDeviceSpec.device.macAddress")
+
+    task = create("00:50:56:3f:ff:fe")  # the top of the range is fine
+    WaitForTask(task)
+    vm = task.info.result
+    try:
+        with pytest.raises(vim.fault.InvalidDeviceSpec) as refused:
+            WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[vs.nic("00:0c:29:00:00:01", "manual")])))
+        assert "Impermissible static Ethernet address: '00:0c:29:00:00:01'" in refused.value.msg
+        assert [n[1] for n in vs.nics_of(vm)] == ["00:50:56:3f:ff:fe"]
+    finally:
+        WaitForTask(vm.Destroy_Task())
+
+
+def test_registered_vmx_with_a_bad_static_mac_does_not_power_on(
+    swing: Callable[..., tuple[Any, Any]],
+    esx_factory: Callable[..., Endpoint],
+    vsphere_connect: Connect,
+    tmp_path: Path,
+) -> None:
+    # ESXi accepts the spec and refuses at power-on ...
+    parts = vs.esx_parts(vsphere_connect(esx_factory("badmac")))
+    parts.host.configManager.datastoreSystem.CreateNasDatastore(vs.nas_spec(str(tmp_path / "bad-nfs"), "/x"))
+    local = vs.create_vm(parts, "bad-01", "bad-nfs", [vs.nic("00:50:56:80:00:01", "manual")])
+    with pytest.raises(vim.fault.GenericVmConfigFault) as refused:
+        WaitForTask(local.PowerOnVM_Task())
+    assert refused.value.reason.startswith("00:50:56:80:00:01 is not a valid static Ethernet address")
+
+    # ... and a .vmx carrying one registers in vCenter, asks, then fails to power on.
+    _, vm = swing("bad-02", [vs.nic("00:50:56:7f:00:01", "manual")])
+    assert vs.nics_of(vm)[0][1:3] == ("00:50:56:7f:00:01", "manual")
+    task = vm.PowerOnVM_Task()
+    vm.AnswerVM(questionId=question_of(vm, task).id, answerChoice="1")
+    with pytest.raises(vim.fault.GenericVmConfigFault):
+        WaitForTask(task)
+    assert vm.runtime.powerState == "poweredOff"
+
+
+# Logins and privileges (ESX mode, a non-administrator session).
+
+
+def test_local_accounts_log_in_with_their_own_password(
+    esx_factory: Callable[..., Endpoint], vsphere_connect: Connect
+) -> None:
+    ep = esx_factory("accounts")
+    content = vs.esx_parts(vsphere_connect(ep)).content
+    vs.local_account(content, "alice", "Alice-pw-1")
+    with pytest.raises(vim.fault.InvalidLogin):
+        vs.login(ep, "alice", "wrong")
+    with pytest.raises(vim.fault.InvalidLogin):
+        vs.login(ep, "bob", "Alice-pw-1")
+    alice = vs.login(ep, "alice", "Alice-pw-1")
+    assert alice.RetrieveContent().sessionManager.currentSession.userName == "alice"
+
+    spec = vim.host.LocalAccountManager.AccountSpecification(id="alice", password="Alice-pw-2")
+    content.accountManager.UpdateUser(user=spec)
+    with pytest.raises(vim.fault.InvalidLogin):
+        vs.login(ep, "alice", "Alice-pw-1")
+    vs.login(ep, "alice", "Alice-pw-2")
+    content.accountManager.RemoveUser(userName="alice")
+    with pytest.raises(vim.fault.InvalidLogin):
+        vs.login(ep, "alice", "Alice-pw-2")
+    assert vs.datastore_file(ep, None, "GET", "LocalDS_0", "")[0] == 401  # no anonymous file access
+
+
+@dataclass
+class Case:
+    """One method group: ``call(tenant_parts)`` needs ``needs`` (all on the entities the probe role covers)."""
+
+    name: str
+    needs: list[str]
+    call: Callable[[Any], Any]
+    denied: str = ""  # the privilege whose absence the NoPermission names (default: needs[0])
+
+
+def test_privileges_are_enforced_per_method_group(
+    esx_factory: Callable[..., Endpoint], vsphere_connect: Connect, tmp_path: Path
+) -> None:
+    """Each group: without the privilege NoPermission names it; with it (and nothing else it needs) the call works."""
+    ep = esx_factory("privileges")
+    admin = vs.esx_parts(vsphere_connect(ep))
+    admin.host.configManager.datastoreSystem.CreateNasDatastore(vs.nas_spec(str(tmp_path / "p-nfs"), "/p"))
+    root = admin.content.rootFolder
+    vs.local_account(admin.content, "probe", "Probe-pw-1")
+    vs.grant(admin.content, "probe-role", "probe", [], [root])
+    tenant_si = vs.login(ep, "probe", "Probe-pw-1")
+    t = vs.esx_parts(tenant_si)
+
+    def fixture_vm(name: str) -> Any:
+        return vs.create_vm(admin, name, "p-nfs", [vs.scsi()])
+
+    snap_vm = fixture_vm("snap-vm")
+    WaitForTask(snap_vm.CreateSnapshot_Task(name="s1", memory=False, quiesce=False))
+    vs.datastore_file(ep, vsphere_connect(ep), "PUT", "p-nfs", "files/keep.txt", b"x")
+
+    def as_tenant(vm: Any) -> Any:
+        return vim.VirtualMachine(vm._moId, tenant_si._stub)
+
+    def create(parts: Any) -> Any:
+        vm = vs.create_vm(parts, "created", "p-nfs")
+        WaitForTask(vim.VirtualMachine(vm._moId, admin.content.rootFolder._stub).Destroy_Task())
+
+    def register(parts: Any) -> Any:
+        vm = fixture_vm("reg-vm")
+        vmx = vm.config.files.vmPathName
+        vm.UnregisterVM()
+        vs.register(parts.folder, vmx, parts.pool, parts.host)
+
+    def lease(parts: Any) -> Any:
+        spec = vim.vm.VmImportSpec(
+            configSpec=vim.vm.ConfigSpec(
+                name="imported", guestId="otherGuest64", files=vim.vm.FileInfo(vmPathName="[p-nfs]")
+            )
+        )
+        nfc = parts.pool.ImportVApp(spec=spec, folder=parts.folder, host=parts.host)
+        nfc.HttpNfcLeaseAbort()
+
+    def upload(_: Any) -> None:
+        status, _body = vs.datastore_file(ep, tenant_si, "PUT", "p-nfs", "files/up.txt", b"data")
+        if status == 403:
+            raise vim.fault.NoPermission(privilegeId="Datastore.FileManagement")
+        assert status in (200, 201), status
+
+    def download(_: Any) -> None:
+        status, body = vs.datastore_file(ep, tenant_si, "GET", "p-nfs", "files/keep.txt")
+        if status == 403:
+            raise vim.fault.NoPermission(privilegeId="Datastore.Browse")
+        assert (status, body) == (200, b"x")
+
+    browser = next(d for d in admin.host.datastore if d.name == "p-nfs").browser._moId
+    everything = vim.host.DatastoreBrowser.SearchSpec(matchPattern=["*"])
+    host_pg = vim.host.PortGroup.Specification(
+        name="probe-pg", vlanId=9, vswitchName="vSwitch0", policy=vim.host.NetworkPolicy()
+    )
+    cases = [
+        Case(
+            "VM create",
+            ["VirtualMachine.Inventory.Create", "Resource.AssignVMToPool", "Datastore.AllocateSpace"],
+            create,
+        ),
+        Case("VM register", ["VirtualMachine.Inventory.Register", "Resource.AssignVMToPool"], register),
+        Case(
+            "VM unregister",
+            ["VirtualMachine.Inventory.Unregister"],
+            lambda p: as_tenant(fixture_vm("unreg-vm")).UnregisterVM(),
+        ),
+        Case(
+            "VM reconfigure",
+            ["VirtualMachine.Config.Memory"],
+            lambda p: WaitForTask(as_tenant(snap_vm).ReconfigVM_Task(vim.vm.ConfigSpec(memoryMB=128))),
+        ),
+        Case(
+            "VM destroy",
+            ["VirtualMachine.Inventory.Delete"],
+            lambda p: WaitForTask(as_tenant(fixture_vm("del-vm")).Destroy_Task()),
+        ),
+        Case(
+            "snapshot create",
+            ["VirtualMachine.State.CreateSnapshot"],
+            lambda p: WaitForTask(as_tenant(snap_vm).CreateSnapshot_Task(name="s2", memory=False, quiesce=False)),
+        ),
+        Case(
+            "snapshot revert",
+            ["VirtualMachine.State.RevertToSnapshot"],
+            lambda p: WaitForTask(as_tenant(snap_vm).RevertToCurrentSnapshot_Task()),
+        ),
+        Case(
+            "snapshot remove",
+            ["VirtualMachine.State.RemoveSnapshot"],
+            lambda p: WaitForTask(as_tenant(snap_vm).RemoveAllSnapshots_Task()),
+        ),
+        Case(
+            "power on", ["VirtualMachine.Interact.PowerOn"], lambda p: WaitForTask(as_tenant(snap_vm).PowerOnVM_Task())
+        ),
+        Case(
+            "power off",
+            ["VirtualMachine.Interact.PowerOff"],
+            lambda p: WaitForTask(as_tenant(snap_vm).PowerOffVM_Task()),
+        ),
+        Case("datastore upload", ["Datastore.FileManagement"], upload),
+        Case("datastore download", ["Datastore.Browse"], download),
+        Case(
+            "datastore browse",
+            ["Datastore.Browse"],
+            lambda p: WaitForTask(
+                vim.host.DatastoreBrowser(browser, tenant_si._stub).SearchDatastore_Task(
+                    datastorePath="[p-nfs] files", searchSpec=everything
+                )
+            ),
+        ),
+        Case(
+            "datastore delete",
+            ["Datastore.DeleteFile"],
+            lambda p: WaitForTask(
+                p.content.fileManager.DeleteDatastoreFile_Task(name="[p-nfs] files/up.txt", datacenter=p.dc)
+            ),
+        ),
+        Case("NFC lease (import)", ["VApp.Import"], lease),
+        Case(
+            "port group",
+            ["Host.Config.Network"],
+            lambda p: p.host.configManager.networkSystem.AddPortGroup(portgrp=host_pg),
+        ),
+        Case(
+            "firewall",
+            ["Host.Config.NetService"],
+            lambda p: p.host.configManager.firewallSystem.DisableRuleset(id="sshServer"),
+        ),
+        Case(
+            "services",
+            ["Host.Config.NetService"],
+            lambda p: p.host.configManager.serviceSystem.StartService(id="TSM-SSH"),
+        ),
+        Case(
+            "advanced options",
+            ["Host.Config.AdvancedConfig"],
+            lambda p: p.host.configManager.advancedOption.UpdateOptions(
+                changedValue=[vim.option.OptionValue(key="Misc.PreferredHostName", value="x")]
+            ),
+        ),
+        Case(
+            "datastores",
+            ["Host.Config.Storage"],
+            lambda p: p.host.configManager.datastoreSystem.CreateNasDatastore(
+                vs.nas_spec(str(tmp_path / "p2-nfs"), "/p2")
+            ),
+        ),
+        Case(
+            "accounts",
+            ["Host.Local.ManageUserGroups"],
+            lambda p: p.content.accountManager.CreateUser(
+                user=vim.host.LocalAccountManager.AccountSpecification(id="made-by-probe", password="x-Y-1")
+            ),
+        ),
+        Case(
+            "permissions",
+            ["Authorization.ModifyPermissions"],
+            lambda p: p.content.authorizationManager.RemoveEntityPermission(entity=p.dc, user="nobody", isGroup=False),
+        ),
+    ]
+
+    def terminate(parts: Any) -> None:
+        other = vs.login(ep, ep.username, ep.password).RetrieveContent().sessionManager.currentSession.key
+        parts.content.sessionManager.TerminateSession(sessionId=[other])
+
+    cases.append(Case("terminate a session", ["Sessions.TerminateSession"], terminate))
+
+    def custom_task(parts: Any) -> Any:
+        return parts.content.taskManager.CreateTask(
+            obj=parts.folder, taskTypeId="com.example.replicate", initiatedBy="probe", cancelable=False
+        )
+
+    admin_task = custom_task(admin).task._moId
+    cases.append(Case("custom task: create", ["Task.Create"], custom_task))
+    cases.append(
+        Case(
+            "custom task: update",
+            ["Task.Update"],
+            lambda p: vim.Task(admin_task, tenant_si._stub).UpdateProgress(percentDone=50),
+        )
+    )
+    for case in cases:
+        denied = case.denied or case.needs[0]
+        vs.grant(admin.content, "probe-role", "probe", [n for n in case.needs if n != denied], [root])
+        fault = vs.no_permission(lambda call=case.call: call(t))
+        assert fault.privilegeId == denied, (case.name, fault.privilegeId)
+        vs.grant(admin.content, "probe-role", "probe", case.needs, [root])
+        case.call(t)  # now allowed
+    done = vim.Task(admin_task, admin.content.rootFolder._stub)
+    done.SetTaskState(state="success")
+    assert (done.info.state, done.info.progress) == ("success", 50)
+    # A task the tenant started is the tenant's to read and wait for.
+    vs.grant(admin.content, "probe-role", "probe", ["VirtualMachine.Interact.PowerOn"], [root])
+    task = as_tenant(snap_vm).PowerOnVM_Task()
+    WaitForTask(task)
+    assert task.info.state == "success" and task.info.entity == as_tenant(snap_vm)
+
+
+def test_vcenter_directory_accounts_and_console_tickets(
+    vcenter: Endpoint, vsphere_si: Any, lab_state_dir: Path, swing: Callable[..., tuple[Any, Any]]
+) -> None:
+    """vcenter mode: a directory account (the SSO stand-in) logs in with its own password only and is found
+    by RetrieveUserGroups; a console ticket needs ConsoleInteract and a powered-on VM.  NICs read from a
+    .vmx carry vSphere's labels."""
+    add_directory_user(lab_state_dir, "vcenter", "dir-user@vsphere.local", "Dir-Secret-1")
+    directory = vsphere_si.RetrieveContent().userDirectory
+    found = directory.RetrieveUserGroups(
+        searchStr="dir-user@vsphere.local", exactMatch=True, findUsers=True, findGroups=False
+    )
+    assert [u.principal for u in found] == ["dir-user@vsphere.local"]
+    with pytest.raises(vim.fault.InvalidLogin):
+        vs.login(vcenter, "dir-user@vsphere.local", "wrong")
+    user = vs.login(vcenter, "dir-user@vsphere.local", "Dir-Secret-1")
+    assert user.content.sessionManager.currentSession.userName == "dir-user@vsphere.local"
+
+    _source, vm = swing("console-01", [vs.nic(None, "generated"), vs.nic(None, "generated", key=-5)])
+    assert [
+        d.deviceInfo.label for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)
+    ] == [
+        "Network adapter 1",
+        "Network adapter 2",
+    ]
+    with pytest.raises(vim.fault.InvalidState):
+        vm.AcquireTicket(ticketType="webmks")
+    task = vm.PowerOnVM_Task()
+    vm.AnswerVM(questionId=question_of(vm, task).id, answerChoice="1")
+    WaitForTask(task)
+    assert vm.AcquireTicket(ticketType="webmks").ticket
+    theirs = user.RetrieveContent().searchIndex.FindByUuid(None, vm.config.uuid, True)
+    with pytest.raises(vim.fault.NoPermission) as refused:
+        theirs.AcquireTicket(ticketType="webmks")
+    assert refused.value.privilegeId == "VirtualMachine.Interact.ConsoleInteract"

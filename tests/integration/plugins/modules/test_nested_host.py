@@ -20,23 +20,14 @@ import pytest
 from pyVmomi import vim, vmodl
 from support import run_module, run_playbook
 
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import TENANT_PRIVILEGES
+
 pytestmark = pytest.mark.integration
 
 MODULE = "tenantry.msp.nested_host"
 PASSWORD = "Tenant-Secret-7f3a"
 SYSTEM = {"System.Anonymous", "System.Read", "System.View"}
-PRIVILEGES = {
-    "Datastore.AllocateSpace",
-    "Datastore.Browse",
-    "Datastore.FileManagement",
-    "Resource.AssignVMToPool",
-    "VirtualMachine.Interact.PowerOff",
-    "VirtualMachine.Interact.PowerOn",
-    "VirtualMachine.Interact.Reset",
-    "VirtualMachine.Interact.Suspend",
-    "VirtualMachine.Inventory.Register",
-    "VirtualMachine.Inventory.Unregister",
-}
+PRIVILEGES = set(TENANT_PRIVILEGES)  # the one list, as the module applies it by default
 # The seed's routing: the default gateway on the customer network, tight routes back to the provider's
 # infrastructure through the management network (vmk0), and a route of the tenant's own on its network.
 MANAGEMENT_NETWORK = "10.0.16.0/20"
@@ -158,7 +149,6 @@ def test_configures_idempotently_and_removes(
     assert got["portgroup"] == ("vSwitch1", 0)
     assert got["uplinks"] == ["vmnic1"]
     assert got["nfs"] == ("192.168.50.10", "/exports/tenants/t5host")
-    # Permissions are stored, not enforced, by the simulator: assert the configuration itself.
     assert got["role"] == PRIVILEGES | SYSTEM
     assert not any(p.startswith("Host.") for p in got["role"])
     assert got["users"] == ["tenant-t5host"]
