@@ -82,3 +82,43 @@ class Slots:
             async with self._cond:
                 self._busy -= 1
                 self._cond.notify()
+
+
+class HandshakeWindow:
+    """At most ``limit`` uplink handshakes in any one-second window, counted exactly.
+
+    A handshake holds a slot from the moment its connection is admitted until one second
+    after it ends (completed or failed).  So at every instant, handshakes in progress plus
+    those that ended within the last second are at most ``limit``, and therefore neither
+    the handshakes *started* nor those *completed* in any 1 s window can exceed it.
+
+    (A token bucket on accepted connections, the earlier rule, bounds only the accepts: on a
+    loaded machine handshakes admitted over several seconds completed in one burst, 262 in
+    one second against a limit of 200.)
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._ended: deque[float] = deque()  # end times within the last second
+        self.in_progress = 0
+
+    def _trim(self, now: float) -> None:
+        ended = self._ended
+        while ended and ended[0] <= now - 1.0:
+            ended.popleft()
+
+    def held(self) -> int:
+        """Slots held now (in progress plus ended within the last second)."""
+        self._trim(self._clock())
+        return self.in_progress + len(self._ended)
+
+    def admit(self, limit: int) -> bool:
+        if self.held() >= limit:
+            return False
+        self.in_progress += 1
+        return True
+
+    def ended(self) -> None:
+        """An admitted handshake completed or failed: its slot frees one second from now."""
+        self.in_progress -= 1
+        self._ended.append(self._clock())

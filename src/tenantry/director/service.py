@@ -85,8 +85,11 @@ class Director:
             authority=self.authority.ca,
             listen_host=config.listen_host,
             events=self.event,
+            events_later=self.event_later,
         )
         self.hub.on_connect.append(self._session_started)
+        self.hub.waiting = self._waiting
+        self._connectable = (0.0, 0)  # (monotonic time counted, remote tenants that should be online)
         self.hub.on_ports_changed.append(self._publish_ports)
         self.setup_port = 0
         self._settings_lock = asyncio.Lock()
@@ -132,6 +135,23 @@ class Director:
     def event(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> None:
         self.store.add_event(kind, message, tenant_id, **data)
         log.info("event %s%s: %s", kind, f" tenant={tenant_id}" if tenant_id else "", message)
+
+    def event_later(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> None:
+        """An event written with the next flush of deferred writes (high-volume session events)."""
+        self.store.add_event_later(kind, message, tenant_id, **data)
+        log.info("event %s%s: %s", kind, f" tenant={tenant_id}" if tenant_id else "", message)
+
+    async def _flush_forever(self, interval: float = 0.2) -> None:
+        """Write deferred status updates and session events every ``interval`` seconds, in one transaction."""
+        while True:
+            await asyncio.sleep(interval)
+            self.flush()
+
+    def flush(self) -> None:
+        try:
+            self.store.flush()
+        except Exception:  # the database may be away for a moment; status is written again later
+            log.exception("writing deferred session status and events failed")
 
     # ------------------------------------------------------------------ tenants
     def tenant_or_404(self, name: str) -> TenantRow:
@@ -306,16 +326,28 @@ class Director:
             raise DirectorError(502, f"renewal failed: {exc}") from None
 
     # ------------------------------------------------------------------ sessions
+    def _waiting(self) -> int:
+        """Transporters that are probably trying to connect now (for the admission's busy hint)."""
+        counted_at, count = self._connectable
+        now = time.monotonic()
+        if now - counted_at > 5.0:
+            count = self.store.count_connectable()
+            self._connectable = (now, count)
+        return max(0, count - len(self.hub.sessions))
+
     def _session_started(self, session: Session) -> None:
         self.hub.spawn(session, self._after_connect(session))
 
     async def _after_connect(self, session: Session) -> None:
         channel = session.channel
         try:
-            body = self.settings.for_transporter().model_dump_json().encode()
-            await channel.request("PUT", "/v1/settings", body, timeout=15)
             resp = await channel.request("GET", "/v1/info", timeout=15)
             info = _site_info(session.tenant_id, resp) if resp.status == 200 else None
+            current = self.settings.for_transporter()
+            # A Transporter that reports the settings it holds is spared a push of the same ones
+            # (a reconnect storm is then one request per session instead of two).
+            if info is None or info.settings != current:
+                await channel.request("PUT", "/v1/settings", current.model_dump_json().encode(), timeout=15)
             if info is not None:
                 session.info = info
                 if info.tenant_id != session.tenant_id:
@@ -324,7 +356,7 @@ class Director:
                         session.tenant_id,
                         info.tenant_id,
                     )
-                self.store.touch_status(session.tenant_id, version=info.version, hostname=info.hostname)
+                self.store.touch_status_later(session.tenant_id, version=info.version, hostname=info.hostname)
             remaining = session.cert_not_after - time.time()
             if remaining < self.settings.client_cert_lifetime_hours * 3600 / 3:
                 await self.hub.renew(session, lambda pem: self.sign_renewal(session.tenant_id, pem))
@@ -454,6 +486,7 @@ class Director:
                     self.store.touch_status(row.id, state_since=now)
         self.uplink_port = await self.hub.listen(self.settings.uplink_port)
         self.hub.start()
+        self._background(asyncio.get_running_loop().create_task(self._flush_forever()))
 
     def started(self, setup_port: int) -> None:
         """The API answers on ``setup_port``: record it and the start, and publish the ports."""
@@ -491,8 +524,10 @@ class Director:
         await self.hub.shutdown(grace)
         for task in list(getattr(self, "_bg", ())):
             task.cancel()
+        self.flush()
 
     def close(self) -> None:
+        self.flush()
         self.store.close()
 
 

@@ -35,6 +35,7 @@ import h2.exceptions
 import h2.settings
 from cryptography import x509
 
+from tenantry.protocol import busy
 from tenantry.protocol.gate import ConnectionGate
 from tenantry.protocol.ratelimit import TokenBucket
 from tenantry.protocol.tlsengine import TLSEngine, TLSError
@@ -280,6 +281,9 @@ class Channel(asyncio.Protocol):
         self.close_reason: str = ""
         self._stream_slots: asyncio.Semaphore | None = None
         self.tag: object = None  # owner's bookkeeping (tenant id, ...)
+        # Client side: the server refused us before TLS and said when to come back (protocol/busy.py).
+        self.busy_retry_after: float | None = None
+        self._received_any = False
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -311,6 +315,14 @@ class Channel(asyncio.Protocol):
         self.last_rx = time.monotonic()
         if self._tls is None or self.closed.done():
             return
+        if not self._received_any:
+            self._received_any = True
+            if not self._server_side:
+                retry_after = busy.parse(data)
+                if retry_after is not None:
+                    self.busy_retry_after = retry_after
+                    self._abort(f"server busy: retry in {retry_after:g} s")
+                    return
         self._tls.feed(data)
         if not self._secure:
             self._do_handshake()

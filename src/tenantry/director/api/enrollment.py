@@ -21,6 +21,7 @@ async def health(director: DirectorDep) -> Health:
         tenants_online=len(hub.sessions),
         uplink_handshakes=hub.handshakes,
         uplink_handshakes_peak=hub.peak_handshakes,
+        uplink_admitted_peak=hub.peak_admitted,
         uplink_throttled=hub.throttled,
     )
 

@@ -193,7 +193,13 @@ class Health(BaseModel):
     tenants_online: int
     uplink_handshakes: int = Field(description="mutual-TLS uplink handshakes completed since start")
     uplink_handshakes_peak: int = Field(description="most uplink handshakes completed within any 1 s window")
-    uplink_throttled: int = Field(description="connections closed by max_handshakes_per_second since start")
+    uplink_admitted_peak: int = Field(
+        0, description="most uplink connections admitted to a handshake within any 1 s window"
+    )
+    uplink_throttled: int = Field(
+        description="connections refused by max_handshakes_per_second (or max_sessions) since start, each told "
+        "when to come back"
+    )
 
 
 class StatusOut(BaseModel):

@@ -20,7 +20,7 @@ from typing import Any
 
 from tenantry.director.store.db import Database, SchemaError
 
-__all__ = ["CertRow", "Database", "EventRow", "SchemaError", "Store", "TenantRow"]
+__all__ = ["CertRow", "Database", "EventRow", "SchemaError", "SessionCheck", "Store", "TenantRow"]
 
 
 @dataclass
@@ -74,11 +74,25 @@ def _tenant(row: tuple[Any, ...]) -> TenantRow:
     return TenantRow(**values)
 
 
+@dataclass
+class SessionCheck:
+    """What admitting an uplink session needs to know about a certificate and its tenant (one query)."""
+
+    cert_tenant_id: str
+    cert_revoked_at: float | None
+    tenant_kind: str | None  # None: the tenant is gone
+    tenant_revoked_at: float | None
+    other_valid: int  # the tenant's other certificates not revoked yet (superseded when this one is used)
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db = Database(path)
         self.db.migrate()
+        # Writes that may wait a moment (session status, connection events): flushed together by
+        # flush(), in one transaction, so a reconnect storm does not commit thousands of times.
+        self._later: list[tuple[str, tuple[Any, ...]]] = []
 
     def close(self) -> None:
         self.db.close()
@@ -94,16 +108,26 @@ class Store:
         self.db.execute(f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES ({marks})", tuple(values.values()))
 
     def tenant(self, tenant_id: str) -> TenantRow | None:
+        self.settle()
         row = self.db.row(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = ?", (tenant_id,))
         return _tenant(row) if row else None
 
     def tenant_by_name(self, name: str) -> TenantRow | None:
+        self.settle()
         row = self.db.row(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE name = ?", (name,))
         return _tenant(row) if row else None
 
     def tenants(self) -> list[TenantRow]:
+        self.settle()
         rows = self.db.rows(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name")
         return [_tenant(r) for r in rows]
+
+    def count_connectable(self) -> int:
+        """Remote tenants that are enrolled and not revoked: the Transporters that should be online."""
+        row = self.db.row(
+            "SELECT COUNT(*) FROM tenants WHERE kind = 'remote' AND enrolled_at IS NOT NULL AND revoked_at IS NULL"
+        )
+        return int(row[0]) if row else 0
 
     def update_tenant(self, tenant_id: str, **fields: Any) -> None:
         if not fields:
@@ -118,6 +142,38 @@ class Store:
         """Status columns (last_seen, address, version, ...) without bumping ``updated_at``."""
         cols = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"UPDATE tenants SET {cols} WHERE id = ?", (*fields.values(), tenant_id))
+
+    def touch_status_later(self, tenant_id: str, **fields: Any) -> None:
+        """:meth:`touch_status` at the next :meth:`flush`."""
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self._later.append((f"UPDATE tenants SET {cols} WHERE id = ?", (*fields.values(), tenant_id)))
+
+    def flush(self) -> int:
+        """Write what was deferred, in one transaction (statements in their order); how many."""
+        if not self._later:
+            return 0
+        batch, self._later = self._later, []
+        with self.tx():
+            i = 0
+            while i < len(batch):  # runs of one statement go through executemany (pipelined on PostgreSQL)
+                j = i
+                while j < len(batch) and batch[j][0] == batch[i][0]:
+                    j += 1
+                if j - i == 1:
+                    self.db.execute(*batch[i])
+                else:
+                    self.db.executemany(batch[i][0], [params for _sql, params in batch[i:j]])
+                i = j
+        return len(batch)
+
+    def settle(self) -> None:
+        """Reads of tenants and events see every write made before them: deferred ones are written first."""
+        if self._later:
+            self.flush()
+
+    @property
+    def deferred(self) -> int:
+        return len(self._later)
 
     def delete_tenant(self, tenant_id: str) -> None:
         self.db.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
@@ -137,6 +193,17 @@ class Store:
             "INSERT INTO certificates (serial, tenant_id, issued_at, not_after) VALUES (?, ?, ?, ?)",
             (serial, tenant_id, time.time(), not_after),
         )
+
+    def session_check(self, serial: str) -> SessionCheck | None:
+        """The certificate ``serial`` and its tenant in one query; ``None`` for an unknown certificate."""
+        row = self.db.row(
+            "SELECT c.tenant_id, c.revoked_at, t.kind, t.revoked_at, "
+            "(SELECT COUNT(*) FROM certificates o WHERE o.tenant_id = c.tenant_id AND o.revoked_at IS NULL "
+            "AND o.serial != c.serial) "
+            "FROM certificates c LEFT JOIN tenants t ON t.id = c.tenant_id WHERE c.serial = ?",
+            (serial,),
+        )
+        return SessionCheck(*row) if row else None
 
     def certificate(self, serial: str) -> CertRow | None:
         row = self.db.row(
@@ -171,15 +238,19 @@ class Store:
             )
 
     # ---------------------------------------------------------------- events
+    _EVENT = "INSERT INTO events (ts, kind, tenant_id, message, data) VALUES (?, ?, ?, ?, ?)"
+
     def add_event(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> int:
-        return self.db.insert(
-            "INSERT INTO events (ts, kind, tenant_id, message, data) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), kind, tenant_id, message, json.dumps(data, default=str)),
-        )
+        return self.db.insert(self._EVENT, (time.time(), kind, tenant_id, message, json.dumps(data, default=str)))
+
+    def add_event_later(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> None:
+        """:meth:`add_event` at the next :meth:`flush` (its time is now)."""
+        self._later.append((self._EVENT, (time.time(), kind, tenant_id, message, json.dumps(data, default=str))))
 
     def events(
         self, *, after_id: int = 0, tenant_id: str | None = None, kind: str | None = None, limit: int = 100
     ) -> list[EventRow]:
+        self.settle()
         sql = "SELECT id, ts, kind, tenant_id, message, data FROM events WHERE id > ?"
         args: list[Any] = [after_id]
         if tenant_id is not None:
