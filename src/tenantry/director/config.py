@@ -47,6 +47,12 @@ class DirectorConfig(BaseModel):
     seed_settings: dict[str, Any] = Field(
         default_factory=dict, description="Expert Settings applied on first start only (e.g. heartbeat_interval)"
     )
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL (libpq URL, e.g. postgresql://tenantry@db/tenantry?passfile=/etc/tenantry/pgpass) "
+        "shared by several Directors; default: SQLite in the state directory",
+        pattern=r"^postgres(ql)?://",
+    )
 
     @property
     def admin_token_path(self) -> Path:
@@ -55,6 +61,11 @@ class DirectorConfig(BaseModel):
     @property
     def db_path(self) -> Path:
         return self.state_dir / "director.db"
+
+    @property
+    def database(self) -> Path | str:
+        """What the store opens: the PostgreSQL URL, or the SQLite file in the state directory."""
+        return self.database_url or self.db_path
 
     @property
     def ports_path(self) -> Path:
@@ -72,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--setup-port", type=int)
     p.add_argument("--uplink-port", type=int)
     p.add_argument("--admin-token-file", type=Path)
+    p.add_argument("--database-url", help="PostgreSQL URL (put the password in a passfile, not here)")
     p.add_argument("--log-level")
     p.add_argument(
         "--seed-setting",

@@ -20,7 +20,7 @@ from tenantry.director import firewall
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
 from tenantry.director.config import DirectorConfig
 from tenantry.director.errors import DirectorError
-from tenantry.director.limits import AttemptLimiter, Slots
+from tenantry.director.limits import SharedAttemptLimiter, Slots
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes
 from tenantry.director.store import Store, TenantRow
 from tenantry.director.tunnels import TunnelManager
@@ -54,14 +54,15 @@ class Director:
         self.config = config
         config.state_dir.mkdir(parents=True, exist_ok=True)
         config.state_dir.chmod(0o700)
-        self.store = Store(config.db_path)
+        self.store = Store(config.database)
         self.settings = self._load_settings()
         self.authority = Authority(config.state_dir, config.server_names)
         self.hasher = CredentialHasher(config.argon2_memory_kib, config.argon2_iterations)
         self.admin_token = self._admin_token()
         # Unknown tenants cost the same Argon2id work as known ones: timing tells nothing.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
-        self.enroll_limiter = AttemptLimiter()
+        # Counted in the database: the limit holds across every Director sharing it.
+        self.enroll_limiter = SharedAttemptLimiter(self.store.db)
         # Enrollment attempts (anyone on the network) and admin calls hash in separate slots.
         self._enroll_slots = Slots(lambda: self.settings.enroll_concurrency, queue=32, what="enrollment attempts")
         self._admin_slots = Slots(lambda: 2, queue=1000, what="credential operations")
@@ -480,10 +481,7 @@ class Director:
         """Open the uplink listener and start the heartbeat; the API server is started beside it."""
         now = time.time()
         # A crash (kill -9) leaves no "disconnected" events; record the restart once for everyone.
-        with self.store.tx():
-            for row in self.store.tenants():
-                if row.kind == "remote" and row.enrolled_at is not None:
-                    self.store.touch_status(row.id, state_since=now)
+        self.store.mark_offline_since(now)
         self.uplink_port = await self.hub.listen(self.settings.uplink_port)
         self.hub.start()
         self._background(asyncio.get_running_loop().create_task(self._flush_forever()))

@@ -18,9 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenantry.director.store.db import Database, SchemaError
+from tenantry.director.store.db import Database, DatabaseUnavailable, IntegrityError, SchemaError
 
-__all__ = ["CertRow", "Database", "EventRow", "SchemaError", "SessionCheck", "Store", "TenantRow"]
+__all__ = [
+    "CertRow",
+    "Database",
+    "DatabaseUnavailable",
+    "EventRow",
+    "IntegrityError",
+    "SchemaError",
+    "SessionCheck",
+    "Store",
+    "TenantRow",
+]
 
 
 @dataclass
@@ -86,7 +96,7 @@ class SessionCheck:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = path
         self.db = Database(path)
         self.db.migrate()
@@ -142,6 +152,12 @@ class Store:
         """Status columns (last_seen, address, version, ...) without bumping ``updated_at``."""
         cols = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"UPDATE tenants SET {cols} WHERE id = ?", (*fields.values(), tenant_id))
+
+    def mark_offline_since(self, when: float) -> int:
+        """Every enrolled remote tenant is offline "since" ``when`` (a Director start after a crash)."""
+        return self.db.execute(
+            "UPDATE tenants SET state_since = ? WHERE kind = 'remote' AND enrolled_at IS NOT NULL", (when,)
+        )
 
     def touch_status_later(self, tenant_id: str, **fields: Any) -> None:
         """:meth:`touch_status` at the next :meth:`flush`."""
