@@ -32,9 +32,9 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, root: Path | None = None, *, port: int | None = None, host: str = "127.0.0.1") -> None:
-        self._own_root = root is None
-        self.root = root or Path(tempfile.mkdtemp(prefix="tenantry-pg-"))
+    def __init__(self, *, port: int | None = None, host: str = "127.0.0.1") -> None:
+        # Its own directory under /tmp: the postgres user cannot enter a test's 0700 tmp_path.
+        self.root = Path(tempfile.mkdtemp(prefix="tenantry-pg-"))
         self.data = self.root / "data"
         self.port = port or _free_port()
         self.host = host
@@ -86,8 +86,7 @@ class PostgresServer:
 
     def cleanup(self) -> None:
         self.stop()
-        if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def log(self) -> str:
         path = self.root / "server.log"

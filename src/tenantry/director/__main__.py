@@ -28,10 +28,17 @@ async def _run(config: DirectorConfig) -> None:
         loop.add_signal_handler(sig, stopping.set)
     await director.start()
     api = ApiServer(director)
+    peer: ApiServer | None = None
+    if director.cluster is not None:  # several Directors: the port the others forward requests to
+        peer = ApiServer(director, peer=True)
+        bound = await peer.start(config.listen_host, config.peer_port)
+        log.info("peer port %d: requests forwarded by other Directors (mutual TLS)", bound)
     director.started(await api.start(config.listen_host, director.settings.setup_port))
     await stopping.wait()
     await director.stop()
     await api.stop()
+    if peer is not None:
+        await peer.stop()
     director.close()
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import hashlib
 import logging
 import secrets
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +21,14 @@ import tenantry
 from tenantry.common import logsetup, pki
 from tenantry.director import firewall
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
+from tenantry.director.cluster import Cluster, Handlers, RemoteSession
 from tenantry.director.config import DirectorConfig
-from tenantry.director.errors import DirectorError
+from tenantry.director.errors import DirectorError, SessionElsewhere
 from tenantry.director.limits import SharedAttemptLimiter, Slots
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes
-from tenantry.director.store import Store, TenantRow
+from tenantry.director.store import IntegrityError, Store, TenantRow
 from tenantry.director.tunnels import TunnelManager
-from tenantry.director.uplink import GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
+from tenantry.director.uplink import GOAWAY_REPLACED, GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
 from tenantry.protocol import tls
 from tenantry.protocol.channel import ChannelClosed, Response, StreamError
 from tenantry.protocol.identity import new_tenant_id, serial_hex
@@ -56,9 +60,16 @@ class Director:
         config.state_dir.chmod(0o700)
         self.store = Store(config.database)
         self.settings = self._load_settings()
-        self.authority = Authority(config.state_dir, config.server_names)
+        names = list(config.server_names)
+        if config.clustered and config.advertised_peer_address not in names:
+            names.append(config.advertised_peer_address)  # other Directors verify it on the peer port
+        self.authority = Authority(config.state_dir, names)
         self.hasher = CredentialHasher(config.argon2_memory_kib, config.argon2_iterations)
         self.admin_token = self._admin_token()
+        self.director_id = self._director_id()
+        self.cluster: Cluster | None = None
+        if config.clustered:
+            self.cluster = self._join_cluster()
         # Unknown tenants cost the same Argon2id work as known ones: timing tells nothing.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
         # Counted in the database: the limit holds across every Director sharing it.
@@ -89,8 +100,7 @@ class Director:
             events_later=self.event_later,
         )
         self.hub.on_connect.append(self._session_started)
-        self.hub.waiting = self._waiting
-        self._connectable = (0.0, 0)  # (monotonic time counted, remote tenants that should be online)
+        self.hub.on_disconnect.append(self._session_ended)
         self.hub.on_ports_changed.append(self._publish_ports)
         self.setup_port = 0
         self._settings_lock = asyncio.Lock()
@@ -101,7 +111,23 @@ class Director:
             settings=lambda: self.settings,
             events=self.event,
             bind=config.tunnel_bind,
+            session_owner=self._session_owner,
+            director_id=self.director_id if self.cluster is not None else None,
         )
+
+    @functools.cached_property
+    def peer_server_ctx(self) -> ssl.SSLContext:
+        """The peer port (several Directors): clients must present a certificate of our CA."""
+        auth = self.authority
+        return tls.server_context(
+            auth.server_cert_path, auth.server_key_path, client_ca=auth.ca_cert_path, min_version="1.2"
+        )
+
+    @functools.cached_property
+    def peer_client_ctx(self) -> ssl.SSLContext:
+        """Calling another Director's peer port: our Director client certificate, its name verified."""
+        auth = self.authority
+        return tls.client_context(ca=auth.ca_cert_path, cert=auth.client_cert_path, key=auth.client_key_path)
 
     # ------------------------------------------------------------------ start-up pieces
     def _load_settings(self) -> ExpertSettings:
@@ -120,6 +146,51 @@ class Director:
             return settings
         known = {k: v for k, v in stored.items() if k in ExpertSettings.model_fields}
         return ExpertSettings.model_validate(ExpertSettings().model_dump() | known)
+
+    def _director_id(self) -> str:
+        """This Director's id, kept in its state directory (the same across restarts)."""
+        path = self.config.state_dir / "director.id"
+        if path.exists():
+            return path.read_text().strip()
+        value = secrets.token_hex(8)
+        pki.write_private(path, (value + "\n").encode())
+        return value
+
+    def _join_cluster(self) -> Cluster:
+        """Several Directors: they must share the CA and the admin token, or they would split the fleet."""
+        from tenantry.director.store.postgres import PostgresBackend
+
+        backend = self.store.db.backend
+        assert isinstance(backend, PostgresBackend)
+        config = self.config
+        peer = f"https://{_url_host(config.advertised_peer_address)}:{config.peer_port}"
+        cluster = Cluster(
+            self.store,
+            director_id=self.director_id,
+            name=config.node_name or config.advertised_peer_address,
+            peer_url=peer,
+            version=tenantry.__version__,
+            conninfo=backend.conninfo,
+            handlers=Handlers(
+                settings_changed=self._settings_changed_elsewhere,
+                tenant_closed=self._tenant_closed_elsewhere,
+                sessions_claimed=self._claimed_elsewhere,
+                resync=self._resync,
+                local_sessions=lambda: len(self.hub.sessions),
+            ),
+        )
+        facts = {
+            "ca_sha256": (self.authority.ca_sha256, "CA (ca.crt/ca.key)"),
+            "admin_token_sha256": (hashlib.sha256(self.admin_token.encode()).hexdigest(), "admin token"),
+        }
+        for key, (mine, what) in facts.items():
+            if cluster.registry.agree(key, mine) != mine:
+                where = self.store.db.describe()
+                raise ValueError(
+                    f"this Director's {what} is not the one of the Directors already sharing {where}: "
+                    "give every Director the same one (the director role does)"
+                )
+        return cluster
 
     def _admin_token(self) -> str:
         path = self.config.admin_token_path
@@ -151,8 +222,14 @@ class Director:
     def flush(self) -> None:
         try:
             self.store.flush()
+            if self.cluster is not None:
+                self.cluster.after_flush()
         except Exception:  # the database may be away for a moment; status is written again later
             log.exception("writing deferred session status and events failed")
+
+    def healthy(self) -> bool:
+        """Able to serve: always for one Director; with several, its heartbeat reaches the database."""
+        return self.cluster is None or self.cluster.healthy
 
     # ------------------------------------------------------------------ tenants
     def tenant_or_404(self, name: str) -> TenantRow:
@@ -194,12 +271,19 @@ class Director:
             state_since=now,
             direct_connect=direct_connect,
         )
+        taken = DirectorError(409, f"a tenant named {name!r} exists already (GET it, or PATCH to change it)")
         if kind != "remote":
-            self.store.add_tenant(row)
+            try:
+                self.store.add_tenant(row)
+            except IntegrityError:  # created on another Director meanwhile
+                raise taken from None
             self.event("tenant_created", f"local tenant {name} created", row.id)
             return row
         issued = await self._new_credentials(row)
-        self.store.add_tenant(issued.tenant)
+        try:
+            self.store.add_tenant(issued.tenant)
+        except IntegrityError:
+            raise taken from None
         self.event("tenant_created", f"remote tenant {name} created; enrollment credentials issued", row.id)
         return issued
 
@@ -247,6 +331,8 @@ class Director:
                 self.store.delete_tenant(row.id)
             else:
                 self.store.update_tenant(row.id, revoked_at=time.time(), enroll_hash=None, enroll_expires_at=None)
+            if self.cluster is not None:  # delivered when this commits: the session closes wherever it is
+                self.cluster.announce("revoked", tenant=row.id)
         self.hub.close_tenant(row.id, "tenant revoked", GOAWAY_REVOKED)
         self.tunnels.close_tenant(row.id)
         what = "revoked and removed" if remove else "revoked"
@@ -288,6 +374,8 @@ class Director:
             self.store.add_certificate(serial, row.id, cert.not_valid_after_utc.timestamp())
             # New credentials replace the Transporter: every earlier certificate stops working now.
             superseded = self.store.supersede_certificates(row.id, serial)
+            if superseded and self.cluster is not None:
+                self.cluster.announce("superseded", tenant=row.id)
         self.enroll_limiter.succeeded(source)
         if superseded:
             self.hub.close_tenant(row.id, "certificate superseded by a new enrollment", GOAWAY_SUPERSEDED)
@@ -317,27 +405,21 @@ class Director:
         return cert.public_bytes(serialization.Encoding.PEM).decode(), not_after
 
     async def renew(self, name: str) -> None:
-        row = self.tenant_or_404(name)
-        session = self.hub.sessions.get(row.id)
-        if session is None:
-            raise DirectorError(409, f"tenant {name!r} is offline; its certificate is renewed when it connects")
+        row, session = self.session_for(name, offline="its certificate is renewed when it connects")
         try:
             await self.hub.renew(session, lambda pem: self.sign_renewal(row.id, pem))
         except (ChannelClosed, StreamError, ValueError) as exc:
             raise DirectorError(502, f"renewal failed: {exc}") from None
 
     # ------------------------------------------------------------------ sessions
-    def _waiting(self) -> int:
-        """Transporters that are probably trying to connect now (for the admission's busy hint)."""
-        counted_at, count = self._connectable
-        now = time.monotonic()
-        if now - counted_at > 5.0:
-            count = self.store.count_connectable()
-            self._connectable = (now, count)
-        return max(0, count - len(self.hub.sessions))
-
     def _session_started(self, session: Session) -> None:
+        if self.cluster is not None:
+            self.cluster.claim(session.tenant_id, session.connected_at, session.address)
         self.hub.spawn(session, self._after_connect(session))
+
+    def _session_ended(self, session: Session) -> None:
+        if self.cluster is not None:
+            self.cluster.release(session.tenant_id, session.connected_at)
 
     async def _after_connect(self, session: Session) -> None:
         channel = session.channel
@@ -358,15 +440,34 @@ class Director:
                         info.tenant_id,
                     )
                 self.store.touch_status_later(session.tenant_id, version=info.version, hostname=info.hostname)
+                if self.cluster is not None:
+                    self.cluster.site_info(session.tenant_id, info.version, info.hostname)
             remaining = session.cert_not_after - time.time()
             if remaining < self.settings.client_cert_lifetime_hours * 3600 / 3:
                 await self.hub.renew(session, lambda pem: self.sign_renewal(session.tenant_id, pem))
         except (ChannelClosed, StreamError, ValueError) as exc:
             log.info("tenant %s: post-connect exchange failed: %s", session.tenant_id, exc)
 
-    def status(self, row: TenantRow) -> dict[str, Any]:
+    def status(self, row: TenantRow, elsewhere: dict[str, RemoteSession] | None = None) -> dict[str, Any]:
         session = self.hub.sessions.get(row.id)
         enrolled = row.enrolled_at is not None
+        if session is None and self.cluster is not None and row.revoked_at is None:
+            if elsewhere is None:
+                elsewhere = self.cluster.sessions_elsewhere()
+            remote = elsewhere.get(row.id)
+            if remote is not None:
+                peer = {p.id: p for p in self.cluster.peers()}.get(remote.director_id)
+                return {
+                    "online": True,
+                    "state": "online",
+                    "since": remote.connected_at,
+                    "last_heartbeat": peer.heartbeat_at if peer else remote.connected_at,
+                    "address": remote.address,
+                    "version": remote.version or row.version,
+                    "hostname": remote.hostname or row.hostname,
+                    "enrolled": enrolled,
+                    "director": peer.name if peer else remote.director_id,
+                }
         if session is not None:
             return {
                 "online": True,
@@ -377,6 +478,7 @@ class Director:
                 "version": session.info.version if session.info else row.version,
                 "hostname": session.info.hostname if session.info else row.hostname,
                 "enrolled": enrolled,
+                "director": self.cluster.name if self.cluster is not None else None,
             }
         if row.kind == "local":
             state = "local"
@@ -397,12 +499,62 @@ class Director:
             "enrolled": enrolled,
         }
 
-    def session_for(self, name: str) -> tuple[TenantRow, Session]:
+    def statuses(self, rows: list[TenantRow]) -> dict[str, dict[str, Any]]:
+        """:meth:`status` of many tenants at once (one look at the cluster registry for all of them)."""
+        elsewhere = None
+        if self.cluster is not None:
+            elsewhere = self.cluster.sessions_elsewhere([r.id for r in rows if r.id not in self.hub.sessions])
+        return {r.id: self.status(r, elsewhere) for r in rows}
+
+    def session_for(self, name: str, offline: str = "") -> tuple[TenantRow, Session]:
+        """The tenant's live session here; elsewhere in the cluster the request is forwarded there."""
         row = self.tenant_or_404(name)
         session = self.hub.sessions.get(row.id)
         if session is None:
-            raise DirectorError(409, f"tenant {name!r} is not online")
+            owner = self._session_owner(row.id)
+            if owner is not None:
+                raise SessionElsewhere(owner, f"tenant {name!r}'s session")
+            raise DirectorError(409, f"tenant {name!r} is not online" + (f"; {offline}" if offline else ""))
         return row, session
+
+    def _session_owner(self, tenant_id: str) -> str | None:
+        return self.cluster.owner(tenant_id) if self.cluster is not None else None
+
+    # ------------------------------------------------------------------ the cluster tells us
+    def _tenant_closed_elsewhere(self, tenant_id: str, why: str) -> None:
+        debug = GOAWAY_REVOKED if why == "revoked" else GOAWAY_SUPERSEDED
+        if self.hub.close_tenant(tenant_id, f"tenant {why} on another Director", debug):
+            log.info("tenant %s %s on another Director: its session here is closed", tenant_id, why)
+        self.tunnels.close_tenant(tenant_id)
+
+    def _claimed_elsewhere(self, claims: list[tuple[str, float]]) -> None:
+        for tenant_id, connected_at in claims:
+            session = self.hub.sessions.get(tenant_id)
+            if session is not None and session.connected_at < connected_at:
+                session.channel.close("replaced by a newer session on another Director", debug=GOAWAY_REPLACED)
+
+    def _settings_changed_elsewhere(self) -> None:
+        old = self.settings
+        new = self._load_settings()
+        changed = [k for k in ExpertSettings.model_fields if getattr(old, k) != getattr(new, k)]
+        if changed:
+            self.settings = new
+            log.info("Expert Settings changed on another Director: %s", ", ".join(changed))
+            self._apply_live(old, new, changed)
+
+    def _resync(self) -> None:
+        """What notifications may have missed: settings, revoked certificates, newer sessions elsewhere."""
+        self._settings_changed_elsewhere()
+        if self.cluster is None or not self.hub.sessions:
+            return
+        local = list(self.hub.sessions.values())
+        revoked = self.store.revoked_among([s.cert_serial for s in local])
+        for session in local:
+            if session.cert_serial in revoked:
+                why = "revoked" if revoked[session.cert_serial] else "superseded"
+                self._tenant_closed_elsewhere(session.tenant_id, why)
+        newer = self.cluster.sessions_elsewhere([s.tenant_id for s in local])
+        self._claimed_elsewhere([(t, r.connected_at) for t, r in newer.items()])
 
     # ------------------------------------------------------------------ settings
     async def change_settings(self, changes: dict[str, Any]) -> tuple[ExpertSettings, list[str]]:
@@ -422,7 +574,10 @@ class Director:
                     msg = f"cannot listen on uplink port {new.uplink_port}: {exc.strerror}"
                     raise DirectorError(409, msg) from None
             self.settings = new
-            self.store.save_settings(new.model_dump())
+            with self.store.tx():
+                self.store.save_settings(new.model_dump())
+                if self.cluster is not None:
+                    self.cluster.announce("settings")
             for key in changed:
                 self.event(
                     "setting_changed",
@@ -480,10 +635,15 @@ class Director:
     async def start(self) -> None:
         """Open the uplink listener and start the heartbeat; the API server is started beside it."""
         now = time.time()
-        # A crash (kill -9) leaves no "disconnected" events; record the restart once for everyone.
-        self.store.mark_offline_since(now)
+        if self.cluster is not None:
+            self.cluster.register()
+        # A crash (kill -9) leaves no "disconnected" events; record the restart once for everyone
+        # (with several Directors: everyone not online on another one).
+        self.store.mark_offline_since(now, except_director=self.director_id if self.cluster else None)
         self.uplink_port = await self.hub.listen(self.settings.uplink_port)
         self.hub.start()
+        if self.cluster is not None:
+            self.cluster.start()
         self._background(asyncio.get_running_loop().create_task(self._flush_forever()))
 
     def started(self, setup_port: int) -> None:
@@ -523,10 +683,16 @@ class Director:
         for task in list(getattr(self, "_bg", ())):
             task.cancel()
         self.flush()
+        if self.cluster is not None:
+            await self.cluster.stop()
 
     def close(self) -> None:
         self.flush()
         self.store.close()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _site_info(tenant_id: str, resp: Response) -> SiteInfo | None:

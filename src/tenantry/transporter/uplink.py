@@ -37,6 +37,10 @@ GOAWAY_MOVED = b"uplink moved: reconnect"
 GOAWAY_REPLACED = b"session replaced by a newer one"
 
 
+ASK_AFTER_REFUSALS = 3
+ASK_INTERVAL = 60.0
+
+
 class DirectorBusy(ConnectionError):
     """The Director refused the connection before TLS (admission limit) and said when to come back."""
 
@@ -66,6 +70,8 @@ class UplinkClient:
         self.sessions = 0  # sessions established so far (tests and benchmarks read it)
         self._move = False
         self._retry_after: float | None = None  # the Director's busy hint for the next attempt
+        self._refused = 0  # connects refused in a row (nothing listening on the uplink port)
+        self._asked_at = -1e9  # when we last asked the setup port for the current uplink port
         self._ctx: tuple[tuple[tuple[int, int, int], ...], ssl.SSLContext] | None = None
         self._on_state = on_state
         self._stop = asyncio.Event()
@@ -140,13 +146,19 @@ class UplinkClient:
             channel = await self._connect()
         except ConnectionRefusedError as exc:
             # Nothing listens there: the Director is down, or it moved the uplink port while we were away.
-            await self._maybe_port_moved()
+            # Ask only after a few refusals in a row and at most once a minute: a Director that merely
+            # restarts must not be met by every Transporter's HTTPS request at once.
+            self._refused += 1
+            if self._refused >= ASK_AFTER_REFUSALS and time.monotonic() - self._asked_at >= ASK_INTERVAL:
+                self._asked_at = time.monotonic()
+                await self._maybe_port_moved()
             return f"connect failed: {exc}"
         except DirectorBusy as exc:
             self._retry_after = exc.retry_after
             return str(exc)
         except (OSError, TimeoutError, ChannelClosed) as exc:
             return f"connect failed: {exc}"
+        self._refused = 0
         self.channel = channel
         self.sessions += 1
         self.connected.set()
@@ -162,7 +174,7 @@ class UplinkClient:
             log.error("the Director refused this Transporter: %s", channel.goaway_data.decode(errors="replace"))
         return reason
 
-    def _context(self) -> ssl.SSLContext:
+    def context(self) -> ssl.SSLContext:
         """The TLS context, loaded again only when the CA, certificate or key file changed (renewal).
 
         Loading them costs several milliseconds of OpenSSL work: not something to repeat on every
@@ -176,7 +188,7 @@ class UplinkClient:
 
     async def _connect(self) -> Channel:
         s = self.settings
-        ctx = self._context()
+        ctx = self.context()
         limits = ChannelLimits(
             max_frame_size=1 << 20,  # tunnel bytes from the Director arrive in few, large frames
             max_concurrent_streams=max(100, s.max_concurrent_tasks + 50),

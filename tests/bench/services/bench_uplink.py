@@ -25,6 +25,7 @@ import concurrent.futures
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -121,18 +122,10 @@ async def _enroll_worker(keys_file: Path, root: Path, director_url: str) -> None
     await asyncio.gather(*(one(i, k) for i, k in enumerate(keys)))
 
 
-async def _run_worker(root: Path) -> None:
-    from tenantry.transporter.config import StateDir, TransporterConfig
-    from tenantry.transporter.site import Site
-    from tenantry.transporter.uplink import UplinkClient
+async def _run_worker(root: Path, go: Path | None) -> None:
+    import fleet
 
-    clients = []
-    for path in sorted(root.iterdir()):
-        sd = StateDir(path)
-        state = sd.load()
-        site = Site(TransporterConfig(state_dir=sd.path), sd, state.tenant_id, state.settings)
-        clients.append(UplinkClient(sd, state, site))
-    await asyncio.gather(*(c.run_forever() for c in clients))
+    await fleet.run(root, go)
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -203,6 +196,7 @@ def api_latency(director: DirectorProc, path: str, rounds: int = 5) -> tuple[flo
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # clean up (finally) on SIGTERM too
     p = argparse.ArgumentParser()
     p.add_argument("--tenants", type=int, default=10000)
     p.add_argument("--workers", type=int, default=4)
@@ -212,6 +206,7 @@ def main() -> None:
     p.add_argument("--enroll-keys", type=Path)
     p.add_argument("--worker-root", type=Path)
     p.add_argument("--director-url")
+    p.add_argument("--go", type=Path)
     args = p.parse_args()
     if args.enroll_keys:
         asyncio.run(_enroll_worker(args.enroll_keys, args.worker_root, args.director_url))
@@ -220,7 +215,7 @@ def main() -> None:
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        asyncio.run(_run_worker(args.worker_root))
+        asyncio.run(_run_worker(args.worker_root, args.go))
         return
 
     root = args.state or Path(tempfile.mkdtemp(prefix="bench-uplink-"))
@@ -265,10 +260,15 @@ def main() -> None:
 
         # ---------------------------------------------------------------- connect
         meter = CpuMeter()
-        t0 = time.monotonic()
+        go = root / "go"
+        go.unlink(missing_ok=True)
         for w in range(args.workers):
-            workers.append(_spawn(["--worker-root", str(root / f"w{w}")], root / f"worker-{w}.log"))
+            (root / f"w{w}.ready").unlink(missing_ok=True)
+            workers.append(_spawn(["--worker-root", str(root / f"w{w}"), "--go", str(go)], root / f"worker-{w}.log"))
+        wait_for(lambda: all((root / f"w{w}.ready").exists() for w in range(args.workers)), 600, "workers ready")
+        t0 = time.monotonic()
         meter.start(director.proc.pid, [w.pid for w in workers])
+        go.touch()
         wait_for(lambda: online(director) >= args.tenants, 900, "all tenants online")
         t_online = time.monotonic() - t0
         h = health(director)

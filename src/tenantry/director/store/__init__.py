@@ -132,12 +132,19 @@ class Store:
         rows = self.db.rows(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name")
         return [_tenant(r) for r in rows]
 
-    def count_connectable(self) -> int:
-        """Remote tenants that are enrolled and not revoked: the Transporters that should be online."""
-        row = self.db.row(
-            "SELECT COUNT(*) FROM tenants WHERE kind = 'remote' AND enrolled_at IS NOT NULL AND revoked_at IS NULL"
-        )
-        return int(row[0]) if row else 0
+    def tenants_page(self, *, after: str | None = None, limit: int | None = None) -> list[TenantRow]:
+        """Tenants in name order after ``after`` (exclusive), at most ``limit`` (keyset paging on the unique name)."""
+        self.settle()
+        sql = f"SELECT {_TENANT_COLUMNS} FROM tenants"
+        args: list[Any] = []
+        if after is not None:
+            sql += " WHERE name > ?"
+            args.append(after)
+        sql += " ORDER BY name"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_tenant(r) for r in self.db.rows(sql, args)]
 
     def update_tenant(self, tenant_id: str, **fields: Any) -> None:
         if not fields:
@@ -153,11 +160,22 @@ class Store:
         cols = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"UPDATE tenants SET {cols} WHERE id = ?", (*fields.values(), tenant_id))
 
-    def mark_offline_since(self, when: float) -> int:
-        """Every enrolled remote tenant is offline "since" ``when`` (a Director start after a crash)."""
-        return self.db.execute(
-            "UPDATE tenants SET state_since = ? WHERE kind = 'remote' AND enrolled_at IS NOT NULL", (when,)
-        )
+    def mark_offline_since(self, when: float, *, except_director: str | None = None) -> int:
+        """Every enrolled remote tenant is offline "since" ``when`` (a Director start after a crash);
+        with several Directors, except those whose session another live Director holds."""
+        sql = "UPDATE tenants SET state_since = ? WHERE kind = 'remote' AND enrolled_at IS NOT NULL"
+        args: list[Any] = [when]
+        if except_director is not None:
+            sql += (
+                " AND id NOT IN (SELECT s.tenant_id FROM tenant_sessions s JOIN directors d ON d.id = s.director_id "
+                "WHERE s.director_id != ? AND d.heartbeat_at > ?)"
+            )
+            args += [except_director, when - 10.0]
+        return self.db.execute(sql, args)
+
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Any write that may wait for the next :meth:`flush` (kept in order with the others)."""
+        self._later.append((sql, params))
 
     def touch_status_later(self, tenant_id: str, **fields: Any) -> None:
         """:meth:`touch_status` at the next :meth:`flush`."""
@@ -220,6 +238,20 @@ class Store:
             (serial,),
         )
         return SessionCheck(*row) if row else None
+
+    def revoked_among(self, serials: list[str]) -> dict[str, bool]:
+        """Which of ``serials`` are revoked: serial -> whether its tenant is revoked or gone (else superseded)."""
+        out: dict[str, bool] = {}
+        for i in range(0, len(serials), 500):
+            chunk = serials[i : i + 500]
+            rows = self.db.rows(
+                "SELECT c.serial, t.id IS NULL OR t.revoked_at IS NOT NULL FROM certificates c "
+                "LEFT JOIN tenants t ON t.id = c.tenant_id "
+                f"WHERE c.revoked_at IS NOT NULL AND c.serial IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update({r[0]: bool(r[1]) for r in rows})
+        return out
 
     def certificate(self, serial: str) -> CertRow | None:
         row = self.db.row(

@@ -103,6 +103,11 @@ class PostgresBackend:
         self._identity: dict[str, str | None] = {}
         self._connect()
 
+    @property
+    def conninfo(self) -> str:
+        """The connection string with our defaults (for a second connection, e.g. LISTEN)."""
+        return psycopg.conninfo.make_conninfo("", **self._params)
+
     def describe(self) -> str:
         safe = {k: v for k, v in self._params.items() if k in ("host", "port", "dbname", "user")}
         return "postgresql " + " ".join(f"{k}={v}" for k, v in safe.items())
