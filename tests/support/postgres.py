@@ -32,9 +32,11 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, *, port: int | None = None, host: str = "127.0.0.1") -> None:
-        # Its own directory under /tmp: the postgres user cannot enter a test's 0700 tmp_path.
-        self.root = Path(tempfile.mkdtemp(prefix="tenantry-pg-"))
+    def __init__(self, root: Path | None = None, *, port: int | None = None, host: str = "127.0.0.1") -> None:
+        # By default its own directory under /tmp: the postgres user cannot enter a test's 0700 tmp_path.
+        # A given ``root`` (kept between benchmark runs) must be reachable by that user.
+        self._own_root = root is None
+        self.root = root or Path(tempfile.mkdtemp(prefix="tenantry-pg-"))
         self.data = self.root / "data"
         self.port = port or _free_port()
         self.host = host
@@ -86,7 +88,8 @@ class PostgresServer:
 
     def cleanup(self) -> None:
         self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def log(self) -> str:
         path = self.root / "server.log"
@@ -101,6 +104,12 @@ class PostgresServer:
             str(BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.url(database), "-c", sql
         )
         return result.stdout.strip()
+
+    def ensure_database(self, name: str) -> str:
+        """The database ``name``, created when missing; its URL."""
+        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
+            self.psql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
+        return self.url(name)
 
     def create_database(self, prefix: str = "t") -> str:
         """A new empty database; returns its URL."""

@@ -66,26 +66,26 @@ def machine_cpu_seconds() -> float:
 
 
 class CpuMeter:
-    """CPU used by the Director, the workers and everything else, between start() and report()."""
+    """CPU used by named groups of processes and by everything else, between start() and report()."""
 
     def __init__(self) -> None:
-        self.pids: dict[str, list[int]] = {}
+        self.groups: dict[str, list[int]] = {}
 
-    def start(self, director: int, workers: list[int]) -> None:
-        self.pids = {"director": [director], "transporters": workers}
+    def start(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
         self.t0 = time.monotonic()
         self.machine0 = machine_cpu_seconds()
-        self.base = {k: sum(cpu_seconds(p) for p in v) for k, v in self.pids.items()}
+        self.base = {k: sum(cpu_seconds(p) for p in v) for k, v in groups.items()}
 
     def report(self, what: str) -> str:
         wall = time.monotonic() - self.t0
-        used = {k: sum(cpu_seconds(p) for p in v) - self.base[k] for k, v in self.pids.items()}
+        used = {k: sum(cpu_seconds(p) for p in v) - self.base[k] for k, v in self.groups.items()}
         machine = machine_cpu_seconds() - self.machine0
         other = max(0.0, machine - sum(used.values()))
         cores = os.cpu_count() or 1
+        ours = ", ".join(f"{k} {v:.1f} s" for k, v in used.items())
         return (
-            f"  CPU during {what} ({wall:.1f} s wall x {cores} cores = {wall * cores:.0f} core-s): "
-            f"Director {used['director']:.1f} s, simulated Transporters {used['transporters']:.1f} s, "
+            f"  CPU during {what} ({wall:.1f} s wall x {cores} cores = {wall * cores:.0f} core-s): {ours}, "
             f"everything else on the machine {other:.1f} s, idle {max(0.0, wall * cores - machine):.1f} s"
         )
 
@@ -267,7 +267,7 @@ def main() -> None:
             workers.append(_spawn(["--worker-root", str(root / f"w{w}"), "--go", str(go)], root / f"worker-{w}.log"))
         wait_for(lambda: all((root / f"w{w}.ready").exists() for w in range(args.workers)), 600, "workers ready")
         t0 = time.monotonic()
-        meter.start(director.proc.pid, [w.pid for w in workers])
+        meter.start({"Director": [director.proc.pid], "simulated Transporters": [w.pid for w in workers]})
         go.touch()
         wait_for(lambda: online(director) >= args.tenants, 900, "all tenants online")
         t_online = time.monotonic() - t0
@@ -294,7 +294,7 @@ def main() -> None:
             director.kill9()
             t_kill = time.monotonic()
             director.start()
-            meter.start(director.proc.pid, [w.pid for w in workers])
+            meter.start({"Director": [director.proc.pid], "simulated Transporters": [w.pid for w in workers]})
             t_up = time.monotonic() - t_kill
             count = 0
             deadline = time.monotonic() + 900

@@ -129,8 +129,11 @@ class Balancer(DirectorProc):
 class HAProxy:
     """Debian's haproxy in TCP mode in front of the setup and uplink ports of every Director."""
 
-    def __init__(self, root: Path, directors: list[ClusterDirector], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, root: Path, directors: list[ClusterDirector], host: str = "127.0.0.1", maxconn: int = 2000
+    ) -> None:
         self.root = root
+        self.maxconn = maxconn
         self.directors = directors
         self.host = host
         self.config = root / "haproxy.cfg"
@@ -149,7 +152,7 @@ class HAProxy:
             f"    server {d.name} {d.host}:{d.uplink_port} track setup/{d.name} send-proxy-v2" for d in self.directors
         )
         return f"""global
-    maxconn 9000
+    maxconn {self.maxconn}
     stats socket {self.stats_socket} mode 600 level admin
 
 defaults
@@ -226,10 +229,17 @@ backend uplink
 
 
 def start_cluster(
-    root: Path, database_url: str, count: int, seeds: dict[str, Any] | None = None
+    root: Path,
+    database_url: str,
+    count: int,
+    seeds: dict[str, Any] | None = None,
+    *,
+    ports: tuple[int, int] | None = None,
+    fast_argon2: bool = True,
+    maxconn: int = 2000,
 ) -> tuple[list[ClusterDirector], HAProxy, Balancer]:
     """``count`` Directors on 127.0.0.2.. sharing ``database_url``, HAProxy on 127.0.0.1."""
-    setup_port, uplink_port = free_port(), free_port()
+    setup_port, uplink_port = ports or (free_port(), free_port())
     seeds = FAST_SEEDS | (seeds or {})
     directors = [
         ClusterDirector(
@@ -243,11 +253,13 @@ def start_cluster(
         )
         for i in range(count)
     ]
+    for d in directors:
+        d.fast_argon2 = fast_argon2
     directors[0].start()
     for d in directors[1:]:
         d.share_from(directors[0])
         d.start()
-    proxy = HAProxy(root, directors).start()
+    proxy = HAProxy(root, directors, maxconn=maxconn).start()
     lb = Balancer(directors[0])
     wait_for(lambda: set(proxy.servers_up().values()) == {"UP"}, 20, "every Director UP in haproxy")
     return directors, proxy, lb
