@@ -12,6 +12,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -103,6 +104,7 @@ class Director:
         self.hub.on_disconnect.append(self._session_ended)
         self.hub.on_ports_changed.append(self._publish_ports)
         self.setup_port = 0
+        self.peer_port = 0  # bound by the peer server when several Directors share the database
         self._settings_lock = asyncio.Lock()
         self.tunnels = TunnelManager(
             store=self.store,
@@ -193,16 +195,7 @@ class Director:
         return cluster
 
     def _admin_token(self) -> str:
-        path = self.config.admin_token_path
-        if path.exists():
-            token = path.read_text().strip()
-            if len(token) < 16:
-                raise ValueError(f"admin token in {path} is shorter than 16 characters")
-            return token
-        token = secrets.token_urlsafe(32)
-        pki.write_private(path, (token + "\n").encode())
-        log.info("admin token created in %s (mode 0600)", path)
-        return token
+        return ensure_admin_token(self.config.admin_token_path)
 
     def event(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> None:
         self.store.add_event(kind, message, tenant_id, **data)
@@ -669,7 +662,7 @@ class Director:
         if not self.setup_port:
             return  # the API is not up yet; started() publishes
         try:
-            firewall.publish(self.config.ports_path, self.setup_port, self.hub.ports)
+            firewall.publish(self.config.ports_path, self.setup_port, self.hub.ports, self.peer_port or None)
         except OSError as exc:
             log.error("cannot publish the ports to %s: %s", self.config.ports_path, exc)
 
@@ -689,6 +682,19 @@ class Director:
     def close(self) -> None:
         self.flush()
         self.store.close()
+
+
+def ensure_admin_token(path: Path) -> str:
+    """The admin token in ``path``, created (0600) when missing."""
+    if path.exists():
+        token = path.read_text().strip()
+        if len(token) < 16:
+            raise ValueError(f"admin token in {path} is shorter than 16 characters")
+        return token
+    token = secrets.token_urlsafe(32)
+    pki.write_private(path, (token + "\n").encode())
+    log.info("admin token created in %s (mode 0600)", path)
+    return token
 
 
 def _url_host(host: str) -> str:
