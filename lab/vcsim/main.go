@@ -160,7 +160,7 @@ func run(cfg config) error {
 	}
 	// Already serving, but no client knows the address before the ready file
 	// below exists, so no request races with this swap.
-	server.Config.Handler = withLatency(server.Config.Handler, delays)
+	server.Config.Handler = withLatency(withSerializedCreates(server.Config.Handler), delays)
 
 	addr := server.Listener.Addr().(*net.TCPAddr)
 	sdk := *server.URL

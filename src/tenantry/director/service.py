@@ -21,12 +21,15 @@ from pydantic import ValidationError
 import tenantry
 from tenantry.common import logsetup, pki
 from tenantry.director import firewall
+from tenantry.director.accounts import Accounts
+from tenantry.director.alarms import AlarmManager, Figures, Metrics, TenantView
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
 from tenantry.director.cluster import Cluster, Handlers, RemoteSession
 from tenantry.director.config import DirectorConfig
 from tenantry.director.errors import DirectorError, SessionElsewhere
+from tenantry.director.jobs import JobManager, RunRow
 from tenantry.director.limits import SharedAttemptLimiter, Slots
-from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes
+from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes, shown
 from tenantry.director.store import IntegrityError, Store, TenantRow
 from tenantry.director.tunnels import TunnelManager
 from tenantry.director.uplink import GOAWAY_REPLACED, GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
@@ -116,6 +119,32 @@ class Director:
             session_owner=self._session_owner,
             director_id=self.director_id if self.cluster is not None else None,
         )
+        # Console and portal: accounts, jobs, alarms (each room gets what it needs, not the Director).
+        self.accounts = Accounts(
+            self.store.db,
+            settings=lambda: self.settings,
+            hasher=self.hasher,
+            tenant_name=self._tenant_name,
+            events=self.event,
+        )
+        self.jobs = JobManager(
+            self.store.db,
+            config=config.jobs,
+            jobs_dir=config.jobs_dir,
+            settings=lambda: self.settings,
+            events=self.event,
+        )
+        self.alarms = AlarmManager(
+            self.store.db,
+            settings=lambda: self.settings,
+            tenants=self.tenant_views,
+            workloads=lambda: {t: f["workloads"] for t, f in self.jobs.records.all_facts().items()},
+            stuck_runs=self.jobs.stuck,
+            events=self.event,
+            console_url=self.public_url,
+        )
+        self.jobs.on_finished += [self.alarms.run_finished, self._audit_finished]
+        self.metrics = Metrics(self._figures)
 
     @functools.cached_property
     def peer_server_ctx(self) -> ssl.SSLContext:
@@ -224,6 +253,54 @@ class Director:
         """Able to serve: always for one Director; with several, its heartbeat reaches the database."""
         return self.cluster is None or self.cluster.healthy
 
+    # ------------------------------------------------------------------ console and portal
+    def _tenant_name(self, tenant_id: str) -> str | None:
+        row = self.store.tenant(tenant_id)
+        return row.name if row is not None else None
+
+    def tenant_views(self) -> list[TenantView]:
+        views = []
+        for row in self.store.tenants():
+            st = self.status(row)
+            # Offline counts from the later of the last state change and the enrollment (a Transporter
+            # enrolled a second ago is not late for its first connection).
+            since = max(filter(None, (st["since"], row.enrolled_at)), default=None)
+            views.append(TenantView(row.id, row.name, row.kind, st["state"], since, row.workload_quota))
+        return views
+
+    def _figures(self) -> Figures:
+        states: dict[str, int] = {}
+        for view in self.tenant_views():
+            states[view.state] = states.get(view.state, 0) + 1
+        return Figures(
+            version=tenantry.__version__,
+            tenants_by_state=states,
+            tenants_online=len(self.hub.sessions),
+            handshakes=self.hub.handshakes,
+            throttled=self.hub.throttled,
+            alarms_open=self.alarms.records.counts(),
+            jobs_by_state=self.jobs.counts(),
+            sessions=self.accounts.session_count(),
+        )
+
+    def ingest_audit(self, findings: list[dict[str, Any]], source: str, run_id: str | None, summary: str) -> int:
+        """A drift audit's findings: kept, and turned into alarms (raised, or cleared when gone)."""
+        report_id = self.alarms.records.add_audit(source, run_id, summary, findings)
+        self.alarms.audit(findings, {r.name: r.id for r in self.store.tenants()})
+        self.event("audit_received", f"drift audit from {source}: {len(findings)} finding(s)", report=report_id)
+        return report_id
+
+    def _audit_finished(self, run: RunRow) -> None:
+        audit = run.result.get("audit")
+        if run.kind == "audit" and run.state == "successful" and isinstance(audit, dict):
+            findings = [f for f in audit.get("findings") or [] if isinstance(f, dict)]
+            self.ingest_audit(findings, "job", run.id, "\n".join(map(str, audit.get("summary") or [])))
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            self.accounts.expire_sessions()
+
     # ------------------------------------------------------------------ tenants
     def tenant_or_404(self, name: str) -> TenantRow:
         row = self.store.tenant_by_name(name)
@@ -328,6 +405,8 @@ class Director:
                 self.cluster.announce("revoked", tenant=row.id)
         self.hub.close_tenant(row.id, "tenant revoked", GOAWAY_REVOKED)
         self.tunnels.close_tenant(row.id)
+        if remove:
+            self.accounts.tenant_removed(row.id)
         what = "revoked and removed" if remove else "revoked"
         self.event("tenant_revoked", f"tenant {row.name} {what}; {count} certificate(s) revoked", row.id)
         return row
@@ -572,13 +651,8 @@ class Director:
                 if self.cluster is not None:
                     self.cluster.announce("settings")
             for key in changed:
-                self.event(
-                    "setting_changed",
-                    f"{key}: {getattr(old, key)!r} -> {getattr(new, key)!r}",
-                    key=key,
-                    old=getattr(old, key),
-                    new=getattr(new, key),
-                )
+                before, after = shown(key, getattr(old, key)), shown(key, getattr(new, key))
+                self.event("setting_changed", f"{key}: {before!r} -> {after!r}", key=key, old=before, new=after)
             self._apply_live(old, new, changed)
             return new, changed
 
@@ -638,6 +712,11 @@ class Director:
         if self.cluster is not None:
             self.cluster.start()
         self._background(asyncio.get_running_loop().create_task(self._flush_forever()))
+        interrupted = self.jobs.recover()
+        if interrupted:
+            log.warning("%d run(s) of the previous Director process marked interrupted", interrupted)
+        self.alarms.start()
+        self._background(asyncio.get_running_loop().create_task(self._housekeeping()))
 
     def started(self, setup_port: int) -> None:
         """The API answers on ``setup_port``: record it and the start, and publish the ports."""
@@ -672,6 +751,8 @@ class Director:
         log.info("shutting down: in-flight streams get up to %g s", grace)
         self.event("director_stopping", "graceful shutdown; Transporters told to reconnect")
         await self.tunnels.close_all()
+        await self.jobs.stop()
+        await self.alarms.stop()
         await self.hub.shutdown(grace)
         for task in list(getattr(self, "_bg", ())):
             task.cancel()

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyVmomi import vim, vmodl
 
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import validate_tenant
+from tenantry.lab import Endpoint
 
 
 def tenant_data(
@@ -69,7 +70,7 @@ def write_inventory(folder: Path, vcenter: Any, tenants: Sequence[tuple[dict[str
     (folder / "tenants").mkdir(parents=True, exist_ok=True)
     (folder / "group_vars").mkdir(exist_ok=True)
     (folder / "host_vars").mkdir(exist_ok=True)
-    (folder / "tenants.tenantry.yml").write_text(
+    (folder / "tenants.tenantry.yaml").write_text(
         "plugin: tenantry.msp.tenants\ntenants_dir: tenants\nmanagement_pool: 172.16.0.0/12\n"
     )
     group_vars = {f"tenantry_vcenter_{k}": v for k, v in connection(vcenter).items()}
@@ -275,6 +276,7 @@ def module_args(vcenter: Any, targets: dict[str, Any], spec: dict[str, Any], tmp
 
 MODULE = Path(__file__).resolve().parents[3] / "plugins" / "modules" / "failover.py"
 COLLECTIONS = Path(__file__).resolve().parents[3] / ".collections"
+KILL_AT = Path(__file__).resolve().parent / "kill_at.py"
 
 
 def run_direct(
@@ -282,8 +284,8 @@ def run_direct(
 ) -> tuple[int, dict[str, Any]]:
     """Run the failover module file directly (as Ansible would, without ansible-playbook's start-up).
 
-    ``kill`` sets the module's test hook (``TENANTRY_FAILOVER_KILL_AT``): it SIGKILLs itself there.
-    Returns (exit status, parsed result or ``{"stderr": ...}``).
+    ``kill`` (``<step>:<when>``) runs it through ``kill_at.py`` instead, which injects a hook that
+    SIGKILLs the process there.  Returns (exit status, parsed result or ``{"stderr": ...}``).
     """
     import os
     import subprocess
@@ -296,12 +298,8 @@ def run_direct(
     path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": params}))
     path.chmod(0o600)
     env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
-    env.pop("TENANTRY_FAILOVER_KILL_AT", None)
-    if kill:
-        env["TENANTRY_FAILOVER_KILL_AT"] = kill
-    proc = subprocess.run(
-        [sys.executable, str(MODULE), str(path)], capture_output=True, text=True, env=env, timeout=timeout
-    )
+    command = [sys.executable, str(KILL_AT), str(path), kill] if kill else [sys.executable, str(MODULE), str(path)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     try:
         result = json.loads(proc.stdout)
     except ValueError:
@@ -398,3 +396,44 @@ class SoapTrace:
     def close(self) -> None:
         self._closed.set()
         self._listener.close()
+
+
+@dataclass
+class LabTenant:
+    """A tenant of the lab: its spec, its target's endpoint and session, its VMs' names."""
+
+    name: str
+    data: dict[str, Any]
+    spec: dict[str, Any]
+    target: Endpoint
+    target_si: Any
+    vcenter: Endpoint
+    vc_si: Any
+    vms: list[str]
+    tmp: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target_name(self) -> str:
+        return f"{self.name}-target-01"
+
+    def args(self, **over: Any) -> dict[str, Any]:
+        values = {"check_account": False, "retries": 1, **self.extra, **over}
+        return module_args(self.vcenter, {self.target_name: self.target}, self.spec, self.tmp, **values)
+
+    def run(self, *, check: bool = False, kill: str | None = None, **over: Any) -> tuple[int, dict[str, Any]]:
+        return run_direct(self.args(**over), self.tmp, check=check, kill=kill)
+
+    def placement(self) -> dict[str, set[str]]:
+        return placement(self.vc_si, self.target_si, self.spec, self.vms)
+
+    def production_vms(self, sub: str = "") -> dict[str, Any]:
+        folder = tenant_folder(self.vc_si, self.spec, sub)
+        if folder is None:
+            return {}
+        return {n: vm for n, vm in vms_of(self.vc_si, folder).items() if vm.parent == folder}
+
+    def nfs_in_production(self) -> Any:
+        content = self.vc_si.RetrieveContent()
+        dc = content.searchIndex.FindByInventoryPath("provider")
+        return content.searchIndex.FindChild(dc.datastoreFolder, self.spec["nfs"]["datastore"])
