@@ -133,6 +133,8 @@ class Director:
             jobs_dir=config.jobs_dir,
             settings=lambda: self.settings,
             events=self.event,
+            owner=self.director_id if self.cluster is not None else None,
+            alive=self._directors_alive,
         )
         self.alarms = AlarmManager(
             self.store.db,
@@ -296,10 +298,24 @@ class Director:
             findings = [f for f in audit.get("findings") or [] if isinstance(f, dict)]
             self.ingest_audit(findings, "job", run.id, "\n".join(map(str, audit.get("summary") or [])))
 
+    def _directors_alive(self) -> set[str]:
+        """Ids of the Directors whose heartbeat is current, read from the database (several Directors)."""
+        if self.cluster is None:
+            return {self.director_id}
+        registry = self.cluster.registry
+        return {p.id for p in registry.directors() if registry.alive(p)}
+
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(60)
-            self.accounts.expire_sessions()
+            try:
+                self.accounts.expire_sessions()
+                if self.cluster is not None:  # runs of a Director that died: its tenants are free again
+                    interrupted = self.jobs.recover(starting=False)
+                    if interrupted:
+                        log.warning("%d run(s) of a Director that is gone marked interrupted", interrupted)
+            except Exception:  # the database may be away for a moment; next time
+                log.exception("housekeeping failed")
 
     # ------------------------------------------------------------------ tenants
     def tenant_or_404(self, name: str) -> TenantRow:

@@ -2,7 +2,7 @@
 
 ``sqlite`` is a file in a temporary directory; ``postgresql`` is a real PostgreSQL server
 (Debian's binaries, started once per session by the ``postgres_server`` fixture), a fresh
-database per test.
+database per test: the ``target`` fixture of ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -18,15 +18,6 @@ import pytest
 from tenantry.director.store import Database, IntegrityError, SchemaError, Store, TenantRow
 from tenantry.director.store import db as dbmod
 from tenantry.protocol.identity import new_tenant_id
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
-    if request.param == "sqlite":
-        return tmp_path / "director.db"
-    server = request.getfixturevalue("postgres_server")
-    url: str = server.create_database()
-    return url
 
 
 @pytest.fixture
@@ -71,6 +62,25 @@ def test_migrations_apply_once_and_a_newer_database_is_refused(target: Path | st
     db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", (newest + 1, "x", 0.0))
     with pytest.raises(SchemaError, match="newer than this Director"):
         db.migrate()
+    db.close()
+
+
+def test_migrations_are_applied_by_number_whatever_is_missing(target: Path | str, monkeypatch: Any) -> None:
+    """Each room owns its numbers (0002 console, 0003 backups, 0004 cluster): 0004 applies on a database
+    of 0001 and 0002 with no 0003 shipped, and a 0003 shipped later is applied after 0004."""
+    shipped = dbmod.migrations()
+    assert [v for v, _n, _s in shipped][:2] == [1, 2] and 4 in [v for v, _n, _s in shipped]
+    assert 3 not in [v for v, _n, _s in shipped]  # this branch ships no 0003
+    db = Database(target)
+    monkeypatch.setattr(dbmod, "migrations", lambda: [m for m in shipped if m[0] <= 2])
+    assert db.migrate() == [1, 2]  # a database of main before the cluster
+    monkeypatch.setattr(dbmod, "migrations", lambda: shipped)
+    assert db.migrate() == [4]
+    assert db.row("SELECT COUNT(*) FROM runs WHERE director_id IS NULL") == (0,)  # 0004 altered 0002's table
+    later = sorted([*shipped, (3, "backups", "CREATE TABLE backups_probe (id TEXT PRIMARY KEY);")])
+    monkeypatch.setattr(dbmod, "migrations", lambda: later)
+    assert db.migrate() == [3]
+    assert db.rows("SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,), (3,), (4,)]
     db.close()
 
 

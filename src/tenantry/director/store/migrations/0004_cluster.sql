@@ -45,3 +45,6 @@ CREATE TABLE IF NOT EXISTS cluster_tunnels (
     description TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cluster_tunnels_tenant ON cluster_tunnels (tenant_id);
+-- Which Director runs each job (console runs, migration 0002): a Director that starts, or sees another
+-- one's heartbeat stop, interrupts only the runs of a Director that is gone, never a live one's.
+ALTER TABLE runs ADD COLUMN director_id TEXT;
