@@ -364,3 +364,42 @@ def test_runs_one_per_tenant_and_a_restart_interrupts_only_runs_no_live_director
     assert records.add(_run_row("r-a3", "t-a", "dir-a"))  # t-a is free again
     assert manager("dir-b", {"dir-b"}).recover(starting=False) == 1  # dir-a stopped beating: r-a3
     assert manager(None, set()).recover() == 1  # one Director: every active run is its own (r-b)
+
+
+def test_two_directors_opening_one_alarm_or_one_run_at_once_get_one_each(target: Path | str) -> None:
+    """Stores of four Directors on one database race for one alarm and one tenant's run lock: one wins
+    each, the others see it (no error, no second alarm to deliver, no second run)."""
+    import threading
+
+    from tenantry.director.alarms.records import AlarmRecords
+    from tenantry.director.jobs.records import RunRecords
+
+    Store(target).close()  # migrated once
+    stores = [Store(target) for _ in range(4)]
+    alarms: list[Any] = []
+    runs: list[bool] = []
+    barrier = threading.Barrier(len(stores))
+
+    def director(i: int, s: Store) -> None:
+        barrier.wait(timeout=30)
+        try:
+            alarms.append(AlarmRecords(s.db).raise_("offline:t-1", "transporter_offline", "major", "t-1", "s", "m", {}))
+        except Exception as exc:
+            alarms.append(exc)
+        barrier.wait(timeout=30)
+        try:
+            runs.append(RunRecords(s.db).add(_run_row(f"r-{i}", "t-1", f"dir-{i}")))
+        except Exception as exc:
+            runs.append(exc)  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=director, args=(i, s)) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [a for a in [*alarms, *runs] if isinstance(a, Exception)], (alarms, runs)
+    assert len([a for a in alarms if a is not None]) == 1 and len(alarms) == 4
+    assert sorted(runs) == [False, False, False, True]
+    assert len(AlarmRecords(stores[0].db).open_alarms()) == 1
+    for s in stores:
+        s.close()
