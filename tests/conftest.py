@@ -96,3 +96,15 @@ def vsphere_connect() -> Iterator[Callable[[Endpoint], Any]]:
 @pytest.fixture
 def vsphere_si(vcenter: Endpoint, vsphere_connect: Callable[[Endpoint], Any]) -> Any:
     return vsphere_connect(vcenter)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL server (Debian's binaries, a throw-away cluster) for the whole session."""
+    from support.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the role scenarios under molecule/ (podman driver, systemd containers), as `make molecule` does:
-# build the image once (lab/containers/build-image.sh), then `molecule test` for each scenario, or
-# for those named:   lab/containers/molecule.sh [SCENARIO...]
+# build the image once (lab/containers/build-image.sh), then `molecule test` for each scenario (but
+# those whose molecule.yml says "# molecule.sh: not in the default run"), or for those named:
+#   lab/containers/molecule.sh [SCENARIO...]
 # MOLECULE_JOBS=N runs up to N scenarios at once (their containers and networks have distinct names);
 # each one's output then goes to tests/output/molecule/<scenario>.log and is printed when it fails.
 # Molecule destroys a scenario's containers when one of its steps fails; the trap also removes them
@@ -19,7 +20,11 @@ export ANSIBLE_NOCOLOR=1 NO_COLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-    for f in molecule/*/molecule.yml; do scenarios+=("$(basename "$(dirname "$f")")"); done
+    for f in molecule/*/molecule.yml; do
+        # A scenario marked so runs only when named (lab/containers/molecule.sh ha).
+        grep -q '^# molecule.sh: not in the default run' "$f" && continue
+        scenarios+=("$(basename "$(dirname "$f")")")
+    done
 fi
 
 cleanup() {

@@ -4,7 +4,8 @@
 #   build-wheelhouse.sh PYTHON COLLECTION_ROOT WHEELHOUSE_ROOT PY_VERSION ARCH MANYLINUX_TAG...
 # Prints "unchanged DIR" when DIR already matches the source (a fingerprint of pyproject.toml,
 # README.md and src/tenantry), else builds into a temporary directory, swaps it in and prints
-# "built DIR".  DIR.tar holds the same wheels (reproducible: sorted, fixed times and owners), so
+# "built DIR".  The wheelhouse also holds the optional PostgreSQL driver (the postgres extra), for
+# Directors that share a database.  DIR.tar holds the same wheels (reproducible: sorted, fixed times and owners), so
 # the roles copy one file to each host.  The controller needs a package index only when it builds.
 set -euo pipefail
 python=$1 root=$2 pyver=$4 arch=$5
@@ -15,7 +16,7 @@ dest="$wheelhouse/$tag"
 # Several plays (parallel molecule scenarios, say) may ask at once: one builds, the others wait and find it.
 exec 9>"$wheelhouse/.lock"
 flock 9
-fingerprint=$(cd "$root" && { echo "$tag"; find pyproject.toml README.md src/tenantry -type f -name '*' \
+fingerprint=$(cd "$root" && { echo "$tag"; sha256sum <"$0"; find pyproject.toml README.md src/tenantry -type f -name '*' \
     ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -d' ' -f1)
 if [ -f "$dest/.fingerprint" ] && [ "$(cat "$dest/.fingerprint")" = "$fingerprint" ] && [ -f "$dest.tar" ]; then
     echo "unchanged $dest"
@@ -37,7 +38,7 @@ platforms=()
 for ml in "$@"; do platforms+=(--platform "${ml}_${arch}"); done
 "$python" -m pip download -q --only-binary=:all: --implementation cp --python-version "$pyver" \
     --abi "cp${pyver/./}" --abi abi3 --abi none "${platforms[@]}" --platform any \
-    -c "$work/constraints.txt" -d "$work/wheels" "$work"/wheels/tenantry-*.whl >"$work/download.log" 2>&1 \
+    -c "$work/constraints.txt" -d "$work/wheels" "$(echo "$work"/wheels/tenantry-*.whl)[postgres]" >"$work/download.log" 2>&1 \
     || { cat "$work/download.log" >&2; exit 1; }
 echo "$fingerprint" >"$work/wheels/.fingerprint"
 chmod 0644 "$work"/wheels/*

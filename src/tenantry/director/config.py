@@ -10,7 +10,9 @@ them through the REST API).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,22 @@ class DirectorConfig(BaseModel):
     seed_settings: dict[str, Any] = Field(
         default_factory=dict, description="Expert Settings applied on first start only (e.g. heartbeat_interval)"
     )
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL (libpq URL, e.g. postgresql://tenantry@db/tenantry?passfile=/etc/tenantry/pgpass) "
+        "shared by several Directors; default: SQLite in the state directory",
+        pattern=r"^postgres(ql)?://",
+    )
+
+    peer_port: int = Field(
+        4444, ge=0, le=65535, description="several Directors: the mutual-TLS port other Directors forward requests to"
+    )
+    peer_address: str | None = Field(
+        None,
+        description="several Directors: the address other Directors reach this one at (default: listen_host when "
+        "it is one address, else this host's name); added to the server certificate's names",
+    )
+    node_name: str | None = Field(None, description="this Director's name in the cluster (default: peer_address)")
     jobs: JobsConfig = Field(
         default_factory=lambda: JobsConfig.model_validate({}), description="how jobs run (the [jobs] table)"
     )
@@ -83,6 +101,23 @@ class DirectorConfig(BaseModel):
     @property
     def db_path(self) -> Path:
         return self.state_dir / "director.db"
+
+    @property
+    def database(self) -> Path | str:
+        """What the store opens: the PostgreSQL URL, or the SQLite file in the state directory."""
+        return self.database_url or self.db_path
+
+    @property
+    def clustered(self) -> bool:
+        return self.database_url is not None
+
+    @property
+    def advertised_peer_address(self) -> str:
+        if self.peer_address:
+            return self.peer_address
+        if self.listen_host not in ("0.0.0.0", "::", ""):
+            return self.listen_host
+        return socket.gethostname()
 
     @property
     def ports_path(self) -> Path:
@@ -104,6 +139,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--setup-port", type=int)
     p.add_argument("--uplink-port", type=int)
     p.add_argument("--admin-token-file", type=Path)
+    p.add_argument("--database-url", help="PostgreSQL URL (put the password in a passfile, not here)")
+    p.add_argument("--peer-port", type=int)
+    p.add_argument("--peer-address")
+    p.add_argument("--node-name")
     p.add_argument("--log-level")
     p.add_argument(
         "--seed-setting",
@@ -148,7 +187,14 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--seed-setting {item!r}: expected KEY=VALUE")
-        seeds[key.strip()] = value.strip()
+        value = value.strip()
+        if value[:1] in "[{":  # a list or table (e.g. trusted_proxies=["10.0.0.5/32"]) is JSON
+            try:
+                seeds[key.strip()] = json.loads(value)
+                continue
+            except ValueError:
+                raise ConfigError(f"--seed-setting {item!r}: the value is not valid JSON") from None
+        seeds[key.strip()] = value
     if seeds:
         values["seed_settings"] = seeds
     try:

@@ -39,9 +39,11 @@ class FirewallError(Exception):
     """Why the firewall was left as it was."""
 
 
-def publish(path: Path, setup_port: int, uplink_ports: Sequence[int]) -> None:
-    """Write the ports file atomically (the Director calls this)."""
-    data = {"setup_port": setup_port, "uplink_ports": sorted(set(uplink_ports))}
+def publish(path: Path, setup_port: int, uplink_ports: Sequence[int], peer_port: int | None = None) -> None:
+    """Write the ports file atomically (the Director calls this; ``peer_port`` with several Directors)."""
+    data: dict[str, object] = {"setup_port": setup_port, "uplink_ports": sorted(set(uplink_ports))}
+    if peer_port:
+        data["peer_port"] = peer_port
     _write_atomic(path, json.dumps(data) + "\n", mode=0o644)
 
 
@@ -50,6 +52,8 @@ def read_ports(path: Path) -> list[int]:
     try:
         data = json.loads(path.read_text())
         ports = [data["setup_port"], *data["uplink_ports"]]
+        if "peer_port" in data:  # several Directors: the port they forward requests to
+            ports.append(data["peer_port"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise FirewallError(f"cannot read the Director's ports from {path}: {exc}") from None
     if not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):

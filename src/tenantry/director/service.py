@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import hashlib
 import logging
 import secrets
 import socket
+import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -20,14 +24,15 @@ from tenantry.director import firewall
 from tenantry.director.accounts import Accounts
 from tenantry.director.alarms import AlarmManager, Figures, Metrics, TenantView
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
+from tenantry.director.cluster import Cluster, Handlers, RemoteSession
 from tenantry.director.config import DirectorConfig
-from tenantry.director.errors import DirectorError
+from tenantry.director.errors import DirectorError, SessionElsewhere
 from tenantry.director.jobs import JobManager, RunRow
-from tenantry.director.limits import AttemptLimiter, Slots
+from tenantry.director.limits import SharedAttemptLimiter, Slots
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes, shown
-from tenantry.director.store import Store, TenantRow
+from tenantry.director.store import IntegrityError, Store, TenantRow
 from tenantry.director.tunnels import TunnelManager
-from tenantry.director.uplink import GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
+from tenantry.director.uplink import GOAWAY_REPLACED, GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
 from tenantry.protocol import tls
 from tenantry.protocol.channel import ChannelClosed, Response, StreamError
 from tenantry.protocol.identity import new_tenant_id, serial_hex
@@ -57,14 +62,22 @@ class Director:
         self.config = config
         config.state_dir.mkdir(parents=True, exist_ok=True)
         config.state_dir.chmod(0o700)
-        self.store = Store(config.db_path)
+        self.store = Store(config.database)
         self.settings = self._load_settings()
-        self.authority = Authority(config.state_dir, config.server_names)
+        names = list(config.server_names)
+        if config.clustered and config.advertised_peer_address not in names:
+            names.append(config.advertised_peer_address)  # other Directors verify it on the peer port
+        self.authority = Authority(config.state_dir, names)
         self.hasher = CredentialHasher(config.argon2_memory_kib, config.argon2_iterations)
         self.admin_token = self._admin_token()
+        self.director_id = self._director_id()
+        self.cluster: Cluster | None = None
+        if config.clustered:
+            self.cluster = self._join_cluster()
         # Unknown tenants cost the same Argon2id work as known ones: timing tells nothing.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
-        self.enroll_limiter = AttemptLimiter()
+        # Counted in the database: the limit holds across every Director sharing it.
+        self.enroll_limiter = SharedAttemptLimiter(self.store.db)
         # Enrollment attempts (anyone on the network) and admin calls hash in separate slots.
         self._enroll_slots = Slots(lambda: self.settings.enroll_concurrency, queue=32, what="enrollment attempts")
         self._admin_slots = Slots(lambda: 2, queue=1000, what="credential operations")
@@ -88,10 +101,13 @@ class Director:
             authority=self.authority.ca,
             listen_host=config.listen_host,
             events=self.event,
+            events_later=self.event_later,
         )
         self.hub.on_connect.append(self._session_started)
+        self.hub.on_disconnect.append(self._session_ended)
         self.hub.on_ports_changed.append(self._publish_ports)
         self.setup_port = 0
+        self.peer_port = 0  # bound by the peer server when several Directors share the database
         self._settings_lock = asyncio.Lock()
         self.tunnels = TunnelManager(
             store=self.store,
@@ -100,6 +116,8 @@ class Director:
             settings=lambda: self.settings,
             events=self.event,
             bind=config.tunnel_bind,
+            session_owner=self._session_owner,
+            director_id=self.director_id if self.cluster is not None else None,
         )
         # Console and portal: accounts, jobs, alarms (each room gets what it needs, not the Director).
         self.accounts = Accounts(
@@ -115,6 +133,8 @@ class Director:
             jobs_dir=config.jobs_dir,
             settings=lambda: self.settings,
             events=self.event,
+            owner=self.director_id if self.cluster is not None else None,
+            alive=self._directors_alive,
         )
         self.alarms = AlarmManager(
             self.store.db,
@@ -127,6 +147,20 @@ class Director:
         )
         self.jobs.on_finished += [self.alarms.run_finished, self._audit_finished]
         self.metrics = Metrics(self._figures)
+
+    @functools.cached_property
+    def peer_server_ctx(self) -> ssl.SSLContext:
+        """The peer port (several Directors): clients must present a certificate of our CA."""
+        auth = self.authority
+        return tls.server_context(
+            auth.server_cert_path, auth.server_key_path, client_ca=auth.ca_cert_path, min_version="1.2"
+        )
+
+    @functools.cached_property
+    def peer_client_ctx(self) -> ssl.SSLContext:
+        """Calling another Director's peer port: our Director client certificate, its name verified."""
+        auth = self.authority
+        return tls.client_context(ca=auth.ca_cert_path, cert=auth.client_cert_path, key=auth.client_key_path)
 
     # ------------------------------------------------------------------ start-up pieces
     def _load_settings(self) -> ExpertSettings:
@@ -146,21 +180,80 @@ class Director:
         known = {k: v for k, v in stored.items() if k in ExpertSettings.model_fields}
         return ExpertSettings.model_validate(ExpertSettings().model_dump() | known)
 
-    def _admin_token(self) -> str:
-        path = self.config.admin_token_path
+    def _director_id(self) -> str:
+        """This Director's id, kept in its state directory (the same across restarts)."""
+        path = self.config.state_dir / "director.id"
         if path.exists():
-            token = path.read_text().strip()
-            if len(token) < 16:
-                raise ValueError(f"admin token in {path} is shorter than 16 characters")
-            return token
-        token = secrets.token_urlsafe(32)
-        pki.write_private(path, (token + "\n").encode())
-        log.info("admin token created in %s (mode 0600)", path)
-        return token
+            return path.read_text().strip()
+        value = secrets.token_hex(8)
+        pki.write_private(path, (value + "\n").encode())
+        return value
+
+    def _join_cluster(self) -> Cluster:
+        """Several Directors: they must share the CA and the admin token, or they would split the fleet."""
+        from tenantry.director.store.postgres import PostgresBackend
+
+        backend = self.store.db.backend
+        assert isinstance(backend, PostgresBackend)
+        config = self.config
+        peer = f"https://{_url_host(config.advertised_peer_address)}:{config.peer_port}"
+        cluster = Cluster(
+            self.store,
+            director_id=self.director_id,
+            name=config.node_name or config.advertised_peer_address,
+            peer_url=peer,
+            version=tenantry.__version__,
+            conninfo=backend.conninfo,
+            handlers=Handlers(
+                settings_changed=self._settings_changed_elsewhere,
+                tenant_closed=self._tenant_closed_elsewhere,
+                sessions_claimed=self._claimed_elsewhere,
+                resync=self._resync,
+                local_sessions=lambda: len(self.hub.sessions),
+            ),
+        )
+        facts = {
+            "ca_sha256": (self.authority.ca_sha256, "CA (ca.crt/ca.key)"),
+            "admin_token_sha256": (hashlib.sha256(self.admin_token.encode()).hexdigest(), "admin token"),
+        }
+        for key, (mine, what) in facts.items():
+            if cluster.registry.agree(key, mine) != mine:
+                where = self.store.db.describe()
+                raise ValueError(
+                    f"this Director's {what} is not the one of the Directors already sharing {where}: "
+                    "give every Director the same one (the director role does)"
+                )
+        return cluster
+
+    def _admin_token(self) -> str:
+        return ensure_admin_token(self.config.admin_token_path)
 
     def event(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> None:
         self.store.add_event(kind, message, tenant_id, **data)
         log.info("event %s%s: %s", kind, f" tenant={tenant_id}" if tenant_id else "", message)
+
+    def event_later(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> None:
+        """An event written with the next flush of deferred writes (high-volume session events)."""
+        self.store.add_event_later(kind, message, tenant_id, **data)
+        log.info("event %s%s: %s", kind, f" tenant={tenant_id}" if tenant_id else "", message)
+
+    async def _flush_forever(self, interval: float = 0.2) -> None:
+        """Write deferred status updates and session events every ``interval`` seconds, in one transaction."""
+        while True:
+            await asyncio.sleep(interval)
+            self.flush()
+
+    def flush(self) -> None:
+        try:
+            self.store.flush()
+            if self.cluster is not None:
+                self.cluster.after_flush()
+        except Exception:  # the database may be away for a moment; status is written again later
+            log.exception("writing deferred session status and events failed")
+
+    def healthy(self) -> bool:
+        """Able to serve: always for one Director; with several, its heartbeat reaches the database."""
+        return self.cluster is None or self.cluster.healthy
 
     # ------------------------------------------------------------------ console and portal
     def _tenant_name(self, tenant_id: str) -> str | None:
@@ -205,10 +298,24 @@ class Director:
             findings = [f for f in audit.get("findings") or [] if isinstance(f, dict)]
             self.ingest_audit(findings, "job", run.id, "\n".join(map(str, audit.get("summary") or [])))
 
+    def _directors_alive(self) -> set[str]:
+        """Ids of the Directors whose heartbeat is current, read from the database (several Directors)."""
+        if self.cluster is None:
+            return {self.director_id}
+        registry = self.cluster.registry
+        return {p.id for p in registry.directors() if registry.alive(p)}
+
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(60)
-            self.accounts.expire_sessions()
+            try:
+                self.accounts.expire_sessions()
+                if self.cluster is not None:  # runs of a Director that died: its tenants are free again
+                    interrupted = self.jobs.recover(starting=False)
+                    if interrupted:
+                        log.warning("%d run(s) of a Director that is gone marked interrupted", interrupted)
+            except Exception:  # the database may be away for a moment; next time
+                log.exception("housekeeping failed")
 
     # ------------------------------------------------------------------ tenants
     def tenant_or_404(self, name: str) -> TenantRow:
@@ -250,12 +357,19 @@ class Director:
             state_since=now,
             direct_connect=direct_connect,
         )
+        taken = DirectorError(409, f"a tenant named {name!r} exists already (GET it, or PATCH to change it)")
         if kind != "remote":
-            self.store.add_tenant(row)
+            try:
+                self.store.add_tenant(row)
+            except IntegrityError:  # created on another Director meanwhile
+                raise taken from None
             self.event("tenant_created", f"local tenant {name} created", row.id)
             return row
         issued = await self._new_credentials(row)
-        self.store.add_tenant(issued.tenant)
+        try:
+            self.store.add_tenant(issued.tenant)
+        except IntegrityError:
+            raise taken from None
         self.event("tenant_created", f"remote tenant {name} created; enrollment credentials issued", row.id)
         return issued
 
@@ -303,6 +417,8 @@ class Director:
                 self.store.delete_tenant(row.id)
             else:
                 self.store.update_tenant(row.id, revoked_at=time.time(), enroll_hash=None, enroll_expires_at=None)
+            if self.cluster is not None:  # delivered when this commits: the session closes wherever it is
+                self.cluster.announce("revoked", tenant=row.id)
         self.hub.close_tenant(row.id, "tenant revoked", GOAWAY_REVOKED)
         self.tunnels.close_tenant(row.id)
         if remove:
@@ -346,6 +462,8 @@ class Director:
             self.store.add_certificate(serial, row.id, cert.not_valid_after_utc.timestamp())
             # New credentials replace the Transporter: every earlier certificate stops working now.
             superseded = self.store.supersede_certificates(row.id, serial)
+            if superseded and self.cluster is not None:
+                self.cluster.announce("superseded", tenant=row.id)
         self.enroll_limiter.succeeded(source)
         if superseded:
             self.hub.close_tenant(row.id, "certificate superseded by a new enrollment", GOAWAY_SUPERSEDED)
@@ -375,10 +493,7 @@ class Director:
         return cert.public_bytes(serialization.Encoding.PEM).decode(), not_after
 
     async def renew(self, name: str) -> None:
-        row = self.tenant_or_404(name)
-        session = self.hub.sessions.get(row.id)
-        if session is None:
-            raise DirectorError(409, f"tenant {name!r} is offline; its certificate is renewed when it connects")
+        row, session = self.session_for(name, offline="its certificate is renewed when it connects")
         try:
             await self.hub.renew(session, lambda pem: self.sign_renewal(row.id, pem))
         except (ChannelClosed, StreamError, ValueError) as exc:
@@ -386,15 +501,24 @@ class Director:
 
     # ------------------------------------------------------------------ sessions
     def _session_started(self, session: Session) -> None:
+        if self.cluster is not None:
+            self.cluster.claim(session.tenant_id, session.connected_at, session.address)
         self.hub.spawn(session, self._after_connect(session))
+
+    def _session_ended(self, session: Session) -> None:
+        if self.cluster is not None:
+            self.cluster.release(session.tenant_id, session.connected_at)
 
     async def _after_connect(self, session: Session) -> None:
         channel = session.channel
         try:
-            body = self.settings.for_transporter().model_dump_json().encode()
-            await channel.request("PUT", "/v1/settings", body, timeout=15)
             resp = await channel.request("GET", "/v1/info", timeout=15)
             info = _site_info(session.tenant_id, resp) if resp.status == 200 else None
+            current = self.settings.for_transporter()
+            # A Transporter that reports the settings it holds is spared a push of the same ones
+            # (a reconnect storm is then one request per session instead of two).
+            if info is None or info.settings != current:
+                await channel.request("PUT", "/v1/settings", current.model_dump_json().encode(), timeout=15)
             if info is not None:
                 session.info = info
                 if info.tenant_id != session.tenant_id:
@@ -403,16 +527,35 @@ class Director:
                         session.tenant_id,
                         info.tenant_id,
                     )
-                self.store.touch_status(session.tenant_id, version=info.version, hostname=info.hostname)
+                self.store.touch_status_later(session.tenant_id, version=info.version, hostname=info.hostname)
+                if self.cluster is not None:
+                    self.cluster.site_info(session.tenant_id, info.version, info.hostname)
             remaining = session.cert_not_after - time.time()
             if remaining < self.settings.client_cert_lifetime_hours * 3600 / 3:
                 await self.hub.renew(session, lambda pem: self.sign_renewal(session.tenant_id, pem))
         except (ChannelClosed, StreamError, ValueError) as exc:
             log.info("tenant %s: post-connect exchange failed: %s", session.tenant_id, exc)
 
-    def status(self, row: TenantRow) -> dict[str, Any]:
+    def status(self, row: TenantRow, elsewhere: dict[str, RemoteSession] | None = None) -> dict[str, Any]:
         session = self.hub.sessions.get(row.id)
         enrolled = row.enrolled_at is not None
+        if session is None and self.cluster is not None and row.revoked_at is None:
+            if elsewhere is None:
+                elsewhere = self.cluster.sessions_elsewhere()
+            remote = elsewhere.get(row.id)
+            if remote is not None:
+                peer = {p.id: p for p in self.cluster.peers()}.get(remote.director_id)
+                return {
+                    "online": True,
+                    "state": "online",
+                    "since": remote.connected_at,
+                    "last_heartbeat": peer.heartbeat_at if peer else remote.connected_at,
+                    "address": remote.address,
+                    "version": remote.version or row.version,
+                    "hostname": remote.hostname or row.hostname,
+                    "enrolled": enrolled,
+                    "director": peer.name if peer else remote.director_id,
+                }
         if session is not None:
             return {
                 "online": True,
@@ -423,6 +566,7 @@ class Director:
                 "version": session.info.version if session.info else row.version,
                 "hostname": session.info.hostname if session.info else row.hostname,
                 "enrolled": enrolled,
+                "director": self.cluster.name if self.cluster is not None else None,
             }
         if row.kind == "local":
             state = "local"
@@ -443,12 +587,62 @@ class Director:
             "enrolled": enrolled,
         }
 
-    def session_for(self, name: str) -> tuple[TenantRow, Session]:
+    def statuses(self, rows: list[TenantRow]) -> dict[str, dict[str, Any]]:
+        """:meth:`status` of many tenants at once (one look at the cluster registry for all of them)."""
+        elsewhere = None
+        if self.cluster is not None:
+            elsewhere = self.cluster.sessions_elsewhere([r.id for r in rows if r.id not in self.hub.sessions])
+        return {r.id: self.status(r, elsewhere) for r in rows}
+
+    def session_for(self, name: str, offline: str = "") -> tuple[TenantRow, Session]:
+        """The tenant's live session here; elsewhere in the cluster the request is forwarded there."""
         row = self.tenant_or_404(name)
         session = self.hub.sessions.get(row.id)
         if session is None:
-            raise DirectorError(409, f"tenant {name!r} is not online")
+            owner = self._session_owner(row.id)
+            if owner is not None:
+                raise SessionElsewhere(owner, f"tenant {name!r}'s session")
+            raise DirectorError(409, f"tenant {name!r} is not online" + (f"; {offline}" if offline else ""))
         return row, session
+
+    def _session_owner(self, tenant_id: str) -> str | None:
+        return self.cluster.owner(tenant_id) if self.cluster is not None else None
+
+    # ------------------------------------------------------------------ the cluster tells us
+    def _tenant_closed_elsewhere(self, tenant_id: str, why: str) -> None:
+        debug = GOAWAY_REVOKED if why == "revoked" else GOAWAY_SUPERSEDED
+        if self.hub.close_tenant(tenant_id, f"tenant {why} on another Director", debug):
+            log.info("tenant %s %s on another Director: its session here is closed", tenant_id, why)
+        self.tunnels.close_tenant(tenant_id)
+
+    def _claimed_elsewhere(self, claims: list[tuple[str, float]]) -> None:
+        for tenant_id, connected_at in claims:
+            session = self.hub.sessions.get(tenant_id)
+            if session is not None and session.connected_at < connected_at:
+                session.channel.close("replaced by a newer session on another Director", debug=GOAWAY_REPLACED)
+
+    def _settings_changed_elsewhere(self) -> None:
+        old = self.settings
+        new = self._load_settings()
+        changed = [k for k in ExpertSettings.model_fields if getattr(old, k) != getattr(new, k)]
+        if changed:
+            self.settings = new
+            log.info("Expert Settings changed on another Director: %s", ", ".join(changed))
+            self._apply_live(old, new, changed)
+
+    def _resync(self) -> None:
+        """What notifications may have missed: settings, revoked certificates, newer sessions elsewhere."""
+        self._settings_changed_elsewhere()
+        if self.cluster is None or not self.hub.sessions:
+            return
+        local = list(self.hub.sessions.values())
+        revoked = self.store.revoked_among([s.cert_serial for s in local])
+        for session in local:
+            if session.cert_serial in revoked:
+                why = "revoked" if revoked[session.cert_serial] else "superseded"
+                self._tenant_closed_elsewhere(session.tenant_id, why)
+        newer = self.cluster.sessions_elsewhere([s.tenant_id for s in local])
+        self._claimed_elsewhere([(t, r.connected_at) for t, r in newer.items()])
 
     # ------------------------------------------------------------------ settings
     async def change_settings(self, changes: dict[str, Any]) -> tuple[ExpertSettings, list[str]]:
@@ -468,7 +662,10 @@ class Director:
                     msg = f"cannot listen on uplink port {new.uplink_port}: {exc.strerror}"
                     raise DirectorError(409, msg) from None
             self.settings = new
-            self.store.save_settings(new.model_dump())
+            with self.store.tx():
+                self.store.save_settings(new.model_dump())
+                if self.cluster is not None:
+                    self.cluster.announce("settings")
             for key in changed:
                 before, after = shown(key, getattr(old, key)), shown(key, getattr(new, key))
                 self.event("setting_changed", f"{key}: {before!r} -> {after!r}", key=key, old=before, new=after)
@@ -521,13 +718,16 @@ class Director:
     async def start(self) -> None:
         """Open the uplink listener and start the heartbeat; the API server is started beside it."""
         now = time.time()
-        # A crash (kill -9) leaves no "disconnected" events; record the restart once for everyone.
-        with self.store.tx():
-            for row in self.store.tenants():
-                if row.kind == "remote" and row.enrolled_at is not None:
-                    self.store.touch_status(row.id, state_since=now)
+        if self.cluster is not None:
+            self.cluster.register()
+        # A crash (kill -9) leaves no "disconnected" events; record the restart once for everyone
+        # (with several Directors: everyone not online on another one).
+        self.store.mark_offline_since(now, except_director=self.director_id if self.cluster else None)
         self.uplink_port = await self.hub.listen(self.settings.uplink_port)
         self.hub.start()
+        if self.cluster is not None:
+            self.cluster.start()
+        self._background(asyncio.get_running_loop().create_task(self._flush_forever()))
         interrupted = self.jobs.recover()
         if interrupted:
             log.warning("%d run(s) of the previous Director process marked interrupted", interrupted)
@@ -557,7 +757,7 @@ class Director:
         if not self.setup_port:
             return  # the API is not up yet; started() publishes
         try:
-            firewall.publish(self.config.ports_path, self.setup_port, self.hub.ports)
+            firewall.publish(self.config.ports_path, self.setup_port, self.hub.ports, self.peer_port or None)
         except OSError as exc:
             log.error("cannot publish the ports to %s: %s", self.config.ports_path, exc)
 
@@ -572,9 +772,30 @@ class Director:
         await self.hub.shutdown(grace)
         for task in list(getattr(self, "_bg", ())):
             task.cancel()
+        self.flush()
+        if self.cluster is not None:
+            await self.cluster.stop()
 
     def close(self) -> None:
+        self.flush()
         self.store.close()
+
+
+def ensure_admin_token(path: Path) -> str:
+    """The admin token in ``path``, created (0600) when missing."""
+    if path.exists():
+        token = path.read_text().strip()
+        if len(token) < 16:
+            raise ValueError(f"admin token in {path} is shorter than 16 characters")
+        return token
+    token = secrets.token_urlsafe(32)
+    pki.write_private(path, (token + "\n").encode())
+    log.info("admin token created in %s (mode 0600)", path)
+    return token
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _site_info(tenant_id: str, resp: Response) -> SiteInfo | None:

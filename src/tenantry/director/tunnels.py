@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tenantry.director.authority import Authority
-from tenantry.director.errors import DirectorError
+from tenantry.director.errors import DirectorError, SessionElsewhere
 from tenantry.director.settings import ExpertSettings
 from tenantry.director.store import Store, TenantRow
 from tenantry.director.uplink import Events, UplinkHub
@@ -106,8 +106,14 @@ class TunnelManager:
         settings: Callable[[], ExpertSettings],
         events: Events,
         bind: str,
+        session_owner: Callable[[str], str | None] | None = None,
+        director_id: str | None = None,
     ) -> None:
         self._store = store
+        # Several Directors: who holds a tenant's session elsewhere, and our id for the tunnel registry
+        # (``cluster_tunnels``: every Director lists every tunnel, and forwards a change to its owner).
+        self._session_owner = session_owner or (lambda _tenant_id: None)
+        self._director_id = director_id
         self._hub = hub
         self._authority = authority
         self._settings = settings
@@ -120,6 +126,33 @@ class TunnelManager:
     def of(self, tenant_id: str) -> list[Tunnel]:
         return [t for t in self.tunnels.values() if t.tenant_id == tenant_id]
 
+    def describe_all(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The tenant's tunnels on this Director and, with several, on every live one."""
+        if self._director_id is None:
+            return [t.describe() for t in self.of(tenant_id)]
+        rows = self._store.db.rows(
+            "SELECT t.description, d.name FROM cluster_tunnels t JOIN directors d ON d.id = t.director_id "
+            "WHERE t.tenant_id = ? AND d.heartbeat_at > ? ORDER BY t.id",
+            (tenant_id, time.time() - 10.0),
+        )
+        out = []
+        for description, director in rows:
+            described = json.loads(description)
+            local = self.tunnels.get(described.get("id", ""))
+            out.append((local.describe() if local is not None else described) | {"director": director})
+        return out
+
+    def _record(self, tunnel: Tunnel) -> None:
+        if self._director_id is not None:
+            self._store.db.execute(
+                "INSERT INTO cluster_tunnels (id, tenant_id, director_id, description) VALUES (?, ?, ?, ?)",
+                (tunnel.id, tunnel.tenant_id, self._director_id, json.dumps(tunnel.describe())),
+            )
+
+    def _forget(self, tunnel: Tunnel) -> None:
+        if self._director_id is not None:
+            self._store.db.execute("DELETE FROM cluster_tunnels WHERE id = ?", (tunnel.id,))
+
     # ------------------------------------------------------------------ routes
     async def route(self, tenant_id: str, via: str) -> Route:
         row = self._store.tenant(tenant_id)
@@ -128,6 +161,9 @@ class TunnelManager:
         if via == "uplink":
             session = self._hub.sessions.get(tenant_id)
             if session is None:
+                owner = self._session_owner(tenant_id)
+                if owner is not None:
+                    raise SessionElsewhere(owner, f"tenant {row.name!r}'s session")
                 raise DirectorError(409, f"tenant {row.name!r} is not online")
             return Route(session.channel)
         cached = self._direct.get(tenant_id)
@@ -219,6 +255,7 @@ class TunnelManager:
             raise DirectorError(409, f"cannot listen on {tunnel.host}:{listen_port}: {exc.strerror}") from None
         tunnel.port = int(tunnel.server.sockets[0].getsockname()[1])
         self.tunnels[tunnel.id] = tunnel
+        self._record(tunnel)
         self._events(
             "tunnel_opened",
             f"{tunnel.host}:{tunnel.port} -> {target} via {via}",
@@ -232,6 +269,12 @@ class TunnelManager:
 
     async def delete(self, tenant_id: str, tunnel_id: str) -> Tunnel:
         tunnel = self.tunnels.get(tunnel_id)
+        if tunnel is None and self._director_id is not None:
+            row = self._store.db.row(
+                "SELECT director_id FROM cluster_tunnels WHERE id = ? AND tenant_id = ?", (tunnel_id, tenant_id)
+            )
+            if row is not None and row[0] != self._director_id:
+                raise SessionElsewhere(str(row[0]), f"tunnel {tunnel_id!r}")
         if tunnel is None or tunnel.tenant_id != tenant_id:
             raise DirectorError(404, f"no tunnel {tunnel_id!r} for this tenant")
         await self._close(tunnel)
@@ -239,7 +282,8 @@ class TunnelManager:
         return tunnel
 
     async def _close(self, tunnel: Tunnel) -> None:
-        self.tunnels.pop(tunnel.id, None)
+        if self.tunnels.pop(tunnel.id, None) is not None:
+            self._forget(tunnel)
         if tunnel.server is not None:
             tunnel.server.close()
         for task in list(tunnel.tasks):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
+import random
 import ssl
 import time
 from collections import deque
@@ -17,8 +19,10 @@ import h2.errors
 from pydantic import ValidationError
 
 from tenantry.common import pki
+from tenantry.director.limits import HandshakeWindow
 from tenantry.director.settings import ExpertSettings
 from tenantry.director.store import Store
+from tenantry.protocol import busy
 from tenantry.protocol.channel import Channel, ChannelClosed, ChannelLimits, StreamError
 from tenantry.protocol.identity import serial_hex, tenant_id_of
 from tenantry.protocol.messages import CertificateInstall, CsrResponse, SiteInfo
@@ -65,9 +69,15 @@ class Session:
 
 
 class _Refuse(asyncio.Protocol):
-    """Accepted only to be closed at once (too many sessions or handshakes)."""
+    """Accepted only to be closed at once (too many sessions or handshakes), after ``line`` if any."""
+
+    def __init__(self, line: bytes = b"") -> None:
+        self._line = line
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._line:
+            assert isinstance(transport, asyncio.Transport)
+            transport.write(self._line)
         transport.close()
 
 
@@ -81,6 +91,7 @@ class UplinkHub:
         authority: pki.KeyPair,
         listen_host: str,
         events: Events,
+        events_later: Events | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -88,6 +99,7 @@ class UplinkHub:
         self._ca = authority
         self._host = listen_host
         self._events = events
+        self._events_later = events_later or events
         self.sessions: dict[str, Session] = {}
         self._listeners: dict[int, asyncio.Server] = {}
         self._pending = 0
@@ -97,10 +109,16 @@ class UplinkHub:
         self.handshakes = 0  # completed handshakes, for benchmarks
         self.throttled = 0  # connections closed by the admission rate limit
         self.peak_handshakes = 0  # most handshakes completed within any 1 s window since start
+        self.peak_admitted = 0  # most connections admitted to a handshake within any 1 s window
         self._recent: deque[float] = deque()
-        self._tokens = 0.0
-        self._tokens_at = time.monotonic()
+        self._admitted: deque[float] = deque()
+        self._window = HandshakeWindow()
+        # Refused Transporters are each given a time to come back, one after the other at the rate
+        # the limit admits (protocol/busy.py): the crowd returns spread out, not in clumps.
+        self._next_slot = 0.0
+        self._rng = random.Random()
         self.on_connect: list[Callable[[Session], None]] = []
+        self.on_disconnect: list[Callable[[Session], None]] = []
         self.on_ports_changed: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ listeners
@@ -147,31 +165,42 @@ class UplinkHub:
         if old:
             self._ports_changed()
 
-    def _admit(self, limit: int) -> bool:
-        """Token bucket: rate 0.8*limit, depth 0.1*limit: no 1 s window admits more than 0.9*limit.
+    def _busy_line(self, settings: ExpertSettings) -> bytes:
+        """When to come back: the next free place in a queue served at 90 % of the admission rate.
 
-        The 10 % slack absorbs handshakes admitted late in one window that complete in the next.
+        The first places are a second away (the slots taken now free up then); past the
+        Transporters' backoff cap nobody is queued, they are told to come back near the cap.
         """
+        cap = settings.reconnect_backoff_cap
+        if len(self.sessions) >= settings.max_sessions:
+            return busy.encode(self._rng.uniform(cap / 2, cap))
         now = time.monotonic()
-        rate = 0.8 * limit
-        depth = max(1.0, 0.1 * limit)
-        self._tokens = min(depth, self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
-        if self._tokens < 1.0:
-            self.throttled += 1
-            return False
-        self._tokens -= 1.0
-        return True
+        step = 1.0 / (0.9 * settings.max_handshakes_per_second)
+        place = max(self._next_slot, now + 1.0) + step
+        if place - now > cap:
+            return busy.encode(self._rng.uniform(0.8 * cap, cap))
+        self._next_slot = place
+        return busy.encode(place - now + self._rng.uniform(-step / 2, step / 2))
+
+    @staticmethod
+    def _count(window: deque[float], now: float) -> int:
+        window.append(now)
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        return len(window)
 
     def _protocol(self) -> asyncio.Protocol:
         settings = self._settings()
-        if (
-            self._closing
-            or self._pending >= _MAX_PENDING_HANDSHAKES
-            or len(self.sessions) >= settings.max_sessions
-            or not self._admit(settings.max_handshakes_per_second)
-        ):
+        if self._closing:
             return _Refuse()
+        if (
+            self._pending >= _MAX_PENDING_HANDSHAKES
+            or len(self.sessions) >= settings.max_sessions
+            or not self._window.admit(settings.max_handshakes_per_second)
+        ):
+            self.throttled += 1
+            return _Refuse(self._busy_line(settings))
+        self.peak_admitted = max(self.peak_admitted, self._count(self._admitted, time.monotonic()))
         self._pending += 1
         limits = ChannelLimits(
             max_frame_size=settings.max_frame_size,
@@ -190,20 +219,29 @@ class UplinkHub:
             limits=limits,
             on_secure=self._on_secure,
             on_closed=self._on_closed,
+            trusted_proxy=self._trusted_proxy,
         )
         channel.tag = _PENDING
         return channel
 
+    def _trusted_proxy(self, source: str) -> bool:
+        """A load balancer in ``trusted_proxies``: its PROXY v2 header names the Transporter's address."""
+        networks = self._settings().proxy_networks()
+        if not networks:
+            return False
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            return False
+        return any(address in network for network in networks)
+
     # ------------------------------------------------------------------ session lifecycle
     def _on_secure(self, channel: Channel) -> None:
         self._pending -= 1
+        self._window.ended()
         channel.tag = None
         self.handshakes += 1
-        now = time.monotonic()
-        self._recent.append(now)
-        while self._recent and self._recent[0] <= now - 1.0:
-            self._recent.popleft()
-        self.peak_handshakes = max(self.peak_handshakes, len(self._recent))
+        self.peak_handshakes = max(self.peak_handshakes, self._count(self._recent, time.monotonic()))
         cert = channel.peer_cert
         if cert is None:
             raise Refused("refused: no client certificate")
@@ -211,20 +249,21 @@ class UplinkHub:
         if tenant_id is None:
             raise Refused("refused: certificate carries no tenant identity")
         serial = serial_hex(cert)
-        record = self._store.certificate(serial)
-        tenant = self._store.tenant(tenant_id)
+        check = self._store.session_check(serial)
         reason = None
-        if record is None or record.tenant_id != tenant_id:
+        if check is None or check.cert_tenant_id != tenant_id:
             reason = "refused: certificate unknown to this Director"
-        elif tenant is None or tenant.revoked_at is not None:
+        elif check.tenant_kind is None or check.tenant_revoked_at is not None:
             reason = GOAWAY_REVOKED.decode()
-        elif record.revoked_at is not None:
+        elif check.cert_revoked_at is not None:
             reason = GOAWAY_SUPERSEDED.decode()
-        elif tenant.kind != "remote":
+        elif check.tenant_kind != "remote":
             reason = "refused: tenant is not a remote tenant"
         if reason is not None:
-            self._events("handshake_refused", reason, tenant_id if tenant else None, address=channel.peer_address)
+            known = (check is not None and check.tenant_kind is not None) or self._store.tenant(tenant_id) is not None
+            self._events("handshake_refused", reason, tenant_id if known else None, address=channel.peer_address)
             raise Refused(reason)
+        assert check is not None
         session = Session(
             tenant_id=tenant_id,
             channel=channel,
@@ -235,18 +274,19 @@ class UplinkHub:
         )
         channel.tag = tenant_id
         # The first session with a renewed certificate ends the hand-over: earlier ones stop working.
-        superseded = self._store.supersede_certificates(tenant_id, serial)
-        if superseded:
-            self._events("certificates_superseded", f"{superseded} earlier certificate(s) revoked", tenant_id)
+        if check.other_valid:
+            superseded = self._store.supersede_certificates(tenant_id, serial)
+            if superseded:
+                self._events("certificates_superseded", f"{superseded} earlier certificate(s) revoked", tenant_id)
         old = self.sessions.get(tenant_id)
         self.sessions[tenant_id] = session
         if old is not None:
             self._events("replaced", "a new session replaced the previous one", tenant_id, old=old.address)
             old.channel.close("replaced by a newer session", debug=GOAWAY_REPLACED)
-        self._store.touch_status(
-            tenant_id, last_seen=time.time(), last_address=channel.peer_address, state_since=time.time()
-        )
-        self._events(
+        # Status and the connection event may wait for the next flush (a fraction of a second).
+        now = time.time()
+        self._store.touch_status_later(tenant_id, last_seen=now, last_address=channel.peer_address, state_since=now)
+        self._events_later(
             "connected",
             f"uplink session from {channel.peer_address}",
             tenant_id,
@@ -259,6 +299,7 @@ class UplinkHub:
     def _on_closed(self, channel: Channel) -> None:
         if channel.tag is _PENDING:
             self._pending -= 1
+            self._window.ended()
             channel.tag = None
             log.info("uplink handshake from %s failed: %s", channel.peer_address, channel.close_reason)
             return
@@ -271,10 +312,12 @@ class UplinkHub:
         del self.sessions[tenant_id]
         for task in session.tasks:
             task.cancel()
+        for callback in self.on_disconnect:
+            callback(session)
         now = time.time()
         if not self._closing:
-            self._store.touch_status(tenant_id, last_seen=now - channel.silent_for(), state_since=now)
-            self._events("disconnected", channel.close_reason, tenant_id, address=session.address)
+            self._store.touch_status_later(tenant_id, last_seen=now - channel.silent_for(), state_since=now)
+            self._events_later("disconnected", channel.close_reason, tenant_id, address=session.address)
 
     def spawn(self, session: Session, coro: asyncio.Future[None] | object) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -309,9 +352,8 @@ class UplinkHub:
         sessions = list(self.sessions.values())
         if not sessions:
             return
-        with self._store.tx():
-            for s in sessions:
-                self._store.touch_status(s.tenant_id, last_seen=s.last_heartbeat)
+        for s in sessions:
+            self._store.touch_status_later(s.tenant_id, last_seen=s.last_heartbeat)
 
     # ------------------------------------------------------------------ fan-out
     async def broadcast(self, method: str, path: str, body: bytes, *, concurrency: int = 64) -> int:

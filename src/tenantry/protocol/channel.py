@@ -35,6 +35,7 @@ import h2.exceptions
 import h2.settings
 from cryptography import x509
 
+from tenantry.protocol import busy, proxyproto
 from tenantry.protocol.gate import ConnectionGate
 from tenantry.protocol.ratelimit import TokenBucket
 from tenantry.protocol.tlsengine import TLSEngine, TLSError
@@ -243,8 +244,12 @@ class Channel(asyncio.Protocol):
         on_secure: Callable[[Channel], None] | None = None,
         on_closed: Callable[[Channel], None] | None = None,
         gate: ConnectionGate | None = None,
+        trusted_proxy: Callable[[str], bool] | None = None,
     ) -> None:
         self._ctx = ssl_context
+        # Server side behind a load balancer: a trusted proxy may say who the client is first (PROXY v2).
+        self._trusted_proxy = trusted_proxy
+        self._proxy_pending: bytearray | None = None
         self._gate = gate
         self._server_side = server_side
         self._server_hostname = server_hostname
@@ -284,6 +289,9 @@ class Channel(asyncio.Protocol):
         self.close_reason: str = ""
         self._stream_slots: asyncio.Semaphore | None = None
         self.tag: object = None  # owner's bookkeeping (tenant id, ...)
+        # Client side: the server refused us before TLS and said when to come back (protocol/busy.py).
+        self.busy_retry_after: float | None = None
+        self._received_any = False
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -296,6 +304,8 @@ class Channel(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         if sock:
             self.local_port = int(sock[1])
+        if self._server_side and self._trusted_proxy is not None and self._trusted_proxy(self.source):
+            self._proxy_pending = bytearray()
         if self._gate is not None and not self._gate.admit(self):
             self._gate = None  # never admitted: nothing to release
             transport.abort()  # refused before TLS: no state, no timer
@@ -315,6 +325,19 @@ class Channel(asyncio.Protocol):
         self.last_rx = time.monotonic()
         if self._tls is None or self.closed.done():
             return
+        if self._proxy_pending is not None:
+            rest = self._proxy_header(data)
+            if not rest:
+                return
+            data = rest
+        if not self._received_any:
+            self._received_any = True
+            if not self._server_side:
+                retry_after = busy.parse(data)
+                if retry_after is not None:
+                    self.busy_retry_after = retry_after
+                    self._abort(f"server busy: retry in {retry_after:g} s")
+                    return
         self._tls.feed(data)
         if not self._secure:
             self._do_handshake()
@@ -326,6 +349,27 @@ class Channel(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         self._abort("peer closed the connection")
         return False
+
+    def _proxy_header(self, data: bytes) -> bytes | None:
+        """Bytes after a trusted proxy's PROXY v2 header (``None``: wait, or the connection was dropped)."""
+        assert self._proxy_pending is not None
+        self._proxy_pending += data
+        pending = bytes(self._proxy_pending)
+        if proxyproto.may_start(pending):
+            try:
+                header = proxyproto.parse(pending)
+            except proxyproto.ProxyHeaderError as exc:
+                self._abort(f"bad PROXY header from a trusted proxy: {exc}")
+                return None
+            if header is None:
+                return None
+            if header.source is not None:
+                self.source = header.source[0]
+                host = f"[{header.source[0]}]" if ":" in header.source[0] else header.source[0]
+                self.peer_address = f"{host}:{header.source[1]}"
+            pending = pending[header.length :]
+        self._proxy_pending = None
+        return pending
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._finish(self.close_reason or (f"connection lost: {exc}" if exc else "connection closed"))

@@ -60,6 +60,9 @@ class SiteInfo(_Msg):
     hostname: HostName
     started_at: float
     direct_connect_port: int | None = Field(None, ge=1, le=65535)
+    # The Expert Settings this Transporter acts on now (absent from older Transporters): the
+    # Director pushes its settings on connect only when they differ.
+    settings: TransporterSettings | None = None
 
 
 class RepositorySpace(_Msg):

@@ -26,6 +26,9 @@ def server_context(
     ctx.minimum_version = _min_version(min_version)
     ctx.load_cert_chain(cert, key)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    # No client of ours resumes a TLS session (each dial starts a new one), so TLS 1.3 session
+    # tickets would be work and bytes for nothing on every handshake.
+    ctx.num_tickets = 0
     if client_ca is not None:
         ctx.load_verify_locations(cafile=str(client_ca))
         ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL

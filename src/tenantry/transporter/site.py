@@ -153,6 +153,7 @@ class Site:
             hostname=self.hostname,
             started_at=self.started_at,
             direct_connect_port=self.direct_connect_port,
+            settings=self.settings,
         )
 
     async def _dashboard(self, stream: H2Stream) -> tuple[int, BaseModel]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -34,6 +35,18 @@ log = logging.getLogger(__name__)
 GOAWAY_RESTART = b"director restarting: reconnect"
 GOAWAY_MOVED = b"uplink moved: reconnect"
 GOAWAY_REPLACED = b"session replaced by a newer one"
+
+
+ASK_AFTER_REFUSALS = 3
+ASK_INTERVAL = 60.0
+
+
+class DirectorBusy(ConnectionError):
+    """The Director refused the connection before TLS (admission limit) and said when to come back."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"Director busy: retry in {retry_after:g} s")
+        self.retry_after = retry_after
 
 
 class UplinkClient:
@@ -56,6 +69,10 @@ class UplinkClient:
         self.connected = asyncio.Event()
         self.sessions = 0  # sessions established so far (tests and benchmarks read it)
         self._move = False
+        self._retry_after: float | None = None  # the Director's busy hint for the next attempt
+        self._refused = 0  # connects refused in a row (nothing listening on the uplink port)
+        self._asked_at = -1e9  # when we last asked the setup port for the current uplink port
+        self._ctx: tuple[tuple[tuple[int, int, int], ...], ssl.SSLContext] | None = None
         self._on_state = on_state
         self._stop = asyncio.Event()
         url = urllib.parse.urlsplit(state.director_url)
@@ -103,6 +120,11 @@ class UplinkClient:
                 self._move = False
                 self.backoff.reset()
                 delay = self._rng.uniform(0, min(2.0, self.settings.reconnect_backoff_cap))
+            elif self._retry_after is not None:
+                # The Director said when it can take us: come back then (never later than our cap),
+                # instead of guessing with a longer backoff.
+                delay = min(self._retry_after, self.settings.reconnect_backoff_cap)
+                self._retry_after = None
             else:
                 delay = self.backoff.next_delay()
             log.info("uplink down (%s); reconnecting in %.1f s", reason, delay)
@@ -124,10 +146,19 @@ class UplinkClient:
             channel = await self._connect()
         except ConnectionRefusedError as exc:
             # Nothing listens there: the Director is down, or it moved the uplink port while we were away.
-            await self._maybe_port_moved()
+            # Ask only after a few refusals in a row and at most once a minute: a Director that merely
+            # restarts must not be met by every Transporter's HTTPS request at once.
+            self._refused += 1
+            if self._refused >= ASK_AFTER_REFUSALS and time.monotonic() - self._asked_at >= ASK_INTERVAL:
+                self._asked_at = time.monotonic()
+                await self._maybe_port_moved()
             return f"connect failed: {exc}"
+        except DirectorBusy as exc:
+            self._retry_after = exc.retry_after
+            return str(exc)
         except (OSError, TimeoutError, ChannelClosed) as exc:
             return f"connect failed: {exc}"
+        self._refused = 0
         self.channel = channel
         self.sessions += 1
         self.connected.set()
@@ -143,10 +174,21 @@ class UplinkClient:
             log.error("the Director refused this Transporter: %s", channel.goaway_data.decode(errors="replace"))
         return reason
 
-    async def _connect(self) -> Channel:
+    def context(self) -> ssl.SSLContext:
+        """The TLS context, loaded again only when the CA, certificate or key file changed (renewal).
+
+        Loading them costs several milliseconds of OpenSSL work: not something to repeat on every
+        attempt of a reconnect storm.
+        """
         sd = self.state_dir
+        stamp = tuple((st.st_ino, st.st_mtime_ns, st.st_size) for st in (p.stat() for p in (sd.ca, sd.cert, sd.key)))
+        if self._ctx is None or self._ctx[0] != stamp:
+            self._ctx = (stamp, tls.client_context(ca=sd.ca, cert=sd.cert, key=sd.key))
+        return self._ctx[1]
+
+    async def _connect(self) -> Channel:
         s = self.settings
-        ctx = tls.client_context(ca=sd.ca, cert=sd.cert, key=sd.key)
+        ctx = self.context()
         limits = ChannelLimits(
             max_frame_size=1 << 20,  # tunnel bytes from the Director arrive in few, large frames
             max_concurrent_streams=max(100, s.max_concurrent_tasks + 50),
@@ -155,20 +197,29 @@ class UplinkClient:
         )
         guard = Guard(kind="uplink")
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(limits.handshake_timeout + 5):
-            _t, channel = await loop.create_connection(
-                lambda: Channel(
+        made: list[Channel] = []
+
+        def factory() -> Channel:
+            made.append(
+                Channel(
                     ctx,
                     server_side=False,
                     h2_client=False,
                     server_hostname=self.host,
                     limits=limits,
                     handler=partial(self.site.handle, guard=guard),
-                ),
-                self.host,
-                s.uplink_port,
+                )
             )
-            await channel.ready
+            return made[-1]
+
+        try:
+            async with asyncio.timeout(limits.handshake_timeout + 5):
+                _t, channel = await loop.create_connection(factory, self.host, s.uplink_port)
+                await channel.ready
+        except ChannelClosed:
+            if made and made[-1].busy_retry_after is not None:
+                raise DirectorBusy(made[-1].busy_retry_after) from None
+            raise
         return channel
 
     async def _heartbeat(self, channel: Channel) -> None:

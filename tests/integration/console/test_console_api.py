@@ -1,4 +1,5 @@
-"""The console's REST side against a real Director process on loopback (real TLS, SQLite, Argon2id):
+"""The console's REST side against a real Director process on loopback (real TLS, Argon2id; SQLite and
+PostgreSQL, the ``site`` fixture's two stores):
 users, logins and sessions, who may call what, CSRF, write-only secrets, alarms delivered by a signed
 webhook and by e-mail to a real SMTP listener, drift audits, /metrics."""
 
@@ -98,18 +99,26 @@ class Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+# Both stores (STYLE rule 29): the Director's SQLite, and PostgreSQL as several Directors share it (one
+# Director here; the cluster itself is tests/integration/services/test_cluster.py).
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from aiosmtpd.controller import Controller
 
-    root = tmp_path_factory.mktemp("console-api")
+    root = tmp_path_factory.mktemp(f"console-api-{request.param}")
+    config = ""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_server").create_database()
+        config = f"database_url = {json.dumps(url)}\npeer_port = {free_port()}\n"
     hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     mailbox = Mailbox()
     smtp_port = free_port()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
-    director = DirectorProc(root, {"alarm_check_interval": 0.5, "login_failures_per_minute": 1000}).start()
+    director = DirectorProc(
+        root, {"alarm_check_interval": 0.5, "login_failures_per_minute": 1000}, config=config
+    ).start()
     try:
         director.create_tenant("acme", workload_quota=3)
         director.create_tenant("globex")
@@ -123,7 +132,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             director.api(
                 "POST", "/api/v1/users", {"username": user, "role": role, "tenant": tenant, "password": PASSWORD}
             )
-        yield {"director": director, "hook": hook, "mailbox": mailbox, "smtp_port": smtp_port, "root": root}
+        yield {
+            "director": director,
+            "hook": hook,
+            "mailbox": mailbox,
+            "smtp_port": smtp_port,
+            "root": root,
+            "backend": request.param,
+        }
     finally:
         director.stop()
         smtp.stop()
@@ -326,4 +342,8 @@ def test_security_headers(env: dict[str, Any]) -> None:
 def test_report_and_ssl_context_are_real(env: dict[str, Any]) -> None:
     ctx: ssl.SSLContext = env["director"].ctx
     assert ctx.verify_mode == ssl.CERT_REQUIRED  # every request above verified the Director's certificate
-    assert Path(env["root"], "director", "director.db").stat().st_mode & 0o077 == 0
+    database = Path(env["root"], "director", "director.db")
+    if env["backend"] == "sqlite":
+        assert database.stat().st_mode & 0o077 == 0
+    else:  # everything is in PostgreSQL: no SQLite file beside it
+        assert not database.exists()

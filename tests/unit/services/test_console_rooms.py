@@ -1,11 +1,13 @@
-"""The console's rooms on their own: accounts (sessions, lockout) on a real SQLite database with a fake clock,
-the authorization table, the event reader, the timeline picture, the extra vars file and the alarm rules."""
+"""The console's rooms on their own: accounts (sessions, lockout), runs and alarms on a real database (SQLite
+and PostgreSQL, the ``target`` fixture) with a fake clock, the authorization table, the event reader, the
+timeline picture, the extra vars file and the alarm rules."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +45,14 @@ class Clock:
 
 
 @pytest.fixture
-def accounts(tmp_path: Path) -> tuple[Accounts, Clock, list[tuple[str, str]], dict[str, Any]]:
-    store = Store(tmp_path / "director.db")
+def store(target: Path | str) -> Iterator[Store]:
+    s = Store(target)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def accounts(store: Store) -> tuple[Accounts, Clock, list[tuple[str, str]], dict[str, Any]]:
     clock = Clock()
     events: list[tuple[str, str]] = []
     box: dict[str, Any] = {"settings": ExpertSettings()}
@@ -262,8 +270,7 @@ class _Run:
         )
 
 
-def test_alarm_rules_raise_and_clear(tmp_path: Path) -> None:
-    store = Store(tmp_path / "director.db")
+def test_alarm_rules_raise_and_clear(store: Store) -> None:
     box: dict[str, Any] = {
         "tenants": [TenantView("t-1", "acme", "remote", "offline", 1000.0, 5)],
         "workloads": {"t-1": 7},
@@ -300,3 +307,99 @@ def test_alarm_rules_raise_and_clear(tmp_path: Path) -> None:
     history = alarms.records.history()
     assert {a.kind for a in history} == {"quota_exceeded", "transporter_offline", "run_failed", "drift"}
     assert all(a.cleared_by for a in history)
+
+
+def _run_row(run_id: str, tenant_id: str | None, director_id: str | None, state: str = "running") -> Any:
+    from tenantry.director.jobs.records import RunRow
+
+    return RunRow(
+        id=run_id,
+        tenant_id=tenant_id,
+        kind="test",
+        state=state,
+        lock_key=tenant_id,
+        backend="runner",
+        backend_ref="",
+        params={},
+        created_by="ada",
+        created_at=1.0,
+        started_at=2.0,
+        ended_at=None,
+        director_id=director_id,
+    )
+
+
+def test_runs_one_per_tenant_and_a_restart_interrupts_only_runs_no_live_director_follows(
+    store: Store, tmp_path: Path
+) -> None:
+    """Runs on both stores; with several Directors (owner and alive given) a Director interrupts its own
+    previous process's runs at start and a gone Director's at any time, never a live one's."""
+    from tenantry.director.config import JobsConfig
+    from tenantry.director.jobs.manager import JobManager
+
+    def manager(owner: str | None, alive: set[str]) -> JobManager:
+        return JobManager(
+            store.db,
+            config=JobsConfig.model_validate({}),
+            jobs_dir=tmp_path / "jobs",
+            settings=ExpertSettings,
+            events=lambda *a, **k: None,
+            owner=owner,
+            alive=lambda: alive,
+        )
+
+    jobs = manager("dir-a", {"dir-a", "dir-b"})
+    records = jobs.records
+    assert records.add(_run_row("r-a", "t-a", "dir-a"))
+    assert not records.add(_run_row("r-a2", "t-a", "dir-b"))  # t-a has its run already
+    for run_id, tenant, owner in (("r-b", "t-b", "dir-b"), ("r-c", "t-c", "dir-c"), ("r-old", "t-o", None)):
+        assert records.add(_run_row(run_id, tenant, owner))
+    assert records.get("r-b") is not None and records.get("r-b").director_id == "dir-b"  # type: ignore[union-attr]
+    assert {r.id for r in jobs.orphans()} == {"r-c", "r-old"}  # while running: only the gone Director's
+    assert jobs.recover() == 3  # at start: its own previous process's too (r-a), never dir-b's (alive)
+    states = {r.id: (r.state, r.lock_key) for r in records.recent(limit=10)}
+    assert states["r-b"] == ("running", "t-b")
+    assert all(states[i] == ("interrupted", None) for i in ("r-a", "r-c", "r-old"))
+    assert "dir-c" in (records.get("r-c").message or "")  # type: ignore[union-attr]
+    assert records.add(_run_row("r-a3", "t-a", "dir-a"))  # t-a is free again
+    assert manager("dir-b", {"dir-b"}).recover(starting=False) == 1  # dir-a stopped beating: r-a3
+    assert manager(None, set()).recover() == 1  # one Director: every active run is its own (r-b)
+
+
+def test_two_directors_opening_one_alarm_or_one_run_at_once_get_one_each(target: Path | str) -> None:
+    """Stores of four Directors on one database race for one alarm and one tenant's run lock: one wins
+    each, the others see it (no error, no second alarm to deliver, no second run)."""
+    import threading
+
+    from tenantry.director.alarms.records import AlarmRecords
+    from tenantry.director.jobs.records import RunRecords
+
+    Store(target).close()  # migrated once
+    stores = [Store(target) for _ in range(4)]
+    alarms: list[Any] = []
+    runs: list[bool] = []
+    barrier = threading.Barrier(len(stores))
+
+    def director(i: int, s: Store) -> None:
+        barrier.wait(timeout=30)
+        try:
+            alarms.append(AlarmRecords(s.db).raise_("offline:t-1", "transporter_offline", "major", "t-1", "s", "m", {}))
+        except Exception as exc:
+            alarms.append(exc)
+        barrier.wait(timeout=30)
+        try:
+            runs.append(RunRecords(s.db).add(_run_row(f"r-{i}", "t-1", f"dir-{i}")))
+        except Exception as exc:
+            runs.append(exc)  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=director, args=(i, s)) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [a for a in [*alarms, *runs] if isinstance(a, Exception)], (alarms, runs)
+    assert len([a for a in alarms if a is not None]) == 1 and len(alarms) == 4
+    assert sorted(runs) == [False, False, False, True]
+    assert len(AlarmRecords(stores[0].db).open_alarms()) == 1
+    for s in stores:
+        s.close()

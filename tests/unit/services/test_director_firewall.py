@@ -102,3 +102,14 @@ def test_the_nftables_define_is_what_the_roles_rules_use(tmp_path: Path) -> None
     checked = subprocess.run(["nft", "-c", "-f", str(table)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
     assert define.read_text() == "define DIRECTOR_PORTS = { 4443, 6702 }\n"
+
+
+def test_the_peer_port_of_several_directors_is_published_and_read(tmp_path: Path) -> None:
+    path = tmp_path / "ports.json"
+    firewall.publish(path, 4443, [6702], 4444)
+    assert json.loads(path.read_text()) == {"setup_port": 4443, "uplink_ports": [6702], "peer_port": 4444}
+    assert firewall.read_ports(path) == [4443, 4444, 6702]
+    firewall.publish(path, 4443, [6702])  # one Director: no peer port
+    assert firewall.read_ports(path) == [4443, 6702]
+    with pytest.raises(FirewallError):
+        firewall.read_ports(_published(tmp_path, {"setup_port": 4443, "uplink_ports": [6702], "peer_port": 0}))

@@ -126,3 +126,18 @@ def test_clis_exit_non_zero_with_a_clear_message(tmp_path: Path, capsys: pytest.
     assert "starts with" in capsys.readouterr().err
     _cmd, cfg, _args = load_transporter_config(["run", "--allow", "Host.Example:445", "--direct-connect"], {})
     assert cfg.allow == ["host.example:445"] and cfg.direct_connect.enabled and cfg.direct_connect.port == 9446
+
+
+def test_init_only_creates_the_ca_and_token_once_and_exits(tmp_path: Path) -> None:
+    """``--init-only`` (the director role's first Director of several): files made, nothing started."""
+    state = tmp_path / "state"
+    argv = ["--state-dir", str(state), "--server-name", "director-1", "--init-only"]
+    assert director_main.main(argv) == 0
+    made = {p.name: p.read_bytes() for p in state.iterdir()}
+    assert {"ca.crt", "ca.key", "admin.token"} <= set(made)
+    assert (state / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert (state / "admin.token").stat().st_mode & 0o777 == 0o600
+    assert director_main.main(argv) == 0  # a second run keeps what is there
+    assert {p.name: p.read_bytes() for p in state.iterdir()} == made
+    (state / "admin.token").write_text("short\n")
+    assert director_main.main(argv) == 1

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tenantry.director.store import Database
+from tenantry.director.store import Database, IntegrityError
 
 _COLUMNS = (
     "id, alarm_key, kind, severity, tenant_id, subject, message, data, raised_at, last_seen, acked_at, acked_by, "
@@ -106,7 +106,28 @@ class AlarmRecords:
         message: str,
         data: dict[str, Any],
     ) -> AlarmRow | None:
-        """Open an alarm for ``key``; None when one is open already (its message and last_seen refreshed)."""
+        """Open an alarm for ``key``; None when one is open already (its message and last_seen refreshed).
+
+        Several Directors evaluate the same rules against one database: when two open the same alarm at
+        once, the UNIQUE open_key lets one win (it delivers); the other refreshes it.
+        """
+        try:
+            return self._open(key, kind, severity, tenant_id, subject, message, data)
+        except IntegrityError:
+            if self.db.row("SELECT id FROM alarms WHERE open_key = ?", (key,)) is None:
+                raise
+            return self._open(key, kind, severity, tenant_id, subject, message, data)
+
+    def _open(
+        self,
+        key: str,
+        kind: str,
+        severity: str,
+        tenant_id: str | None,
+        subject: str,
+        message: str,
+        data: dict[str, Any],
+    ) -> AlarmRow | None:
         now = time.time()
         with self.db.tx():
             if self.db.row("SELECT id FROM alarms WHERE open_key = ?", (key,)):

@@ -17,13 +17,15 @@ from fastapi.responses import JSONResponse
 import tenantry
 from tenantry.director.api import enrollment, settings, status, tenants, tunnels
 from tenantry.director.api.deps import UnauthorizedError
-from tenantry.director.errors import DirectorError
+from tenantry.director.errors import DirectorError, SessionElsewhere
 from tenantry.director.service import Director
 
 
 async def _director_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DirectorError)
     headers = {"Retry-After": "60"} if exc.status == 429 else None
+    if isinstance(exc, SessionElsewhere):
+        headers = {"x-tenantry-owner": exc.owner}
     return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
 
 

@@ -2,27 +2,44 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 import tenantry
 from tenantry.director.api.deps import DirectorDep
 from tenantry.director.api.schemas import ConnectionCheck, EnrollCa, EnrollInfo, EnrollRequest, EnrollResponse, Health
+from tenantry.director.service import Director
 from tenantry.protocol.identity import is_tenant_id
 
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/health", tags=["status"])
-async def health(director: DirectorDep) -> Health:
+@router.get("/health", tags=["status"], responses={503: {"description": "this Director cannot reach the database"}})
+async def health(director: DirectorDep, response: Response) -> Health:
     hub = director.hub
+    cluster = director.cluster
+    healthy = director.healthy()
+    if not healthy:
+        response.status_code = 503  # a load balancer stops sending new clients here
     return Health(
-        status="ok",
+        status="ok" if healthy else "unavailable",
+        director_id=director.director_id,
+        directors_alive=len(cluster.alive()) if cluster is not None else 1,
+        tenants_online_cluster=_cluster_online(director) if cluster is not None and healthy else None,
         version=tenantry.__version__,
         tenants_online=len(hub.sessions),
         uplink_handshakes=hub.handshakes,
         uplink_handshakes_peak=hub.peak_handshakes,
+        uplink_admitted_peak=hub.peak_admitted,
         uplink_throttled=hub.throttled,
     )
+
+
+def _cluster_online(director: Director) -> int | None:
+    assert director.cluster is not None
+    try:
+        return director.cluster.online_count()
+    except Exception:  # the database is away: health still answers
+        return None
 
 
 @router.get("/enroll/info", tags=["enrollment"])

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from tenantry.protocol import proxyproto
 from tenantry.protocol.tlsengine import TLSEngine, TLSError
 
 if TYPE_CHECKING:
@@ -60,6 +61,10 @@ class _TLSTransport(asyncio.Transport):
             return self._door.server.ssl_context
         if name == "ssl_object":
             return self._door.tls.ssl_object if self._door.tls is not None else default
+        if name == "peername" and self._door.peer is not None:
+            return self._door.peer  # the client, also behind a trusted proxy's PROXY header
+        if name == "socket":
+            return None  # uvicorn would ask the socket for its peer, which may be the proxy
         return self._door.transport.get_extra_info(name, default)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -114,22 +119,61 @@ class FrontDoor(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = ""  # what the running timer waits for
         self._admitted = False
+        self.peer: tuple[str, int] | None = None  # the client (behind a trusted proxy: from its PROXY header)
+        self._proxy_pending: bytearray | None = None  # bytes from a trusted proxy until its header is read
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         peer = transport.get_extra_info("peername")
+        self.peer = (str(peer[0]), int(peer[1])) if peer else None
         self.source = str(peer[0]) if peer else "?"
-        if not self.server.gate.admit(self):
-            transport.abort()
-            return
-        self._admitted = True
         self._arm("handshake", self.server.settings().api_handshake_timeout)
+        if self.server.is_proxy(self.source):
+            # A trusted load balancer may say who the client is first (PROXY v2): admission then
+            # counts that client, not the balancer.
+            self._proxy_pending = bytearray()
+            return
+        self._admit()
+
+    def _admit(self) -> bool:
+        if not self.server.gate.admit(self):
+            self._disarm()
+            self.transport.abort()
+            return False
+        self._admitted = True
+        return True
+
+    def _proxy_header(self, data: bytes) -> bytes | None:
+        """Bytes after the PROXY header (``None``: wait for more, or the connection was refused)."""
+        assert self._proxy_pending is not None
+        self._proxy_pending += data
+        pending = bytes(self._proxy_pending)
+        if proxyproto.may_start(pending):
+            try:
+                header = proxyproto.parse(pending)
+            except proxyproto.ProxyHeaderError:
+                self.server.stats.not_tls += 1
+                self.transport.abort()
+                return None
+            if header is None:
+                return None
+            if header.source is not None:
+                self.peer = header.source
+                self.source = header.source[0]
+            pending = pending[header.length :]
+        self._proxy_pending = None
+        return pending if self._admit() else None
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return
+        if self._proxy_pending is not None:
+            rest = self._proxy_header(data)
+            if not rest:
+                return
+            data = rest
         if self.tls is None:
             if not self._hello_complete(data):
                 return
@@ -210,6 +254,10 @@ class FrontDoor(asyncio.Protocol):
             return
         self._flush()
         if done:
+            if not self.server.accepts(self.tls.peer_certificate()):
+                log.info("setup port: %s presented no Director certificate on the peer port", self.source)
+                self.transport.abort()
+                return
             self._start_http()
 
     def _start_http(self) -> None:

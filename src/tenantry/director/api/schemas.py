@@ -75,6 +75,7 @@ class TenantStatus(BaseModel):
     version: str | None
     hostname: str | None
     enrolled: bool
+    director: str | None = Field(None, description="several Directors: the one holding the session")
 
 
 class TenantOut(BaseModel):
@@ -185,6 +186,7 @@ class TunnelOut(BaseModel):
     port: int
     created_at: float
     connections: int
+    director: str | None = Field(None, description="several Directors: the one the tunnel listens on")
 
 
 class Health(BaseModel):
@@ -193,7 +195,16 @@ class Health(BaseModel):
     tenants_online: int
     uplink_handshakes: int = Field(description="mutual-TLS uplink handshakes completed since start")
     uplink_handshakes_peak: int = Field(description="most uplink handshakes completed within any 1 s window")
-    uplink_throttled: int = Field(description="connections closed by max_handshakes_per_second since start")
+    director_id: str = Field("", description="this Director's id")
+    directors_alive: int = Field(1, description="Directors sharing the database whose heartbeat is current")
+    tenants_online_cluster: int | None = Field(None, description="several Directors: tenants online on any of them")
+    uplink_admitted_peak: int = Field(
+        0, description="most uplink connections admitted to a handshake within any 1 s window"
+    )
+    uplink_throttled: int = Field(
+        description="connections refused by max_handshakes_per_second (or max_sessions) since start, each told "
+        "when to come back"
+    )
 
 
 class StatusOut(BaseModel):
@@ -202,3 +213,6 @@ class StatusOut(BaseModel):
     setup_port: int
     uplink_ports: list[int]
     tenants: dict[str, TenantStatus]
+    next_after: str | None = Field(
+        None, description="with limit: the name to pass as after= for the next page; null on the last page"
+    )

@@ -12,15 +12,18 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
+from cryptography import x509
 from uvicorn.server import ServerState
 
 from tenantry.common.memory import Reclaimer
 from tenantry.director.api import create_app
 from tenantry.director.api.frontdoor import DoorStats, FrontDoor
+from tenantry.director.cluster.forward import Forwarding, PeerMark
 from tenantry.director.errors import DirectorError
 from tenantry.director.service import Director
 from tenantry.director.settings import ExpertSettings
 from tenantry.protocol.gate import ConnectionGate, GateLimits
+from tenantry.protocol.identity import is_director
 
 MAX_BODY = 1 << 20
 
@@ -113,9 +116,33 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 
 
 class ApiServer:
-    def __init__(self, director: Director) -> None:
+    """The setup port; or, with ``peer=True``, the port other Directors forward requests to.
+
+    The peer port requires a client certificate of the Director CA carrying
+    ``urn:tenantry:director`` (checked right after the handshake); what arrives there is marked
+    forwarded and never forwarded again.  The setup port of a Director sharing PostgreSQL
+    forwards requests for sessions held elsewhere (``director/cluster/forward.py``).
+    """
+
+    def __init__(self, director: Director, *, peer: bool = False) -> None:
         self.director = director
-        self.app = TrustedProxies(BodyLimit(create_app(director)), self.settings)
+        self.peer = peer
+        self.forwarding: Forwarding | None = None
+        app: ASGIApp = BodyLimit(create_app(director))
+        if peer:
+            app = PeerMark(app)
+        else:
+            cluster = director.cluster
+            if cluster is not None:
+                self.forwarding = Forwarding(
+                    app,
+                    director_id=lambda: director.director_id,
+                    peer_url=cluster.peer_address,
+                    client_context=lambda: director.peer_client_ctx,
+                )
+                app = self.forwarding
+            app = TrustedProxies(app, self.settings)
+        self.app = app
         self.config = uvicorn.Config(
             self.app,
             log_config=None,
@@ -137,7 +164,18 @@ class ApiServer:
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
-        return self.director.api_ctx
+        return self.director.peer_server_ctx if self.peer else self.director.api_ctx
+
+    def accepts(self, peer_der: bytes | None) -> bool:
+        """After the TLS handshake: on the peer port only another Director of this CA is served."""
+        if not self.peer:
+            return True
+        if not peer_der:
+            return False
+        try:
+            return is_director(x509.load_der_x509_certificate(peer_der))
+        except ValueError:
+            return False
 
     def _limits(self) -> GateLimits:
         s = self.settings()
@@ -146,6 +184,10 @@ class ApiServer:
     def _is_proxy(self, source: str) -> bool:
         networks = self.settings().proxy_networks()
         return bool(networks) and _within(source, networks)
+
+    def is_proxy(self, source: str) -> bool:
+        """A configured proxy (``trusted_proxies``): its PROXY v2 header and X-Forwarded-For are believed."""
+        return self._is_proxy(source)
 
     async def start(self, host: str, port: int) -> int:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -30,11 +30,19 @@ async def events(
 
 
 @router.get("/status")
-async def status(_: Admin, director: DirectorDep) -> StatusOut:
+async def status(
+    _: Admin,
+    director: DirectorDep,
+    after: Annotated[str | None, Query(max_length=64, description="the last tenant name of the previous page")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="tenants per page (default: all)")] = None,
+) -> StatusOut:
+    rows = director.store.tenants_page(after=after, limit=limit)
+    statuses = director.statuses(rows)
     return StatusOut(
         version=tenantry.__version__,
         started_at=director.started_at,
         setup_port=director.setup_port,
         uplink_ports=director.hub.ports,
-        tenants={r.name: TenantStatus.model_validate(director.status(r)) for r in director.store.tenants()},
+        tenants={r.name: TenantStatus.model_validate(statuses[r.id]) for r in rows},
+        next_after=rows[-1].name if limit is not None and len(rows) == limit else None,
     )

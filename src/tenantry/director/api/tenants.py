@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from tenantry.director.api.deps import Admin, DirectorDep, transporter_answer, transporter_error, uplink
@@ -26,7 +27,7 @@ from tenantry.protocol.messages import CommandRequest, CommandResult, Dashboard
 router = APIRouter(prefix="/api/v1/tenants")
 
 
-def tenant_out(director: Director, row: TenantRow) -> TenantOut:
+def tenant_out(director: Director, row: TenantRow, status: dict[str, Any] | None = None) -> TenantOut:
     dc = row.direct_connect
     return TenantOut(
         id=row.id,
@@ -42,7 +43,7 @@ def tenant_out(director: Director, row: TenantRow) -> TenantOut:
         direct_connect=DirectConnectOut(address=dc["address"], auth=dc["auth"], psk_set=bool(dc.get("psk")))
         if dc
         else None,
-        status=TenantStatus.model_validate(director.status(row)),
+        status=TenantStatus.model_validate(status if status is not None else director.status(row)),
     )
 
 
@@ -67,11 +68,24 @@ def _credentials(director: Director, issued: Issued) -> Credentials:
 
 
 @router.get("", tags=["tenants"])
-async def list_tenants(_: Admin, director: DirectorDep, name: str | None = None) -> list[TenantOut]:
-    rows = director.store.tenants()
+async def list_tenants(
+    _: Admin,
+    director: DirectorDep,
+    response: Response,
+    name: str | None = None,
+    after: Annotated[str | None, Query(max_length=64, description="the last tenant name of the previous page")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="tenants per page (default: all)")] = None,
+) -> list[TenantOut]:
     if name is not None:
-        rows = [r for r in rows if r.name == name]
-    return [tenant_out(director, r) for r in rows]
+        found = director.store.tenant_by_name(name)
+        rows = [found] if found is not None else []
+    else:
+        rows = director.store.tenants_page(after=after, limit=limit)
+        if limit is not None and len(rows) == limit:
+            query = urlencode({"after": rows[-1].name, "limit": limit})
+            response.headers["Link"] = f'</api/v1/tenants?{query}>; rel="next"'
+    statuses = director.statuses(rows)
+    return [tenant_out(director, r, statuses[r.id]) for r in rows]
 
 
 @router.post("", status_code=201, tags=["tenants"])

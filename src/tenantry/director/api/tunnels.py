@@ -13,7 +13,7 @@ router = APIRouter(prefix="/api/v1/tenants/{name}/tunnels", tags=["tunnels"])
 @router.get("")
 async def list_tunnels(_: Admin, director: DirectorDep, name: str) -> list[TunnelOut]:
     row = director.tenant_or_404(name)
-    return [TunnelOut(**t.describe()) for t in director.tunnels.of(row.id)]
+    return [TunnelOut(**t) for t in director.tunnels.describe_all(row.id)]
 
 
 @router.post("", status_code=201)

@@ -46,7 +46,11 @@ class JobManager:
         settings: Callable[[], ExpertSettings],
         events: Callable[..., None],
         backends: dict[str, Backend] | None = None,
+        owner: str | None = None,
+        alive: Callable[[], set[str]] | None = None,
     ) -> None:
+        """``owner`` and ``alive`` with several Directors: this Director's id, and the ids of those whose
+        heartbeat is current (runs are recorded with their Director; only a gone one's are interrupted)."""
         from tenantry.director.jobs.runner import RunnerBackend
 
         self.records = RunRecords(db)
@@ -60,6 +64,8 @@ class JobManager:
         }
         self.on_finished: list[Finished] = []
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.owner = owner
+        self._alive = alive
 
     # ------------------------------------------------------------------ state
     @property
@@ -70,23 +76,39 @@ class JobManager:
     def enabled(self) -> bool:
         return self.backend_name == "awx" or self.config.enabled
 
-    def recover(self) -> int:
+    def recover(self, *, starting: bool = True) -> int:
         """At start: runs a previous Director left active are interrupted (their tenant is free again).
 
         A failover module finishes and journals on its own even when its playbook was killed; running
         the same button again resumes it from its journal.
         """
         count = 0
-        for run in self.records.active():
+        for run in self.orphans(starting=starting):
             self.records.update(
                 run.id,
                 state="interrupted",
                 lock_key=None,
                 ended_at=time.time(),
-                message="interrupted by a Director restart; run it again to resume",
+                message=(
+                    "interrupted by a Director restart; run it again to resume"
+                    if run.director_id in (None, self.owner)
+                    else f"interrupted: its Director ({run.director_id}) is gone; run it again to resume"
+                ),
             )
             count += 1
         return count
+
+    def orphans(self, *, starting: bool = False) -> list[RunRow]:
+        """Active runs no live process follows: at start a previous process's own; with several Directors
+        also those of a Director that is gone (its heartbeat stopped), never a live one's."""
+        active = self.records.active()
+        if self.owner is None:  # one Director: every active run is its own
+            return active if starting else []
+        alive = self._alive() if self._alive is not None else set()
+        mine = {self.owner, None} if starting else set()
+        return [
+            r for r in active if r.director_id in mine or (r.director_id not in alive and r.director_id != self.owner)
+        ]
 
     async def stop(self) -> None:
         for task in list(self._tasks.values()):
@@ -132,6 +154,7 @@ class JobManager:
             created_at=time.time(),
             started_at=None,
             ended_at=None,
+            director_id=self.owner,
         )
         if not self.records.add(run):
             running = self.records.locked_by(tenant_id or "")

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenantry.director.store import Database
+from tenantry.director.store import Database, IntegrityError
 
 # A run's kind -> (playbook under playbooks/, AWX job template title, exclusive per tenant)
 KINDS: dict[str, tuple[str, str, bool]] = {
@@ -41,6 +41,7 @@ class RunRow:
     result: dict[str, Any] = field(default_factory=dict)
     rto_seconds: float | None = None
     message: str = ""
+    director_id: str | None = None  # several Directors: the one running it (migration 0004)
 
     @property
     def active(self) -> bool:
@@ -70,7 +71,7 @@ class RunRow:
 
 _COLUMNS = (
     "id, tenant_id, kind, state, lock_key, backend, backend_ref, params, created_by, created_at, started_at, "
-    "ended_at, progress, result, rto_seconds, message"
+    "ended_at, progress, result, rto_seconds, message, director_id"
 )
 
 
@@ -96,12 +97,25 @@ class RunRecords:
         self.db = db
 
     def add(self, run: RunRow) -> bool:
-        """Insert ``run``; False when its tenant already has an active exclusive run (lock_key taken)."""
+        """Insert ``run``; False when its tenant already has an active exclusive run (lock_key taken).
+
+        The check is for the common case; the UNIQUE lock_key decides a race (two Directors sharing
+        PostgreSQL, whose transactions do not serialise like SQLite's).
+        """
+        try:
+            self._insert(run)
+        except IntegrityError:
+            if run.lock_key is not None and self.locked_by(run.lock_key) is not None:
+                return False
+            raise
+        return True
+
+    def _insert(self, run: RunRow) -> None:
         with self.db.tx():
             if run.lock_key is not None and self.db.row("SELECT id FROM runs WHERE lock_key = ?", (run.lock_key,)):
-                return False
+                raise IntegrityError(f"runs.lock_key {run.lock_key} is taken")
             self.db.execute(
-                f"INSERT INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+                f"INSERT INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 17)})",
                 (
                     run.id,
                     run.tenant_id,
@@ -119,9 +133,9 @@ class RunRecords:
                     json.dumps(run.result),
                     run.rto_seconds,
                     run.message,
+                    run.director_id,
                 ),
             )
-        return True
 
     def get(self, run_id: str) -> RunRow | None:
         row = self.db.row(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", (run_id,))

@@ -18,9 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenantry.director.store.db import Database, SchemaError
+from tenantry.director.store.db import Database, DatabaseUnavailable, IntegrityError, SchemaError
 
-__all__ = ["CertRow", "Database", "EventRow", "SchemaError", "Store", "TenantRow"]
+__all__ = [
+    "CertRow",
+    "Database",
+    "DatabaseUnavailable",
+    "EventRow",
+    "IntegrityError",
+    "SchemaError",
+    "SessionCheck",
+    "Store",
+    "TenantRow",
+]
 
 
 @dataclass
@@ -74,11 +84,25 @@ def _tenant(row: tuple[Any, ...]) -> TenantRow:
     return TenantRow(**values)
 
 
+@dataclass
+class SessionCheck:
+    """What admitting an uplink session needs to know about a certificate and its tenant (one query)."""
+
+    cert_tenant_id: str
+    cert_revoked_at: float | None
+    tenant_kind: str | None  # None: the tenant is gone
+    tenant_revoked_at: float | None
+    other_valid: int  # the tenant's other certificates not revoked yet (superseded when this one is used)
+
+
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = path
         self.db = Database(path)
         self.db.migrate()
+        # Writes that may wait a moment (session status, connection events): flushed together by
+        # flush(), in one transaction, so a reconnect storm does not commit thousands of times.
+        self._later: list[tuple[str, tuple[Any, ...]]] = []
 
     def close(self) -> None:
         self.db.close()
@@ -94,16 +118,33 @@ class Store:
         self.db.execute(f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES ({marks})", tuple(values.values()))
 
     def tenant(self, tenant_id: str) -> TenantRow | None:
+        self.settle()
         row = self.db.row(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = ?", (tenant_id,))
         return _tenant(row) if row else None
 
     def tenant_by_name(self, name: str) -> TenantRow | None:
+        self.settle()
         row = self.db.row(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE name = ?", (name,))
         return _tenant(row) if row else None
 
     def tenants(self) -> list[TenantRow]:
+        self.settle()
         rows = self.db.rows(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name")
         return [_tenant(r) for r in rows]
+
+    def tenants_page(self, *, after: str | None = None, limit: int | None = None) -> list[TenantRow]:
+        """Tenants in name order after ``after`` (exclusive), at most ``limit`` (keyset paging on the unique name)."""
+        self.settle()
+        sql = f"SELECT {_TENANT_COLUMNS} FROM tenants"
+        args: list[Any] = []
+        if after is not None:
+            sql += " WHERE name > ?"
+            args.append(after)
+        sql += " ORDER BY name"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_tenant(r) for r in self.db.rows(sql, args)]
 
     def update_tenant(self, tenant_id: str, **fields: Any) -> None:
         if not fields:
@@ -118,6 +159,55 @@ class Store:
         """Status columns (last_seen, address, version, ...) without bumping ``updated_at``."""
         cols = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"UPDATE tenants SET {cols} WHERE id = ?", (*fields.values(), tenant_id))
+
+    def mark_offline_since(self, when: float, *, except_director: str | None = None) -> int:
+        """Every enrolled remote tenant is offline "since" ``when`` (a Director start after a crash);
+        with several Directors, except those whose session another live Director holds."""
+        sql = "UPDATE tenants SET state_since = ? WHERE kind = 'remote' AND enrolled_at IS NOT NULL"
+        args: list[Any] = [when]
+        if except_director is not None:
+            sql += (
+                " AND id NOT IN (SELECT s.tenant_id FROM tenant_sessions s JOIN directors d ON d.id = s.director_id "
+                "WHERE s.director_id != ? AND d.heartbeat_at > ?)"
+            )
+            args += [except_director, when - 10.0]
+        return self.db.execute(sql, args)
+
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Any write that may wait for the next :meth:`flush` (kept in order with the others)."""
+        self._later.append((sql, params))
+
+    def touch_status_later(self, tenant_id: str, **fields: Any) -> None:
+        """:meth:`touch_status` at the next :meth:`flush`."""
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self._later.append((f"UPDATE tenants SET {cols} WHERE id = ?", (*fields.values(), tenant_id)))
+
+    def flush(self) -> int:
+        """Write what was deferred, in one transaction (statements in their order); how many."""
+        if not self._later:
+            return 0
+        batch, self._later = self._later, []
+        with self.tx():
+            i = 0
+            while i < len(batch):  # runs of one statement go through executemany (pipelined on PostgreSQL)
+                j = i
+                while j < len(batch) and batch[j][0] == batch[i][0]:
+                    j += 1
+                if j - i == 1:
+                    self.db.execute(*batch[i])
+                else:
+                    self.db.executemany(batch[i][0], [params for _sql, params in batch[i:j]])
+                i = j
+        return len(batch)
+
+    def settle(self) -> None:
+        """Reads of tenants and events see every write made before them: deferred ones are written first."""
+        if self._later:
+            self.flush()
+
+    @property
+    def deferred(self) -> int:
+        return len(self._later)
 
     def delete_tenant(self, tenant_id: str) -> None:
         self.db.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
@@ -137,6 +227,31 @@ class Store:
             "INSERT INTO certificates (serial, tenant_id, issued_at, not_after) VALUES (?, ?, ?, ?)",
             (serial, tenant_id, time.time(), not_after),
         )
+
+    def session_check(self, serial: str) -> SessionCheck | None:
+        """The certificate ``serial`` and its tenant in one query; ``None`` for an unknown certificate."""
+        row = self.db.row(
+            "SELECT c.tenant_id, c.revoked_at, t.kind, t.revoked_at, "
+            "(SELECT COUNT(*) FROM certificates o WHERE o.tenant_id = c.tenant_id AND o.revoked_at IS NULL "
+            "AND o.serial != c.serial) "
+            "FROM certificates c LEFT JOIN tenants t ON t.id = c.tenant_id WHERE c.serial = ?",
+            (serial,),
+        )
+        return SessionCheck(*row) if row else None
+
+    def revoked_among(self, serials: list[str]) -> dict[str, bool]:
+        """Which of ``serials`` are revoked: serial -> whether its tenant is revoked or gone (else superseded)."""
+        out: dict[str, bool] = {}
+        for i in range(0, len(serials), 500):
+            chunk = serials[i : i + 500]
+            rows = self.db.rows(
+                "SELECT c.serial, t.id IS NULL OR t.revoked_at IS NOT NULL FROM certificates c "
+                "LEFT JOIN tenants t ON t.id = c.tenant_id "
+                f"WHERE c.revoked_at IS NOT NULL AND c.serial IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update({r[0]: bool(r[1]) for r in rows})
+        return out
 
     def certificate(self, serial: str) -> CertRow | None:
         row = self.db.row(
@@ -171,15 +286,19 @@ class Store:
             )
 
     # ---------------------------------------------------------------- events
+    _EVENT = "INSERT INTO events (ts, kind, tenant_id, message, data) VALUES (?, ?, ?, ?, ?)"
+
     def add_event(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> int:
-        return self.db.insert(
-            "INSERT INTO events (ts, kind, tenant_id, message, data) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), kind, tenant_id, message, json.dumps(data, default=str)),
-        )
+        return self.db.insert(self._EVENT, (time.time(), kind, tenant_id, message, json.dumps(data, default=str)))
+
+    def add_event_later(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> None:
+        """:meth:`add_event` at the next :meth:`flush` (its time is now)."""
+        self._later.append((self._EVENT, (time.time(), kind, tenant_id, message, json.dumps(data, default=str))))
 
     def events(
         self, *, after_id: int = 0, tenant_id: str | None = None, kind: str | None = None, limit: int = 100
     ) -> list[EventRow]:
+        self.settle()
         sql = "SELECT id, ts, kind, tenant_id, message, data FROM events WHERE id > ?"
         args: list[Any] = [after_id]
         if tenant_id is not None:

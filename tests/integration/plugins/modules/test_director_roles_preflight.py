@@ -60,6 +60,15 @@ def failure(run: Any) -> str:
         ({"director_firewall_sources": ["10.0.0.0/8", "my office"]}, "my office is not an address or network"),
         ({"director_tenants": [{"name": "Bad_Name"}]}, "needs a name (lower-case letters"),
         ({"director_tenants": [{"name": "a"}, {"name": "a"}]}, "names a tenant twice"),
+        ({"director_database_url": "mysql://db/tenantry"}, "director_database_url must be a postgresql:// URL"),
+        (
+            {"director_database_url": "postgresql://tenantry:secret@db/tenantry"},
+            "without a password (give it in director_database_password",
+        ),
+        (
+            {"director_database_url": "postgresql://tenantry@db/tenantry", "director_peer_port": 6702},
+            "director_peer_port 6702 must be a TCP port other than the setup and the uplink port",
+        ),
     ],
 )
 def test_director_preflight_refuses(tmp_path: Path, variables: dict[str, Any], message: str) -> None:
