@@ -41,6 +41,9 @@ def test_the_module_applies_it_when_no_privileges_are_given() -> None:
     params = {
         "vmkernel": None,
         "routes": [],
+        "default_gateway": None,
+        "management_network": None,
+        "management_portgroup": "Management Network",
         "nfs": {"server": "nfs", "path": "/x", "datastore": "ds"},
         "state": "present",
         "tenant_access": {"user": "t", "password": "p", "privileges": None, "entities": ["datastore"]},
