@@ -43,6 +43,8 @@ type config struct {
 	latency   string
 	nfsRoot   string
 	hosts     int
+
+	datastoreDir string
 	vms       int
 
 	watchStdin bool
@@ -54,7 +56,7 @@ func main() {
 	log.SetOutput(quietLog{os.Stderr})
 
 	var cfg config
-	flag.StringVar(&cfg.mode, "mode", "vcenter", "vcenter (MSP provider site) or esx (one standalone ESXi)")
+	flag.StringVar(&cfg.mode, "mode", "vcenter", "vcenter (MSP provider site), esx (one standalone ESXi) or client (a tenant's own vCenter)")
 	flag.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address to listen on; port 0 picks a free port")
 	flag.StringVar(&cfg.certFile, "tls-cert", "", "PEM server certificate (chain); with -tls-key serves https")
 	flag.StringVar(&cfg.keyFile, "tls-key", "", "PEM private key for -tls-cert")
@@ -62,7 +64,8 @@ func main() {
 	flag.StringVar(&cfg.readyFile, "ready-file", "", "write {url,host,port,pid} JSON here once listening")
 	flag.StringVar(&cfg.latency, "latency", "", `per-method delay, e.g. "RegisterVM=120ms,PowerOnVM_Task=80ms,*=5ms"`)
 	flag.StringVar(&cfg.nfsRoot, "nfs-root", "", "directory for NAS datastores whose localPath is relative (default: a temporary directory)")
-	flag.IntVar(&cfg.hosts, "hosts", 3, "vcenter mode: number of hosts in cluster 'production'")
+	flag.IntVar(&cfg.hosts, "hosts", 3, "vcenter mode: number of hosts in cluster 'production' (client: 'site-cluster')")
+	flag.StringVar(&cfg.datastoreDir, "datastore-dir", "", "client mode: directory of datastore site-ds-01 (default: a temporary directory)")
 	flag.IntVar(&cfg.vms, "vms", 0, "number of powered-on VMs to create (vcenter: in folder 'production')")
 	flag.BoolVar(&cfg.watchStdin, "watch-stdin", false, "exit when stdin reaches end of file (the parent died)")
 	flag.Parse()
@@ -76,8 +79,8 @@ func main() {
 
 func (c config) validate() error {
 	switch {
-	case c.mode != "vcenter" && c.mode != "esx":
-		return fmt.Errorf("-mode must be vcenter or esx, not %q", c.mode)
+	case c.mode != "vcenter" && c.mode != "esx" && c.mode != "client":
+		return fmt.Errorf("-mode must be vcenter, esx or client, not %q", c.mode)
 	case c.username == "" || c.password == "":
 		return fmt.Errorf("-username and $%s are both required", PasswordEnv)
 	case (c.certFile == "") != (c.keyFile == ""):
@@ -136,17 +139,22 @@ func run(cfg config) error {
 		return fmt.Errorf("creating the %s model: %w", cfg.mode, err)
 	}
 	installPropertyCollector()
+	installChangeTracking()
 	lab.nfsRoot = cfg.nfsRoot
 	fixHosts(lab)
 
-	if cfg.mode == "vcenter" {
+	if cfg.mode == "vcenter" || cfg.mode == "client" {
 		ctx := context.Background()
 		client, err := vim25.NewClient(ctx, model.Service) // in-process, no HTTP
 		if err != nil {
 			return err
 		}
-		if err := buildProvider(ctx, client, lab, cfg.hosts, cfg.vms); err != nil {
-			return fmt.Errorf("building the provider inventory: %w", err)
+		build := func() error { return buildProvider(ctx, client, lab, cfg.hosts, cfg.vms) }
+		if cfg.mode == "client" {
+			build = func() error { return buildClientSite(ctx, client, lab, cfg.hosts, cfg.datastoreDir) }
+		}
+		if err := build(); err != nil {
+			return fmt.Errorf("building the %s inventory: %w", cfg.mode, err)
 		}
 	}
 
@@ -160,7 +168,7 @@ func run(cfg config) error {
 	}
 	// Already serving, but no client knows the address before the ready file
 	// below exists, so no request races with this swap.
-	server.Config.Handler = withLatency(server.Config.Handler, delays)
+	server.Config.Handler = withLatency(withChangeTracking(server.Config.Handler, cfg.username, cfg.password), delays)
 
 	addr := server.Listener.Addr().(*net.TCPAddr)
 	sdk := *server.URL

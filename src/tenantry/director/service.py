@@ -17,15 +17,17 @@ from pydantic import ValidationError
 import tenantry
 from tenantry.common import logsetup, pki
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
+from tenantry.director.backups.service import Backups
 from tenantry.director.config import DirectorConfig
 from tenantry.director.errors import DirectorError
 from tenantry.director.limits import AttemptLimiter, Slots
+from tenantry.director.repository.manager import Repositories
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes
 from tenantry.director.store import Store, TenantRow
 from tenantry.director.tunnels import TunnelManager
 from tenantry.director.uplink import GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
 from tenantry.protocol import tls
-from tenantry.protocol.channel import ChannelClosed, Response, StreamError
+from tenantry.protocol.channel import Channel, ChannelClosed, Response, StreamError
 from tenantry.protocol.identity import new_tenant_id, serial_hex
 from tenantry.protocol.messages import SiteInfo, bad_fields
 
@@ -95,6 +97,21 @@ class Director:
             settings=lambda: self.settings,
             events=self.event,
             bind=config.tunnel_bind,
+        )
+        self.repositories = Repositories(
+            self.store.db,
+            root=config.repository_root or config.state_dir / "repositories",
+            secondary_root=config.secondary_repository_root,
+            keys_dir=config.state_dir / "repository-keys",
+            cache_dir=config.state_dir / "restic-cache",
+            binary=config.restic_binary,
+        )
+        self.backups = Backups(
+            repositories=self.repositories,
+            channel_of=self._channel_of,
+            settings=lambda: self.settings,
+            events=self.event,
+            tenant_name=lambda tid: row.name if (row := self.store.tenant(tid)) else tid,
         )
 
     # ------------------------------------------------------------------ start-up pieces
@@ -362,6 +379,10 @@ class Director:
             "enrolled": enrolled,
         }
 
+    def _channel_of(self, tenant_id: str) -> Channel | None:
+        session = self.hub.sessions.get(tenant_id)
+        return session.channel if session is not None and session.channel.is_open else None
+
     def session_for(self, name: str) -> tuple[TenantRow, Session]:
         row = self.tenant_or_404(name)
         session = self.hub.sessions.get(row.id)
@@ -452,6 +473,7 @@ class Director:
                     self.store.touch_status(row.id, state_since=now)
         self.uplink_port = await self.hub.listen(self.settings.uplink_port)
         self.hub.start()
+        self.backups.start()
 
     def started(self, setup_port: int) -> None:
         """The API answers on ``setup_port``: record it and the start."""
@@ -476,6 +498,7 @@ class Director:
         log.info("shutting down: in-flight streams get up to %g s", grace)
         self.event("director_stopping", "graceful shutdown; Transporters told to reconnect")
         await self.tunnels.close_all()
+        await self.backups.stop()
         await self.hub.shutdown(grace)
         for task in list(getattr(self, "_bg", ())):
             task.cancel()

@@ -24,7 +24,7 @@ from tenantry.lab.build import binary_path
 from tenantry.lab.errors import LabError
 from tenantry.lab.tls import ensure_tls
 
-Mode = Literal["vcenter", "esx"]
+Mode = Literal["vcenter", "esx", "client"]
 
 PASSWORD_ENV = "TENANTRY_VCSIM_PASSWORD"
 DEFAULT_USERNAME = "administrator@vsphere.local"
@@ -141,6 +141,7 @@ class Simulator:
         *,
         hosts: int | None = None,
         vms: int | None = None,
+        datastore_dir: Path | None = None,
         username: str = DEFAULT_USERNAME,
         timeout: float = 30.0,
         detach: bool = False,
@@ -154,8 +155,8 @@ class Simulator:
         """
         if self._process is not None:
             raise LabError(f"simulator {name} already started")
-        if mode not in ("vcenter", "esx"):
-            raise LabError(f"mode must be 'vcenter' or 'esx', not {mode!r}")
+        if mode not in ("vcenter", "esx", "client"):
+            raise LabError(f"mode must be 'vcenter', 'esx' or 'client', not {mode!r}")
         binary = self._binary or binary_path()
         if not binary.exists():
             raise LabError(f"{binary} is missing: run 'python -m tenantry.lab build'")
@@ -186,6 +187,8 @@ class Simulator:
             argv.append(f"-hosts={hosts}")
         if vms is not None:
             argv.append(f"-vms={vms}")
+        if datastore_dir is not None:
+            argv.append(f"-datastore-dir={datastore_dir}")
         if not detach:
             argv.append("-watch-stdin")
 
