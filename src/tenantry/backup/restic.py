@@ -57,6 +57,17 @@ class Repo:
         return env
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGINT when our process dies, so no restic outlives a killed service."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class _Secrets:
     """Pipes that hand passwords to restic as /dev/fd/N files."""
 
@@ -144,6 +155,7 @@ async def run(
             pass_fds=secrets.fds,
             limit=1 << 20,
             cwd=cwd,
+            preexec_fn=_die_with_parent,
         )
     finally:
         secrets.close()
@@ -248,6 +260,7 @@ async def dump(repo: Repo, snapshot: str, path: str) -> AsyncIterator[asyncio.St
             env=repo.env(),
             pass_fds=secrets.fds,
             limit=1 << 22,
+            preexec_fn=_die_with_parent,
         )
     finally:
         secrets.close()

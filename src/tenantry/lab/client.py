@@ -69,8 +69,8 @@ def _conn(endpoint: Endpoint) -> http.client.HTTPSConnection:
     return http.client.HTTPSConnection(endpoint.hostname, endpoint.port, context=endpoint.ssl_context(), timeout=600)
 
 
-def _folder(path: str) -> str:
-    query = urllib.parse.urlencode({"dcPath": DATACENTER, "dsName": DATASTORE})
+def _folder(path: str, datacenter: str = DATACENTER, datastore: str = DATASTORE) -> str:
+    query = urllib.parse.urlencode({"dcPath": datacenter, "dsName": datastore})
     return f"/folder/{urllib.parse.quote(path)}?{query}"
 
 
@@ -163,11 +163,14 @@ def guest_write(endpoint: Endpoint, vm: str, offset: int, data: bytes, disk: str
         conn.close()
 
 
-def read_disk(endpoint: Endpoint, vm: str, name: str | None = None) -> Iterator[bytes]:
+def read_disk(
+    endpoint: Endpoint, vm: str, name: str | None = None, *, datacenter: str = DATACENTER, datastore: str = DATASTORE
+) -> Iterator[bytes]:
     """The bytes of ``vm``'s (flat) disk file as the datastore serves them."""
     conn = _conn(endpoint)
     try:
-        conn.request("GET", _folder(name or f"{vm}/{vm}-flat.vmdk"), headers={"Authorization": _basic(endpoint)})
+        target = _folder(name or f"{vm}/{vm}-flat.vmdk", datacenter, datastore)
+        conn.request("GET", target, headers={"Authorization": _basic(endpoint)})
         resp = conn.getresponse()
         if resp.status != 200:
             raise LabError(f"GET disk of {vm}: HTTP {resp.status}")
@@ -180,8 +183,10 @@ def read_disk(endpoint: Endpoint, vm: str, name: str | None = None) -> Iterator[
         conn.close()
 
 
-def disk_sha256(endpoint: Endpoint, vm: str, name: str | None = None) -> str:
+def disk_sha256(
+    endpoint: Endpoint, vm: str, name: str | None = None, *, datacenter: str = DATACENTER, datastore: str = DATASTORE
+) -> str:
     digest = hashlib.sha256()
-    for block in read_disk(endpoint, vm, name):
+    for block in read_disk(endpoint, vm, name, datacenter=datacenter, datastore=datastore):
         digest.update(block)
     return digest.hexdigest()

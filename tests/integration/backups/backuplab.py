@@ -52,7 +52,9 @@ class BackupLab:
         return self.director.api(method, path, body)
 
     def job(self, name: str, vms: list[str], **spec: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self.api("PUT", f"/api/v1/tenants/{self.tenant}/backup-jobs/{name}", {"vms": vms, **spec})
+        result: dict[str, Any] = self.api(
+            "PUT", f"/api/v1/tenants/{self.tenant}/backup-jobs/{name}", {"vms": vms, **spec}
+        )
         return result
 
     def run(self, name: str, vms: list[str] | None = None, timeout: float = 300) -> dict[str, Any]:
@@ -81,8 +83,14 @@ class BackupLab:
         return (self.director.state / "repository-keys" / f"{tenant['id']}.key").read_text().strip()
 
 
-def start_lab(root: Path, site: Endpoint, tenant: str = "acme", *, seeds: dict[str, Any] | None = None,
-              staging_bytes: int | None = None) -> BackupLab:
+def start_lab(
+    root: Path,
+    site: Endpoint,
+    tenant: str = "acme",
+    *,
+    seeds: dict[str, Any] | None = None,
+    staging_bytes: int | None = None,
+) -> BackupLab:
     director = DirectorProc(root, seeds).start()
     transporter = TransporterProc(root, tenant)
     created = director.create_tenant(tenant)

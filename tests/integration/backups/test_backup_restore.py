@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from backuplab import BackupLab
 
 from tenantry.lab import client as site_vms
+from tenantry.lab.simulator import Endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +54,38 @@ def test_incremental_sends_only_changes_and_restore_is_identical(backup_lab: Bac
     restored = lab.restore(vm="acme-dc01", replace=True)
     assert restored["state"] == "succeeded", restored["message"]
     assert site_vms.disk_sha256(lab.site, "acme-dc01") == before
+
+
+def test_restore_into_production(backup_lab: BackupLab, vcenter: Endpoint, vsphere_connect: Any) -> None:
+    """Disaster recovery from backup: the MSP restores a tenant's VM into its production cluster."""
+    lab = backup_lab
+    lab.job("nightly", ["acme-app01"])
+    assert lab.run("nightly")["state"] == "succeeded"
+    source = site_vms.disk_sha256(lab.site, "acme-app01")
+    done = lab.restore(
+        vm="acme-app01",
+        destination="production",
+        name="acme-app01-dr",
+        datastore="prod-ds-01",
+        folder="production",
+        power_on=True,
+        vcenter={
+            "hostname": vcenter.hostname,
+            "port": vcenter.port,
+            "username": vcenter.username,
+            "password": vcenter.password,
+            "ca_file": str(vcenter.ca_file),
+        },
+    )
+    assert done["state"] == "succeeded", done["message"]
+    si = vsphere_connect(vcenter)
+    vm = si.RetrieveContent().searchIndex.FindByInventoryPath("provider/vm/production/acme-app01-dr")
+    assert vm is not None and vm.runtime.powerState == "poweredOn"
+    disks = [
+        d for d in vm.config.hardware.device if hasattr(d.backing, "fileName") and d.backing.fileName.endswith(".vmdk")
+    ]
+    assert [d.backing.fileName for d in disks] == ["[prod-ds-01] acme-app01-dr/acme-app01-dr.vmdk"]
+    assert vm.config.hardware.memoryMB == 512
+    restored = site_vms.disk_sha256(vcenter, "acme-app01-dr", datacenter="provider", datastore="prod-ds-01")
+    assert restored == source
+    assert "password" not in lab.director.log().lower().replace("password_file", "")

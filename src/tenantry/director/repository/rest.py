@@ -134,8 +134,8 @@ async def _handle(conn: h11.Connection, pipe: Pipe, session: RestSession, req: h
     method = req.method.decode("ascii", "replace")
     target = req.target.decode("ascii", "replace")
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in req.headers}
-    url = urllib.parse.urlsplit(target)
-    path = urllib.parse.unquote(url.path)
+    raw_path, _, query = target.partition("?")  # a request target is a path: "//host/..." is not a URL here
+    path = urllib.parse.unquote(raw_path)
     if "content-length" not in headers and "transfer-encoding" not in headers:
         await _body_done(conn, pipe)  # a request without a body: its end is already there
     parts = path.split("/")
@@ -143,7 +143,7 @@ async def _handle(conn: h11.Connection, pipe: Pipe, session: RestSession, req: h
         if not session.authorized(headers.get("authorization")):
             raise RepositoryError(401, "authentication required")
         if path == "/":
-            return await _root(conn, pipe, session, method, url.query)
+            return await _root(conn, pipe, session, method, query)
         if len(parts) == 2 and parts[1] == "config":
             return await _file(conn, pipe, session, method, "config", "config", headers)
         if len(parts) == 3 and parts[2] == "" and method == "GET":

@@ -247,7 +247,8 @@ class Jobs:
         """Remove backup snapshots a killed Transporter left on the VMs it backs up."""
         if self.config.backup.vsphere is None:
             return []
-        names = sorted({p.stem for p in self.state_root.glob("*/*.json")})
+        active = self.state_root / "active"
+        names = sorted({p.stem for p in self.state_root.glob("*/*.json")} | {p.name for p in active.glob("*")})
         removed: list[str] = []
         if not names:
             return removed
@@ -261,6 +262,7 @@ class Jobs:
                 for snap in await vs.call(vs.snapshots_named, vm, SNAPSHOT_PREFIX):
                     await vs.call(vs.remove_snapshot, snap)
                     removed.append(name)
+                (active / name).unlink(missing_ok=True)
         except (VSphereError, BackupError) as exc:
             log.warning("backup janitor: %s", exc)
         finally:

@@ -88,6 +88,8 @@ class Relay:
             await self._join(reader, writer, stream)
         except (ChannelClosed, StreamError, ConnectionError) as exc:
             log.debug("job %s: repository connection ended: %s", self.job_id, exc)
+        except asyncio.CancelledError:
+            pass  # the relay closed (job over); a connection handler's end is not an error
         finally:
             writer.close()
             if stream is not None:

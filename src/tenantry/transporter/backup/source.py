@@ -142,6 +142,8 @@ class SourceBackup:
         self.root = staging_root
         self.dir = staging_root / options.vm
         self.state_file = state_root / f"{options.vm}.json"
+        # Present while the VM may carry our snapshot: the janitor of a restarted Transporter reads it.
+        self.marker = state_root.parent / "active" / options.vm
         self.report = progress or (lambda _m: None)
         self.bytes_read = 0
         self.bytes_staged = 0
@@ -186,6 +188,8 @@ class SourceBackup:
         if self.opt.changed_blocks:
             await self.vs.call(self.vs.enable_change_tracking, vm)
         self.report({"phase": "snapshot", "message": f"snapshot of {self.opt.vm}"})
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.touch()
         snapshot = await self.vs.call(self.vs.create_snapshot, vm, SNAPSHOT_PREFIX + self.opt.job_id)
         try:
             return await self._backup(vm, snapshot, started)
@@ -197,6 +201,7 @@ class SourceBackup:
     async def _remove_snapshot(self, snapshot: Any) -> None:
         try:
             await self.vs.call(self.vs.remove_snapshot, snapshot)
+            self.marker.unlink(missing_ok=True)
             self.report({"phase": "cleanup", "message": "snapshot removed"})
         except VSphereError as exc:
             log.error("could not remove the backup snapshot of %s: %s", self.opt.vm, exc)
