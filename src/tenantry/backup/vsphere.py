@@ -144,7 +144,9 @@ class VSphere:
         pc = self.content.propertyCollector
         spec = v.PropertyCollector.FilterSpec(
             objectSet=[v.PropertyCollector.ObjectSpec(obj=task)],
-            propSet=[v.PropertyCollector.PropertySpec(type=v.Task, pathSet=["info.state", "info.error", "info.result"])],
+            propSet=[
+                v.PropertyCollector.PropertySpec(type=v.Task, pathSet=["info.state", "info.error", "info.result"])
+            ],
         )
         deadline = time.monotonic() + 3600
         delay = 0.02

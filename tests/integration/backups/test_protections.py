@@ -136,7 +136,8 @@ def test_a_compromised_site_can_add_but_not_remove(tmp_path: Path) -> None:
                 ("GET", "/tenant-b/config"),
                 ("POST", "/config"),
             ):
-                head_lines = [f"{method} {target} HTTP/1.1", "host: r", f"authorization: Basic {auth}", "content-length: 0"]
+                head_lines = [f"{method} {target} HTTP/1.1", "host: r", f"authorization: Basic {auth}"]
+                head_lines.append("content-length: 0")
                 writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode())
                 await writer.drain()
                 head = await reader.readuntil(b"\r\n\r\n")

@@ -199,7 +199,8 @@ class BackupStore:
             full = [p for p in present if p.startswith(snap.snapshot_id)]
             if len(full) != 1:
                 self.db.execute(
-                    "DELETE FROM backup_snapshots WHERE tenant_id = ? AND snapshot_id = ?", (tenant_id, snap.snapshot_id)
+                    "DELETE FROM backup_snapshots WHERE tenant_id = ? AND snapshot_id = ?",
+                    (tenant_id, snap.snapshot_id),
                 )
                 gone += 1
             elif full[0] != snap.snapshot_id:

@@ -212,7 +212,9 @@ class SourceBackup:
         datacenter = await self.vs.datacenter_name()
         last_snapshot, last_disks = self._load_state()
         parent = self.opt.parent
-        usable = bool(parent and last_snapshot and (parent.startswith(last_snapshot) or last_snapshot.startswith(parent)))
+        usable = bool(
+            parent and last_snapshot and (parent.startswith(last_snapshot) or last_snapshot.startswith(parent))
+        )
         if self.dir.exists():
             await asyncio.to_thread(shutil.rmtree, self.dir)
         (self.dir / "config").mkdir(parents=True)
