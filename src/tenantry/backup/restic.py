@@ -279,6 +279,14 @@ async def dump(repo: Repo, snapshot: str, path: str) -> AsyncIterator[asyncio.St
         raise ResticError("dump", code, "".join(err))
 
 
+async def restore(repo: Repo, snapshot: str, target: Path, includes: Sequence[str] = ()) -> None:
+    """``restic restore SNAPSHOT --target DIR [--include PATH ...]`` (parallel pack downloads)."""
+    args = ["restore", "--no-lock", snapshot, "--target", str(target)]
+    for path in includes:
+        args += ["--include", path]
+    await run(repo, args, what="restore")
+
+
 async def forget(
     repo: Repo,
     keep: dict[str, int],

@@ -112,6 +112,7 @@ class Director:
             settings=lambda: self.settings,
             events=self.event,
             tenant_name=lambda tid: row.name if (row := self.store.tenant(tid)) else tid,
+            staging=config.state_dir / "restore-staging",
         )
 
     # ------------------------------------------------------------------ start-up pieces

@@ -82,8 +82,10 @@ class Backups:
         settings: Callable[[], ExpertSettings],
         events: Events,
         tenant_name: Callable[[str], str],
+        staging: Path,
     ) -> None:
         self.repos = repositories
+        self.staging = staging
         self.store = BackupStore(repositories.store.db)
         self._channel_of = channel_of
         self._settings = settings
@@ -644,6 +646,7 @@ class Backups:
                         network_map=dict(spec.network_map),
                     ),
                     lambda m: progress.__setitem__(spec.vm, m),
+                    staging=self.staging,
                 )
         finally:
             await vs.close()

@@ -238,6 +238,7 @@ class Jobs:
                     network_map=dict(t.network_map),
                 ),
                 progress,
+                staging=self.staging,
             )
         finally:
             await vs.close()

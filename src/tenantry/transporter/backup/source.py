@@ -152,10 +152,14 @@ class SourceBackup:
         self.data_added = 0
         self._placeholders = 0
         self._staged_files = 0
-        self._pending_staged = 0
         self._last_report = 0.0
         self._total = 0
-        self._staged_now: list[Path] = []
+        self.shadow = staging_root / f".next-{options.vm}"
+        self._live: list[str] = []  # staged files in the directory restic reads
+        self._live_bytes = 0
+        self._next: list[str] = []  # staged while restic runs: moved in afterwards
+        self._next_bytes = 0
+        self._running: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ state
     def _load_state(self) -> tuple[str | None, dict[int, DiskState]]:
@@ -195,8 +199,13 @@ class SourceBackup:
             return await self._backup(vm, snapshot, started)
         finally:
             # Removed whatever happened, also when this task is being cancelled.
+            if self._running is not None:
+                self._running.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._running
             await asyncio.shield(self._remove_snapshot(snapshot))
-            await asyncio.shield(asyncio.to_thread(shutil.rmtree, self.dir, True))
+            for path in (self.dir, self.shadow):
+                await asyncio.shield(asyncio.to_thread(shutil.rmtree, path, True))
 
     async def _remove_snapshot(self, snapshot: Any) -> None:
         try:
@@ -215,24 +224,40 @@ class SourceBackup:
         usable = bool(
             parent and last_snapshot and (parent.startswith(last_snapshot) or last_snapshot.startswith(parent))
         )
-        if self.dir.exists():
-            await asyncio.to_thread(shutil.rmtree, self.dir)
+        for stale in (self.dir, self.shadow):
+            if stale.exists():
+                await asyncio.to_thread(shutil.rmtree, stale)
         (self.dir / "config").mkdir(parents=True)
         await self._config_files(manifest, datacenter)
         self._total = sum(d.capacity_bytes for d in manifest.disks)
-        new_disks: dict[int, DiskState] = {}
-        modes = set()
+        # 1. Plan: which segments of each disk changed since the parent (all of them without one).
+        plans: list[tuple[DiskInfo, str, list[int], DiskState, str]] = []
         for disk in manifest.disks:
             previous = last_disks.get(disk.key) if usable else None
             if previous is not None and previous.size != disk.capacity_bytes:
                 previous = None
-            state, mode = await self._disk(vm, snapshot, disk, previous, datacenter)
-            new_disks[disk.key] = state
-            modes.add(mode)
+            data_file = await self._data_file(disk, datacenter)
+            changed, state, mode = await self._plan(vm, snapshot, disk, previous, data_file, datacenter)
+            plans.append((disk, data_file, changed, state, mode))
+        # 2. Every unchanged segment becomes a placeholder before restic first runs, so each run's
+        #    parent (the previous backup, then this job's previous partial) holds every placeholder.
+        for disk, _f, changed, state, _m in plans:
+            wanted = set(changed)
+            base = self.dir / disk_dir(disk.key)
+            for i in range(segment_count(disk.capacity_bytes)):
+                if i not in wanted:
+                    self._placeholder(base / segment_name(i), self._seg_size(disk, i), state.mtimes[i])
+        # 3. Stage the changed segments; restic runs whenever the staging budget is full, in the
+        #    background while the next batch is read into the shadow directory.
+        for disk, data_file, changed, state, _m in plans:
+            await self._read_segments(disk, data_file, datacenter, changed, state)
+        modes = {m for *_x, m in plans}
         manifest.mode = "changed-blocks" if modes == {"changed-blocks"} else "incremental" if usable else "full"
+        await self._settle()
         (self.dir / MANIFEST).write_text(manifest.model_dump_json(indent=1))
         summary = await self._restic(final=True)
         snapshot_id = str(summary["snapshot_id"])
+        new_disks = {disk.key: state for disk, _f, _c, state, _m in plans}
         self._save_state(snapshot_id, new_disks)
         segments = sum(len(s.mtimes) for s in new_disks.values())
         return Result(
@@ -271,30 +296,50 @@ class SourceBackup:
             (self.dir / "config" / name).write_bytes(data)
 
     # ------------------------------------------------------------------ disks
-    async def _disk(
-        self, vm: Any, snapshot: Any, disk: DiskInfo, previous: DiskState | None, datacenter: str
-    ) -> tuple[DiskState, str]:
+    async def _plan(
+        self, vm: Any, snapshot: Any, disk: DiskInfo, previous: DiskState | None, data_file: str, datacenter: str
+    ) -> tuple[list[int], DiskState, str]:
+        """The segments to stage, the disk's new state (their mtimes and hashes), how it was decided."""
         count = segment_count(disk.capacity_bytes)
-        base = self.dir / disk_dir(disk.key)
-        for d in range(0, count, 256):
-            (base / segment_name(d).split("/")[0]).mkdir(parents=True, exist_ok=True)
-        data_file = await self._data_file(disk, datacenter)
         stamp = time.time_ns()
-        mtimes = list(previous.mtimes) if previous else [stamp] * count
-        hashes = list(previous.hashes) if previous else [""] * count
-        if previous is not None and self.opt.changed_blocks and disk.change_id and previous.change_id:
+        if previous is None:
+            state = DiskState(disk.capacity_bytes, disk.change_id, [stamp] * count, [""] * count)
+            return list(range(count)), state, "full"
+        state = DiskState(disk.capacity_bytes, disk.change_id, list(previous.mtimes), list(previous.hashes))
+        if self.opt.changed_blocks and disk.change_id and previous.change_id:
             areas = await self.vs.call(self.vs.changed_areas, vm, snapshot, disk, previous.change_id)
             changed = sorted(
-                {i for start, length in areas for i in range(start // SEGMENT, (start + length - 1) // SEGMENT + 1)}
+                {
+                    i
+                    for start, length in areas
+                    if length > 0
+                    for i in range(start // SEGMENT, (start + length - 1) // SEGMENT + 1)
+                }
             )
-            changed = [i for i in changed if i < count]
-            await self._read_segments(disk, base, data_file, datacenter, changed, mtimes, hashes, stamp)
-            self._placeholder_rest(disk, base, set(changed), mtimes, count)
-            mode = "changed-blocks"
-        else:
-            await self._read_all(disk, base, data_file, datacenter, previous, mtimes, hashes, stamp)
-            mode = "full" if previous is None else "incremental"
-        return DiskState(disk.capacity_bytes, disk.change_id, mtimes, hashes), mode
+            return [i for i in changed if i < count], state, "changed-blocks"
+        # No changed-block tracking: read the whole disk once and compare each segment's hash.
+        changed = []
+        index = 0
+        buf = bytearray()
+
+        async def compare(data: bytes) -> None:
+            nonlocal index
+            digest = (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()[:32]
+            if digest != previous.hashes[index]:
+                changed.append(index)
+            index += 1
+
+        async for chunk in self.vs.read_file(data_file, datacenter):
+            self.bytes_read += len(chunk)
+            buf += chunk
+            while len(buf) >= SEGMENT and index < count:
+                await compare(bytes(buf[:SEGMENT]))
+                del buf[:SEGMENT]
+            self._progress("compare")
+        if buf and index < count:
+            await compare(bytes(buf))
+        changed.extend(range(index, count))  # short thin file: the rest reads as zeros, stage it
+        return changed, state, "incremental"
 
     async def _data_file(self, disk: DiskInfo, datacenter: str) -> str:
         """The file holding the disk's bytes: ``<name>-flat.vmdk`` beside a descriptor, else the file itself."""
@@ -307,6 +352,8 @@ class SourceBackup:
         return min(SEGMENT, disk.capacity_bytes - index * SEGMENT)
 
     def _placeholder(self, path: Path, size: int, mtime: int) -> None:
+        """A sparse file with the size and mtime restic saw last time: restic reuses it, unread."""
+        path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -317,13 +364,54 @@ class SourceBackup:
         os.utime(path, ns=(mtime, mtime))
         self._placeholders += 1
 
-    def _placeholder_rest(self, disk: DiskInfo, base: Path, changed: set[int], mtimes: list[int], count: int) -> None:
-        for i in range(count):
-            if i not in changed:
-                self._placeholder(base / segment_name(i), self._seg_size(disk, i), mtimes[i])
+    async def _read_segments(
+        self, disk: DiskInfo, data_file: str, datacenter: str, changed: list[int], state: DiskState
+    ) -> None:
+        runs: list[list[int]] = []
+        for i in changed:
+            if runs and runs[-1][-1] == i - 1:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        stamp = time.time_ns()
+        rel = disk_dir(disk.key)
 
-    async def _stage(self, path: Path, data: bytes, mtime: int) -> None:
+        async def stage(i: int, data: bytes) -> None:
+            state.mtimes[i] = stamp
+            state.hashes[i] = (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()[:32]
+            await self._stage(f"{rel}/{segment_name(i)}", data, stamp)
+
+        for run in runs:
+            start = run[0] * SEGMENT
+            length = sum(self._seg_size(disk, i) for i in run)
+            buf = bytearray()
+            pos = 0
+            async for chunk in self.vs.read_file(data_file, datacenter, start, length):
+                self.bytes_read += len(chunk)
+                buf += chunk
+                while pos < len(run) and len(buf) >= self._seg_size(disk, run[pos]):
+                    size = self._seg_size(disk, run[pos])
+                    data = bytes(buf[:size])
+                    del buf[:size]
+                    await stage(run[pos], data)
+                    pos += 1
+                self._progress("read")
+            while pos < len(run):  # past the end of a thin file: zeros
+                await stage(run[pos], bytes(self._seg_size(disk, run[pos])))
+                pos += 1
+
+    # ------------------------------------------------------------------ staging, pipelined with restic
+    async def _stage(self, rel: str, data: bytes, mtime: int) -> None:
+        budget = self.opt.staging_bytes
+        if self._running is not None and self._next_bytes + len(data) > budget:
+            await self._settle()  # both halves full: wait for restic
+        if self._running is None and self._live and self._live_bytes + len(data) > budget:
+            self._running = asyncio.ensure_future(self._partial())
+        into_shadow = self._running is not None
+        path = (self.shadow if into_shadow else self.dir) / rel
+
         def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -337,93 +425,33 @@ class SourceBackup:
 
         await asyncio.to_thread(write)
         self.bytes_staged += len(data)
-        self._pending_staged += len(data)
         self._staged_files += 1
-        self._staged_now.append(path)
-        if self._pending_staged >= self.opt.staging_bytes:
-            await self._restic(final=False)
+        if into_shadow:
+            self._next.append(rel)
+            self._next_bytes += len(data)
+        else:
+            self._live.append(rel)
+            self._live_bytes += len(data)
 
-    async def _read_all(
-        self,
-        disk: DiskInfo,
-        base: Path,
-        data_file: str,
-        datacenter: str,
-        previous: DiskState | None,
-        mtimes: list[int],
-        hashes: list[str],
-        stamp: int,
-    ) -> None:
-        count = segment_count(disk.capacity_bytes)
-        buf = bytearray()
-        index = 0
+    async def _partial(self) -> None:
+        await self._restic(final=False)
 
-        async def segment(data: bytes) -> None:
-            nonlocal index
-            digest = hashlib.sha256(data).hexdigest()[:32]
-            path = base / segment_name(index)
-            if previous is not None and hashes[index] == digest:
-                self._placeholder(path, len(data), mtimes[index])
-            else:
-                mtimes[index] = stamp
-                hashes[index] = digest
-                await self._stage(path, data, stamp)
-            index += 1
-
-        async for chunk in self.vs.read_file(data_file, datacenter):
-            self.bytes_read += len(chunk)
-            buf += chunk
-            while len(buf) >= SEGMENT and index < count:
-                await segment(bytes(buf[:SEGMENT]))
-                del buf[:SEGMENT]
-            self._progress("read")
-        if buf and index < count:
-            await segment(bytes(buf))
-        while index < count:  # a thin disk shorter than its capacity reads as zeros
-            await segment(bytes(self._seg_size(disk, index)))
-
-    async def _read_segments(
-        self,
-        disk: DiskInfo,
-        base: Path,
-        data_file: str,
-        datacenter: str,
-        changed: list[int],
-        mtimes: list[int],
-        hashes: list[str],
-        stamp: int,
-    ) -> None:
-        runs: list[list[int]] = []
-        for i in changed:
-            if runs and runs[-1][-1] == i - 1:
-                runs[-1].append(i)
-            else:
-                runs.append([i])
-        for run in runs:
-            start = run[0] * SEGMENT
-            length = sum(self._seg_size(disk, i) for i in run)
-            buf = bytearray()
-            pos = 0
-            async for chunk in self.vs.read_file(data_file, datacenter, start, length):
-                self.bytes_read += len(chunk)
-                buf += chunk
-                while pos < len(run) and len(buf) >= self._seg_size(disk, run[pos]):
-                    i = run[pos]
-                    size = self._seg_size(disk, i)
-                    data = bytes(buf[:size])
-                    del buf[:size]
-                    mtimes[i] = stamp
-                    hashes[i] = hashlib.sha256(data).hexdigest()[:32]
-                    await self._stage(base / segment_name(i), data, stamp)
-                    pos += 1
-                self._progress("read")
-            while pos < len(run):  # past the end of a thin file: zeros
-                i = run[pos]
-                data = bytes(self._seg_size(disk, i))
-                mtimes[i] = stamp
-                hashes[i] = hashlib.sha256(data).hexdigest()[:32]
-                await self._stage(base / segment_name(i), data, stamp)
-                pos += 1
+    async def _settle(self) -> None:
+        """Wait for the running restic; its files become placeholders; the shadow moves in."""
+        if self._running is None:
+            return
+        running, self._running = self._running, None
+        await running  # its failure is the job's failure
+        for rel in self._live:
+            path = self.dir / rel
+            st = path.stat()
+            self._placeholder(path, st.st_size, st.st_mtime_ns)
+        for rel in self._next:
+            target = self.dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.shadow / rel, target)
+        self._live, self._live_bytes = self._next, self._next_bytes
+        self._next, self._next_bytes = [], 0
 
     def _progress(self, phase: str) -> None:
         now = time.monotonic()
@@ -461,7 +489,7 @@ class SourceBackup:
             "%s: restic run %d: %d staged, %d placeholders, %s new, %s changed, %d unmodified",
             self.opt.vm,
             self.runs,
-            len(self._staged_now),
+            len(self._live),
             placeholders,
             summary.get("files_new"),
             summary.get("files_changed"),
@@ -469,10 +497,4 @@ class SourceBackup:
         )
         if not final:
             self.partials.append(str(summary["snapshot_id"]))
-            # What restic has now becomes a placeholder for the next run.
-            for path in self._staged_now:
-                st = path.stat()
-                self._placeholder(path, st.st_size, st.st_mtime_ns)
-            self._staged_now.clear()
-            self._pending_staged = 0
         return summary
