@@ -3,10 +3,10 @@
 Used by the Transporter (back to the client site: restic reads the tenant's repository at the
 MSP through the uplink) and by the Director (into the MSP's production cluster, disaster
 recovery from backup: restic reads the repository directly).  Either way restic first restores
-the manifest and the configuration files, then each disk's segments one directory (1 GiB) at a
-time into a staging directory, with its parallel pack downloads (``restic dump`` fetches one
+the manifest and the configuration files, then each disk's segments 64 at a time (256 MiB)
+into a staging directory, with its parallel pack downloads (``restic dump`` fetches one
 blob after another: a round trip each, four times slower through the uplink); the segments are
-uploaded in order as the disk's flat file while restic restores the next directory.
+uploaded in order as the disk's flat file while restic restores the next batch.
 
 Registration uploads the ``.vmx`` (names rewritten for the new VM) and calls ``RegisterVM``;
 then the VM's hardware is reconciled with the manifest (disks attached to the uploaded files,
@@ -120,9 +120,9 @@ async def restore_vm(
 ) -> Restored:
     """Restore the VM backed up in ``snapshot`` (its directory ``vm_dir`` there) to ``vs``.
 
-    restic restores one segment directory (1 GiB) at a time into ``staging`` (parallel pack
-    downloads) while the previous one is uploaded to the datastore and deleted: staging holds at
-    most two directories, whatever the size of the VM.
+    restic restores 64 segments (256 MiB) at a time into ``staging`` (parallel pack downloads)
+    while the previous batch is uploaded to the datastore and deleted: staging holds at most two
+    batches, whatever the size of the VM.
     """
     started = time.monotonic()
     report = progress or (lambda _m: None)
@@ -191,30 +191,28 @@ async def restore_vm(
 
 
 async def _segments(
-    repo: restic.Repo, snapshot: str, snap_dir: str, local: Path, stage: Path, disk: DiskInfo
+    repo: restic.Repo, snapshot: str, snap_dir: str, local: Path, stage: Path, disk: DiskInfo, batch: int = 64
 ) -> AsyncIterator[bytes]:
-    """A disk's bytes: each segment directory restored by restic (the next one while this one is read)."""
+    """A disk's bytes, restored by restic ``batch`` segments at a time (the next batch while this one is read)."""
     count = segment_count(disk.capacity_bytes)
-    dirs = sorted({segment_name(i).split("/")[0] for i in range(count)})
+    batches = [list(range(i, min(i + batch, count))) for i in range(0, count, batch)]
 
-    def fetch(d: str) -> asyncio.Task[None]:
-        return asyncio.ensure_future(restic.restore(repo, snapshot, stage, [f"{snap_dir}/{d}"]))
+    def fetch(indices: list[int]) -> asyncio.Task[None]:
+        includes = [f"{snap_dir}/{segment_name(i)}" for i in indices]
+        return asyncio.ensure_future(restic.restore(repo, snapshot, stage, includes))
 
-    pending = fetch(dirs[0]) if dirs else None
+    pending = fetch(batches[0]) if batches else None
     try:
-        for n, d in enumerate(dirs):
+        for n, indices in enumerate(batches):
             assert pending is not None
             await pending
-            pending = fetch(dirs[n + 1]) if n + 1 < len(dirs) else None
-            for i in range(count):
-                rel = segment_name(i)
-                if not rel.startswith(d + "/"):
-                    continue
-                path = local / rel
+            pending = fetch(batches[n + 1]) if n + 1 < len(batches) else None
+            for i in indices:
+                path = local / segment_name(i)
                 size = min(SEGMENT, disk.capacity_bytes - i * SEGMENT)
                 data = await asyncio.to_thread(_read_file, path, size)
+                path.unlink()
                 yield data
-            await asyncio.to_thread(shutil.rmtree, local / d, True)
     finally:
         if pending is not None:
             pending.cancel()
