@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/vmware/govmomi/simulator"
@@ -45,6 +46,8 @@ type config struct {
 	hosts     int
 
 	datastoreDir string
+	clientVMs    string
+	diskMiB      int
 	vms       int
 
 	watchStdin bool
@@ -66,6 +69,8 @@ func main() {
 	flag.StringVar(&cfg.nfsRoot, "nfs-root", "", "directory for NAS datastores whose localPath is relative (default: a temporary directory)")
 	flag.IntVar(&cfg.hosts, "hosts", 3, "vcenter mode: number of hosts in cluster 'production' (client: 'site-cluster')")
 	flag.StringVar(&cfg.datastoreDir, "datastore-dir", "", "client mode: directory of datastore site-ds-01 (default: a temporary directory)")
+	flag.StringVar(&cfg.clientVMs, "client-vms", "", "client mode: comma-separated VMs to create, each with one disk full of bytes")
+	flag.IntVar(&cfg.diskMiB, "disk-mib", 256, "client mode: size of each -client-vms disk, MiB")
 	flag.IntVar(&cfg.vms, "vms", 0, "number of powered-on VMs to create (vcenter: in folder 'production')")
 	flag.BoolVar(&cfg.watchStdin, "watch-stdin", false, "exit when stdin reaches end of file (the parent died)")
 	flag.Parse()
@@ -151,7 +156,8 @@ func run(cfg config) error {
 		}
 		build := func() error { return buildProvider(ctx, client, lab, cfg.hosts, cfg.vms) }
 		if cfg.mode == "client" {
-			build = func() error { return buildClientSite(ctx, client, lab, cfg.hosts, cfg.datastoreDir) }
+			vms := strings.FieldsFunc(cfg.clientVMs, func(r rune) bool { return r == ',' })
+			build = func() error { return buildClientSite(ctx, client, lab, cfg.hosts, cfg.datastoreDir, vms, cfg.diskMiB) }
 		}
 		if err := build(); err != nil {
 			return fmt.Errorf("building the %s inventory: %w", cfg.mode, err)

@@ -142,6 +142,8 @@ class Simulator:
         hosts: int | None = None,
         vms: int | None = None,
         datastore_dir: Path | None = None,
+        client_vms: list[str] | None = None,
+        disk_mib: int | None = None,
         username: str = DEFAULT_USERNAME,
         timeout: float = 30.0,
         detach: bool = False,
@@ -189,6 +191,10 @@ class Simulator:
             argv.append(f"-vms={vms}")
         if datastore_dir is not None:
             argv.append(f"-datastore-dir={datastore_dir}")
+        if client_vms:
+            argv.append(f"-client-vms={','.join(client_vms)}")
+        if disk_mib is not None:
+            argv.append(f"-disk-mib={disk_mib}")
         if not detach:
             argv.append("-watch-stdin")
 

@@ -9,7 +9,6 @@ import pytest
 from backuplab import BackupLab, start_lab
 
 from tenantry.lab import Simulator
-from tenantry.lab import client as site_vms
 from tenantry.lab.simulator import Endpoint
 
 VMS = ["acme-dc01", "acme-app01"]
@@ -19,9 +18,7 @@ VMS = ["acme-dc01", "acme-app01"]
 def client_site(lab_binary: Path, tmp_path: Path) -> Iterator[Endpoint]:
     """The tenant's own vCenter (client mode): datacenter ``site``, datastore ``site-ds-01``, two VMs of 64 MiB."""
     with Simulator(lab_binary) as sim:
-        endpoint = sim.start("client", tmp_path / "site-lab", "client", hosts=1)
-        site_vms.seed(endpoint, VMS, disk_mib=64)
-        yield endpoint
+        yield sim.start("client", tmp_path / "site-lab", "client", hosts=1, client_vms=VMS, disk_mib=64)
 
 
 @pytest.fixture
