@@ -50,6 +50,10 @@ class BackupJob(_Msg):
     parent: SnapshotId | None = None
     changed_blocks: bool = False
     tags: list[Tag] = Field(default_factory=list, max_length=16)
+    # A repository at the site: its owner applies retention there (restic --keep-<what> N).
+    retention: dict[Annotated[str, StringConstraints(pattern=r"^(last|hourly|daily|weekly|monthly|yearly)$")], int] = (
+        Field(default_factory=dict, max_length=6)
+    )
 
 
 class RestoreTargetSpec(_Msg):

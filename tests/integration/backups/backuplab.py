@@ -18,7 +18,9 @@ from integration.services.services_harness import DirectorProc, TransporterProc,
 from tenantry.lab.simulator import Endpoint
 
 
-def transporter_config(site: Endpoint, root: Path, *, staging_bytes: int | None = None) -> str:
+def transporter_config(
+    site: Endpoint, root: Path, *, staging_bytes: int | None = None, site_repository: Path | None = None
+) -> str:
     password = root / "vcenter.password"
     password.write_text(site.password)
     password.chmod(0o600)
@@ -28,6 +30,8 @@ def transporter_config(site: Endpoint, root: Path, *, staging_bytes: int | None 
     ]
     if staging_bytes is not None:
         lines.append(f"staging_bytes = {staging_bytes}")
+    if site_repository is not None:
+        lines.append(f"site_repository = {str(site_repository)!r}")
     lines += [
         "[backup.vsphere]",
         f"hostname = {site.hostname!r}",
@@ -90,13 +94,16 @@ def start_lab(
     *,
     seeds: dict[str, Any] | None = None,
     staging_bytes: int | None = None,
+    site_repository: Path | None = None,
 ) -> BackupLab:
     director = DirectorProc(root, seeds).start()
     transporter = TransporterProc(root, tenant)
     created = director.create_tenant(tenant)
     result = transporter.enroll(director, created["credentials"]["enrollment_key"])
     assert result.returncode == 0, result.stderr
-    transporter.start(config=transporter_config(site, root, staging_bytes=staging_bytes))
+    transporter.start(
+        config=transporter_config(site, root, staging_bytes=staging_bytes, site_repository=site_repository)
+    )
     wait_for(lambda: director.online(tenant), 30, f"{tenant} online")
     return BackupLab(root, director, transporter, site, tenant)
 

@@ -218,3 +218,33 @@ def test_changed_block_tracking_reads_only_changes(backup_lab: BackupLab) -> Non
     done = lab.restore(vm="acme-app01", name="acme-app01-copy")
     assert done["state"] == "succeeded", done["message"]
     assert site_vms.disk_sha256(lab.site, "acme-app01-copy", "acme-app01-copy/acme-app01-copy-flat.vmdk") == before
+
+
+def test_a_tenant_with_its_own_repository(tmp_path: Path, make_lab: Callable[..., BackupLab]) -> None:
+    """A remote tenant with its own standalone instance: backups stay at its site; the Director sees their status
+    and the repository usage."""
+    own = tmp_path / "site-repository"
+    lab = make_lab(site_repository=own)
+    lab.api("PUT", f"/api/v1/tenants/{lab.tenant}/backup-repository", {"location": "site"})
+    lab.job("nightly", ["acme-dc01"], retention={"keep_last": 1})
+    first = lab.run("nightly")
+    assert first["state"] == "succeeded", first["message"]
+    assert (own / "config").exists()
+    assert not (lab.director.state / "repositories").exists() or not any(
+        (lab.director.state / "repositories").iterdir()
+    )
+    assert not (lab.director.state / "repository-keys").exists(), "the Director never holds this tenant's key"
+    repo = lab.api("GET", f"/api/v1/tenants/{lab.tenant}/backup-repository")
+    assert repo["location"] == "site" and repo["used_bytes"] > 0 and repo["path"] is None
+    backups = lab.api("GET", f"/api/v1/tenants/{lab.tenant}/backups")
+    assert [b["location"] for b in backups] == ["site"] and backups[0]["uplink_bytes"] is None
+    overview = lab.api("GET", "/api/v1/backups/overview")
+    assert overview[0]["location"] == "site" and overview[0]["last_run"]["state"] == "succeeded"
+    second = lab.run("nightly")
+    assert second["state"] == "succeeded", second["message"]
+    backups = lab.api("GET", f"/api/v1/tenants/{lab.tenant}/backups")
+    assert len(backups) == 1 and backups[0]["id"].startswith(second["detail"]["vms"]["acme-dc01"]["snapshot_id"])
+    before = site_vms.disk_sha256(lab.site, "acme-dc01")
+    done = lab.restore(vm="acme-dc01", name="acme-dc01-copy")
+    assert done["state"] == "succeeded", done["message"]
+    assert site_vms.disk_sha256(lab.site, "acme-dc01-copy", "acme-dc01-copy/acme-dc01-copy-flat.vmdk") == before

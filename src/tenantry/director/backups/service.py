@@ -285,6 +285,7 @@ class Backups:
             parent=parent.snapshot_id if parent else None,
             changed_blocks=spec.changed_blocks,
             tags=[f"job={run.job_name}", f"run={run.id}"],
+            retention=spec.retention.flags() if location == "site" else {},
         )
         body = req.model_dump(mode="json")
         if location == "msp":
@@ -313,6 +314,10 @@ class Backups:
             )
         )
         partials = [str(p) for p in data.get("partial_snapshots") or [] if isinstance(p, str)]
+        site = data.get("site_snapshots")
+        if location == "site" and isinstance(site, list):
+            # The site applied its retention: the Director's record follows what its repository holds.
+            self.store.keep_only(tenant_id, "site", {str(s) for s in site if isinstance(s, str)}, vm=vm)
         out = {
             "ok": True,
             "snapshot_id": snapshot_id,

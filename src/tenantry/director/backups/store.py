@@ -191,11 +191,11 @@ class BackupStore:
         found = self.snapshots(tenant_id, vm, location)
         return found[0] if found else None
 
-    def keep_only(self, tenant_id: str, location: str, present: set[str]) -> int:
+    def keep_only(self, tenant_id: str, location: str, present: set[str], vm: str | None = None) -> int:
         """Match the rows with the repository's (full) snapshot ids: drop what retention removed, and
         complete the short ids a backup reported."""
         gone = 0
-        for snap in self.snapshots(tenant_id, location=location):
+        for snap in self.snapshots(tenant_id, vm=vm, location=location):
             full = [p for p in present if p.startswith(snap.snapshot_id)]
             if len(full) != 1:
                 self.db.execute(

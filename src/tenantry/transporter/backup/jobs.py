@@ -211,6 +211,15 @@ class Jobs:
             await vs.close()
         result = dict(done.__dict__)
         if req.repository.location == "site":
+            # This site's own repository: its partial snapshots and its retention are handled here.
+            await restic.forget_ids(repo, done.partial_snapshots)
+            if req.retention:
+                groups = await restic.forget(repo, req.retention, hosts=[req.vm], tags=["tenantry"])
+                if any(g.get("remove") for g in groups):
+                    await restic.prune(repo)
+            result["partial_snapshots"] = []
+            found = await restic.snapshots(repo, hosts=[req.vm], tags=["tenantry"])
+            result["site_snapshots"] = [str(s["id"]) for s in found]
             result["repository_usage"] = await asyncio.to_thread(_du, Path(repo.location))
         return result
 
