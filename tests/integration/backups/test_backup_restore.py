@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,3 +91,52 @@ def test_restore_into_production(backup_lab: BackupLab, vcenter: Endpoint, vsphe
     restored = site_vms.disk_sha256(vcenter, "acme-app01-dr", datacenter="provider", datastore="prod-ds-01")
     assert restored == source
     assert "password" not in lab.director.log().lower().replace("password_file", "")
+
+
+def test_single_file_from_a_partitioned_ext4_disk(backup_lab: BackupLab, tmp_path: Path) -> None:
+    """A file out of a backup where the disk's format allows it (an MBR partition holding ext4)."""
+    import struct
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    root = tmp_path / "fsroot"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "hostname").write_text("acme-files\n")
+    payload = os.urandom(3_000_000)
+    (root / "srv").mkdir()
+    (root / "srv" / "data.bin").write_bytes(payload)
+    fs = tmp_path / "fs.img"
+    with fs.open("wb") as f:
+        f.truncate(48 * MIB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(root), str(fs)], check=True)
+    mbr = bytearray(MIB)
+    mbr[510:512] = b"\x55\xaa"
+    struct.pack_into("<BBBBBBBBII", mbr, 446, 0, 0, 0, 0, 0x83, 0, 0, 0, 2048, 48 * MIB // 512)
+    disk = bytes(mbr) + fs.read_bytes()
+    disk += bytes(64 * MIB - len(disk))
+    site_vms.seed(backup_lab.site, ["acme-files"], disk_mib=64)
+    site_vms.fill(backup_lab.site, "acme-files/acme-files-flat.vmdk", iter([disk]), len(disk))
+    backup_lab.job("files", ["acme-files", "acme-dc01"])
+    run = backup_lab.run("files")
+    assert run["state"] == "succeeded", run["message"]
+    snap = run["detail"]["vms"]["acme-files"]["snapshot_id"]
+    d = backup_lab.director
+
+    def get(snapshot: str, path: str) -> tuple[int, bytes]:
+        query = urllib.parse.urlencode({"path": path})
+        req = urllib.request.Request(f"{d.url}/api/v1/tenants/acme/backups/{snapshot}/file?{query}")
+        req.add_header("Authorization", f"Bearer {d.token}")
+        try:
+            with urllib.request.urlopen(req, context=d.ctx, timeout=120) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    assert get(snap, "/etc/hostname") == (200, b"acme-files\n")
+    assert get(snap, "/srv/data.bin") == (200, payload)
+    status, body = get(snap, "/etc/missing")
+    assert status == 422 and b"not found" in body
+    other = run["detail"]["vms"]["acme-dc01"]["snapshot_id"]
+    status, body = get(other, "/etc/hostname")
+    assert status == 422 and b"no ext2/3/4 filesystem" in body

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from tenantry.director.api.deps import Admin, DirectorDep
 from tenantry.director.backups.models import (
@@ -219,6 +221,30 @@ async def list_backups(
         )
         for s in director.backups.store.snapshots(row.id, vm)
     ]
+
+
+@router.get("/tenants/{name}/backups/{snapshot}/file", response_class=FileResponse)
+async def backup_file(
+    _: Admin,
+    director: DirectorDep,
+    name: str,
+    snapshot: Annotated[str, Path(pattern=r"^[0-9a-f]{8,64}$")],
+    path: Annotated[str, Query(min_length=1, max_length=4096, description="absolute path in the disk's filesystem")],
+    disk: Annotated[int | None, Query(description="the disk's device key (default: the first disk)")] = None,
+    partition: Annotated[
+        int | None, Query(ge=0, le=128, description="partition number (default: the only one)")
+    ] = None,
+) -> FileResponse:
+    """One file out of a backed-up disk where its format allows (ext2/3/4, raw or partitioned)."""
+    row = director.tenant_or_404(name)
+    out = await director.backups.extract_file(row.id, snapshot, path, disk, partition)
+    director.event("file_restored", f"{path} read from backup {snapshot[:8]}", row.id, path=path)
+    return FileResponse(
+        out,
+        media_type="application/octet-stream",
+        filename=path.rstrip("/").rsplit("/", 1)[-1] or "file",
+        background=BackgroundTask(out.unlink, missing_ok=True),
+    )
 
 
 @router.post("/tenants/{name}/restores", status_code=202)

@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from typing import Any, Protocol
 
 import h2.errors
 
+from tenantry.backup import files, restic
+from tenantry.backup.layout import MANIFEST, VmManifest
 from tenantry.backup.restore import Target, restore_vm
 from tenantry.backup.vsphere import Endpoint, VSphere
 from tenantry.director.backups.models import JobSpec, RepositorySpec, RestoreSpec, Retention
@@ -662,6 +665,37 @@ class Backups:
             "bytes_written": done.bytes_written,
             "seconds": round(done.seconds, 3),
         }
+
+    # ------------------------------------------------------------------ single files
+    async def extract_file(
+        self, tenant_id: str, snapshot: str, path: str, disk_key: int | None, partition: int | None
+    ) -> Path:
+        """One file out of a backed-up disk (ext filesystems), into a temporary file the caller removes."""
+        if self._location(tenant_id) != "msp":
+            raise DirectorError(409, "the backups of this tenant are at its own site, not at the MSP")
+        found = [s for s in self.store.snapshots(tenant_id, location="msp") if s.snapshot_id.startswith(snapshot)]
+        if len(found) != 1:
+            raise DirectorError(404, f"no single backup {snapshot!r}")
+        snap = found[0]
+        repo = self.repos.restic_repo(tenant_id)
+        work = self.staging / f"file-{secrets.token_hex(6)}"
+        work.mkdir(parents=True, mode=0o700)
+        try:
+            async with self.repos.gate(tenant_id).shared():
+                await restic.restore(repo, snap.snapshot_id, work, [f"{snap.path}/{MANIFEST}"])
+                manifest = VmManifest.model_validate_json((work / snap.path.strip("/") / MANIFEST).read_bytes())
+                disks = [d for d in manifest.disks if disk_key is None or d.key == disk_key]
+                if not disks:
+                    raise DirectorError(404, f"the backup has no disk {disk_key}")
+                image = await files.disk_image(repo, snap.snapshot_id, snap.path, disks[0], work)
+            out = self.staging / f"file-{secrets.token_hex(6)}.out"
+            try:
+                await files.extract(image, path, partition, out)
+            except files.FileRestoreError as exc:
+                raise DirectorError(422, str(exc)) from None
+            return out
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
 
     # ------------------------------------------------------------------ schedules
     async def _tick(self) -> None:
