@@ -216,22 +216,33 @@ async def _file(
         if length is not None and not length.isdigit():
             raise RepositoryError(400, "bad Content-Length")
         upload = repo.begin_upload(kind, name, int(length) if length else None)
+        writing: asyncio.Future[None] | None = None
         try:
+            # Hashing and writing happen in a worker thread, one chunk behind the network: a slow
+            # disk stalls this upload only, never the event loop (every tenant's uplink).
             while True:
                 event = await _next(conn, pipe)
                 if isinstance(event, h11.Data):
                     session.bytes_in += len(event.data)
-                    upload.write(event.data)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(asyncio.to_thread(upload.write, bytes(event.data)))
                 elif isinstance(event, h11.EndOfMessage):
                     break
                 else:
                     raise RepositoryError(400, "request body ended early")
+            if writing is not None:
+                await writing
+                writing = None
             await asyncio.to_thread(upload.sync)
-            if upload.commit():
+            if await asyncio.to_thread(upload.commit):
                 session.files_written += 1
                 if kind == "locks":
                     session.locks.append(name)
         finally:
+            if writing is not None:
+                with contextlib.suppress(BaseException):
+                    await writing
             upload.abort()
         await _send(conn, pipe, _Reply(200))
         return True
@@ -276,14 +287,24 @@ async def _read(
             out.append(("content-range", f"bytes {start}-{end - 1}/{size}"))
         await pipe.write(conn.send(h11.Response(status_code=status, headers=out)))
         if not head:
+            # Read one chunk ahead in a worker thread while the previous one is sent.
             offset = start
-            while offset < end:
-                chunk = os.pread(fd, min(_READ_CHUNK, end - offset), offset)
-                if not chunk:
-                    raise RepositoryError(500, "file shrank while being read")
-                offset += len(chunk)
-                session.bytes_out += len(chunk)
-                await pipe.write(conn.send(h11.Data(data=chunk)))
+            ahead = asyncio.ensure_future(asyncio.to_thread(os.pread, fd, min(_READ_CHUNK, end - offset), offset))
+            try:
+                while offset < end:
+                    chunk = await ahead
+                    if not chunk:
+                        raise RepositoryError(500, "file shrank while being read")
+                    offset += len(chunk)
+                    if offset < end:
+                        size = min(_READ_CHUNK, end - offset)
+                        ahead = asyncio.ensure_future(asyncio.to_thread(os.pread, fd, size, offset))
+                    session.bytes_out += len(chunk)
+                    await pipe.write(conn.send(h11.Data(data=chunk)))
+            finally:
+                # The read in flight finishes before the descriptor closes (a thread cannot be cancelled).
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(ahead)
         await pipe.write(conn.send(h11.EndOfMessage()))
         return True
     finally:
