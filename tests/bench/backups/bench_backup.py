@@ -155,7 +155,7 @@ def main() -> None:
         site_vms.seed(site, ["bench-vm", "bench-cbt"], disk_mib=disk // MIB)
         print(f"client site: 2 VMs with {disk / (1 << 30):.1f} GiB disks written in {time.monotonic() - t:.1f} s")
         (work / "services").mkdir(exist_ok=True)
-        lab = start_lab(work / "services", site, staging_bytes=1 << 30)
+        lab = start_lab(work / "services", site, staging_bytes=1 << 30, seeds={"heartbeat_interval": 15.0})
         try:
             flat = _datastore_file(lab, "bench-vm")
             plain_backup, plain_restore, plain_size = _plain_restic(flat, work)

@@ -96,7 +96,9 @@ def start_lab(
     staging_bytes: int | None = None,
     site_repository: Path | None = None,
 ) -> BackupLab:
-    director = DirectorProc(root, seeds).start()
+    # Heartbeats of 2 s (not the services tests' 0.3 s): bulk transfers on a loaded 2-core machine must not
+    # look like a dead peer.
+    director = DirectorProc(root, {"heartbeat_interval": 2.0, **(seeds or {})}).start()
     transporter = TransporterProc(root, tenant)
     created = director.create_tenant(tenant)
     result = transporter.enroll(director, created["credentials"]["enrollment_key"])
