@@ -244,6 +244,8 @@ class Director:
                 self.store.update_tenant(row.id, revoked_at=time.time(), enroll_hash=None, enroll_expires_at=None)
         self.hub.close_tenant(row.id, "tenant revoked", GOAWAY_REVOKED)
         self.tunnels.close_tenant(row.id)
+        if remove:
+            self.backups.tenant_removed(row.id)
         what = "revoked and removed" if remove else "revoked"
         self.event("tenant_revoked", f"tenant {row.name} {what}; {count} certificate(s) revoked", row.id)
         return row

@@ -26,7 +26,7 @@ from tenantry.director.service import Director
 
 router = APIRouter(prefix="/api/v1", tags=["backups"])
 
-JobPath = Annotated[str, "job name"]
+RunId = Annotated[int, Path(ge=1, le=(1 << 63) - 1, description="a run's id")]
 
 
 def _run_out(director: Director, run: RunRow) -> RunOut:
@@ -171,7 +171,7 @@ async def run_job(_: Admin, director: DirectorDep, name: str, job: str, body: Ru
 
 # ---------------------------------------------------------------------- runs
 @router.get("/backup-runs/{run_id}")
-async def get_run(_: Admin, director: DirectorDep, run_id: int) -> RunOut:
+async def get_run(_: Admin, director: DirectorDep, run_id: RunId) -> RunOut:
     run = director.backups.store.run(run_id)
     if run is None:
         raise DirectorError(404, f"no backup run {run_id}")
@@ -179,7 +179,7 @@ async def get_run(_: Admin, director: DirectorDep, run_id: int) -> RunOut:
 
 
 @router.post("/backup-runs/{run_id}/cancel", status_code=202)
-async def cancel_run(_: Admin, director: DirectorDep, run_id: int) -> RunOut:
+async def cancel_run(_: Admin, director: DirectorDep, run_id: RunId) -> RunOut:
     run = director.backups.store.run(run_id)
     if run is None:
         raise DirectorError(404, f"no backup run {run_id}")

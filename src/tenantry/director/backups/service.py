@@ -134,6 +134,13 @@ class Backups:
         self.repos.store.upsert(tenant_id, **wanted)
         return True
 
+    def tenant_removed(self, tenant_id: str) -> None:
+        """The tenant left: its runs stop, its jobs go; its repository's data stays for the MSP to decide."""
+        for run_id in self.running(tenant_id):
+            self.cancel(run_id)
+        for job in self.store.jobs(tenant_id):
+            self.store.delete_job(tenant_id, job.name)
+
     # ------------------------------------------------------------------ jobs
     def put_job(self, tenant_id: str, name: str, spec: JobSpec) -> tuple[JobRow, bool]:
         return self.store.put_job(tenant_id, name, spec.model_dump(mode="json"))
