@@ -77,6 +77,7 @@ lint: setup
 	$(BIN)/mypy
 	MYPYPATH=$(CURDIR)/.collections $(BIN)/mypy -p ansible_collections.tenantry.msp.plugins
 	$(BIN)/ansible-lint -q
+	shellcheck -S warning -x $$(git ls-files '*.sh')
 	$(BIN)/python docs/gen_role_variables.py --check
 
 sanity: setup
@@ -85,7 +86,10 @@ sanity: setup
 pytest: setup
 	$(BIN)/pytest
 
-test: lint sanity pytest molecule
+# The four suites run at the same time (their logs: tests/output/suites/); molecule runs two scenarios
+# at once. Much of each suite waits on simulators, containers and sockets, not on the CPU.
+test: setup
+	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest molecule
 
 # Role scenarios (molecule, podman, systemd as PID 1): builds the container image when missing, runs
 # every scenario under molecule/, and removes their containers even when one fails.

@@ -174,7 +174,7 @@ func run(cfg config) error {
 	}
 	// Already serving, but no client knows the address before the ready file
 	// below exists, so no request races with this swap.
-	server.Config.Handler = withLatency(withChangeTracking(server.Config.Handler, cfg.username, cfg.password), delays)
+	server.Config.Handler = withLatency(withSerializedCreates(withChangeTracking(server.Config.Handler, cfg.username, cfg.password)), delays)
 
 	addr := server.Listener.Addr().(*net.TCPAddr)
 	sdk := *server.URL

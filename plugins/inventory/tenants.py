@@ -59,7 +59,7 @@ requirements:
 """
 
 EXAMPLES = r"""
-# inventories/provider/tenants.tenantry.yml
+# inventories/provider/tenants.tenantry.yaml (.yaml: the yaml inventory plugin then leaves it alone)
 plugin: tenantry.msp.tenants
 tenants_dir: tenants
 management_pool: 10.0.16.0/20
@@ -81,11 +81,15 @@ from typing import Any
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.utils.display import Display
 
 from ansible_collections.tenantry.msp.plugins.module_utils._allocation import HAS_NETADDR
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import TenantError, load_all
 
 HOST_FIELDS = ("index", "mgmt_mac", "mgmt_ip", "tenant_mac", "tenant_ip", "switch_port")
+
+
+display = Display()
 
 
 class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]  # ansible-core ships no types
@@ -121,7 +125,12 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]  # ansible-cor
         try:
             tenants = load_all(documents, site)
         except TenantError as exc:
-            raise AnsibleParserError("invalid tenant files:\n  " + "\n  ".join(exc.errors)) from exc
+            # Each problem once, here; the exception (which Ansible shows twice) only counts them.
+            display.error("invalid tenant files:\n  " + "\n  ".join(exc.errors))
+            count = len(exc.errors)
+            raise AnsibleParserError(
+                "%d problem%s in the tenant files (listed above)" % (count, "" if count == 1 else "s")
+            ) from None
 
         self.inventory.add_group("tenants")
         self.inventory.add_group("nested_targets")

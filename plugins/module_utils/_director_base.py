@@ -24,10 +24,13 @@ from ansible_collections.tenantry.msp.plugins.module_utils.clients.director_api 
     DirectorApiError,
     DirectorClient,
     apply_view,
+    masked,
     settings_changes,
     tenant_changes,
     tenant_create_spec,
     tenant_view,
+    user_changes,
+    user_view,
 )
 
 T = TypeVar("T")
@@ -79,6 +82,7 @@ class SettingsRun:
         if client.status().get("setup_port") != after.get("setup_port"):
             restart.add("setup_port")
         keys = sorted(self.desired)
+        after = masked(after, registry)
         return {
             "changed": bool(changes),
             "values": after,
@@ -210,3 +214,62 @@ def tenants_info(client: DirectorClient, name: str | None) -> dict[str, Any]:
         "tenants": tenants,
         "online": sorted(t["name"] for t in tenants if (t.get("status") or {}).get("online")),
     }
+
+
+# ---------------------------------------------------------------------- director_user
+USER_ARGUMENT_SPEC: dict[str, Any] = {
+    "username": {"type": "str", "required": True, "aliases": ["name"]},
+    "role": {"type": "str", "choices": ["admin", "operator", "readonly", "tenant"]},
+    "tenant": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "update_password": {"type": "str", "choices": ["always", "on_create"], "default": "on_create"},
+    "full_name": {"type": "str"},
+    "email": {"type": "str"},
+    "disabled": {"type": "bool"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+}
+PASSWORD_SET = "********"
+
+
+class UserRun:
+    """Declare one console or portal user; the result of ``tenantry.msp.director_user``."""
+
+    def __init__(self, params: dict[str, Any], check_mode: bool) -> None:
+        self.params = dict(params, username=str(params["username"]).lower())
+        self.check_mode = check_mode
+
+    def __call__(self, client: DirectorClient) -> dict[str, Any]:
+        p = self.params
+        current = client.user(p["username"])
+        before = user_view(current)
+        result: dict[str, Any] = {"changed": False, "user": current or {}}
+        if p["state"] == "absent":
+            if current is not None:
+                result.update(changed=True, user={})
+                if not self.check_mode:
+                    client.delete_user(p["username"])
+            result["diff"] = {"before": before, "after": {}}
+            return result
+        if current is None:
+            if not p["role"] or not p["password"]:
+                raise DirectorApiError("creating user %r needs role and password" % p["username"])
+            spec = {k: p[k] for k in ("username", "role", "tenant", "password", "full_name", "email", "disabled")}
+            spec = {k: v for k, v in spec.items() if v is not None}
+            after = dict(user_view(dict(spec, disabled=bool(p["disabled"]))), password=PASSWORD_SET)
+            result.update(changed=True, diff={"before": {}, "after": after})
+            if not self.check_mode:
+                result["user"] = client.create_user(spec)
+            return result
+        changes = user_changes(current, p)
+        if p["password"] and p["update_password"] == "always":
+            changes["password"] = p["password"]
+        after = dict(before, **{k: v for k, v in changes.items() if k != "password"})
+        if "password" in changes:
+            before = dict(before, password=PASSWORD_SET)
+            after["password"] = PASSWORD_SET + " (new)"
+        result["diff"] = {"before": before, "after": after}
+        if changes:
+            result["changed"] = True
+            if not self.check_mode:
+                result["user"] = client.update_user(p["username"], changes)
+        return result

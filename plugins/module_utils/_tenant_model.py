@@ -16,9 +16,13 @@ file and the field.
 
 from __future__ import annotations
 
+import difflib
+import posixpath
+import re
 from typing import Any
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import RequiredError, UnsupportedError
 
 from ansible_collections.tenantry.msp.plugins.module_utils._allocation import (
     VMWARE_MANUAL_MACS,
@@ -197,6 +201,61 @@ def _network(value: str) -> Any | None:
     return net if "/" in str(value) else None
 
 
+# Tenant names become VM, folder, port group, account and Director names: ASCII, lower case, like
+# a DNS label (the Director refuses anything else), so no name can look like another one.
+NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+
+
+def _structure_errors(result: Any, source: str) -> list[str]:
+    """One message per problem the argument-spec validator found, a "did you mean" for a misspelt key.
+
+    ansible-core's messages list several keys at once and every allowed one; they are split here
+    into one line per field, and a required field that is only missing because its name was
+    misspelt is reported once, as the misspelling.
+    """
+    unknown: dict[str, str | None] = {}  # field -> the field it probably meant
+    missing: list[str] = []
+    other: list[str] = []
+    for error in result.errors:
+        text = str(error)
+        if isinstance(error, UnsupportedError):
+            for field in text.split(". Supported parameters include", 1)[0].split(", "):
+                unknown[field.strip()] = _closest(field.strip())
+        elif isinstance(error, RequiredError) and text.startswith("missing required arguments: "):
+            names, _sep, within = text[len("missing required arguments: ") :].partition(" found in ")
+            missing += ["%s.%s" % (within, name) if within else name for name in names.split(", ")]
+        else:
+            other.append(text)
+    meant = {m for m in unknown.values() if m}
+    errors = ["%s: %s: required, and missing" % (source, field) for field in missing if field not in meant]
+    for field, close in unknown.items():
+        parent = field.rpartition(".")[0]
+        hint = "did you mean %r?" % close.rpartition(".")[2] if close else "allowed: " + ", ".join(_allowed(parent))
+        errors.append("%s: %s: unknown field; %s" % (source, field, hint))
+    errors += ["%s: %s" % (source, text) for text in other]
+    return list(dict.fromkeys(errors))
+
+
+def _allowed(parent: str) -> list[str]:
+    spec: dict[str, Any] = TENANT_SPEC
+    for part in [p for p in re.split(r"[.\[\]]", parent) if p and not p.isdigit()]:
+        spec = spec.get(part, {}).get("options", {})
+    return sorted(spec)
+
+
+def _closest(field: str) -> str | None:
+    """The allowed field a misspelt one most likely meant, with its parent path."""
+    parent, _sep, key = field.rpartition(".")
+    close = difflib.get_close_matches(key, _allowed(parent), n=1)
+    if not close:
+        return None
+    return "%s.%s" % (parent, close[0]) if parent else close[0]
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    return bool(netaddr.IPSet([a.cidr]) & netaddr.IPSet([b.cidr]))
+
+
 def portgroup_name(tenant: str, vlan: int) -> str:
     """The standard portgroup carrying ``vlan`` for ``tenant`` on the provider's hosts."""
     return "tenant-%s-vlan%d" % (tenant, vlan)
@@ -208,7 +267,7 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
     if not isinstance(data, dict):
         raise TenantError(["%s: a tenant file must be a mapping of fields, got %s" % (source, type(data).__name__)])
     result = ArgumentSpecValidator(TENANT_SPEC).validate(data)
-    errors = ["%s: %s" % (source, msg) for msg in result.error_messages]
+    errors = _structure_errors(result, source)
     if errors:
         raise TenantError(errors)
     t: dict[str, Any] = result.validated_parameters
@@ -217,8 +276,12 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
         errors.append("%s: %s: %s" % (source, field, msg))
 
     name = t["name"]
-    if not name or not all(c.isalnum() or c in "-_" for c in name) or not name[0].isalpha() or len(name) > 40:
-        err("name", "%r must start with a letter and hold only letters, digits, '-' and '_' (at most 40)" % name)
+    if not NAME_PATTERN.match(name):
+        err(
+            "name",
+            "%r must be ASCII lower-case letters, digits and '-', start with a letter and end with a letter or "
+            "digit, at most 40 characters" % name,
+        )
     width = int(site["max_targets_per_tenant"])
     if t["id"] < 1:
         err("id", "%d must be 1 or more" % t["id"])
@@ -261,16 +324,31 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
                 )
         except AllocationError as exc:
             err("network.pool", str(exc))
+        management = _network(site["management_pool"]) if site["management_pool"] else None
+        if management is not None and _overlap(net, management):
+            err(
+                "network.cidr",
+                "%s overlaps the provider's management_pool %s (the targets' management addresses come from it)"
+                % (net.cidr, management.cidr),
+            )
         for i, route in enumerate(t["routes"]):
-            if _network(route["network"]) is None:
+            destination = _network(route["network"])
+            if destination is None:
                 err("routes[%d].network" % i, "%r is not a network in CIDR form" % route["network"])
+            elif _overlap(net, destination):
+                err(
+                    "routes[%d].network" % i,
+                    "%s overlaps the tenant network %s: a route leads to the provider's infrastructure, "
+                    "outside the tenant network" % (destination.cidr, net.cidr),
+                )
             if not _valid_ip(route["gateway"]) or _ip(route["gateway"]) not in net:
                 err(
                     "routes[%d].gateway" % i,
                     "%s is not an address inside the tenant network %s" % (route["gateway"], net.cidr),
                 )
-    if not t["nfs"]["path"].startswith("/"):
-        err("nfs.path", "%r must be an absolute export path" % t["nfs"]["path"])
+    nfs_path = t["nfs"]["path"]
+    if not nfs_path.startswith("/") or ".." in nfs_path.split("/") or posixpath.normpath(nfs_path) != nfs_path:
+        err("nfs.path", "%r must be an absolute, normalised export path (no '..', '//' or trailing '/')" % nfs_path)
     seen_targets: set[int] = set()
     for i, sp in enumerate(t["switch_ports"]):
         if not 1 <= sp["target"] <= t["targets"]["count"]:
@@ -366,6 +444,19 @@ def check_conflicts(tenants: list[dict[str, Any]]) -> None:
             claim("dest_vlan", vlan, t, "failover destination VLAN")
     for i, a in enumerate(tenants):
         for b in tenants[i + 1 :]:
+            if a["nfs"]["server"] == b["nfs"]["server"] and _nested(a["nfs"]["path"], b["nfs"]["path"]):
+                errors.append(
+                    "%s: nfs %s:%s shares the export %s:%s of tenant %r (%s): every tenant needs an export of its own"
+                    % (
+                        b["source"],
+                        b["nfs"]["server"],
+                        b["nfs"]["path"],
+                        a["nfs"]["server"],
+                        a["nfs"]["path"],
+                        a["name"],
+                        a["source"],
+                    )
+                )
             if netaddr.IPSet([a["network"]["cidr"]]) & netaddr.IPSet([b["network"]["cidr"]]):
                 errors.append(
                     "%s: network.cidr %s overlaps tenant %r's network %s (%s)"
@@ -378,6 +469,11 @@ def check_conflicts(tenants: list[dict[str, Any]]) -> None:
                 )
     if errors:
         raise TenantError(errors)
+
+
+def _nested(a: str, b: str) -> bool:
+    """One export path is the other or lies inside it."""
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
 def allocate(tenant: dict[str, Any], site: dict[str, Any]) -> list[dict[str, Any]]:

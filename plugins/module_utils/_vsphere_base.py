@@ -49,6 +49,19 @@ def connection_params(params: dict[str, Any]) -> ConnectionParams:
     )
 
 
+def target_params(target: dict[str, Any]) -> ConnectionParams:
+    """An endpoint given as a suboption (``name``, ``hostname``, ``port``, ``username``, ...)."""
+    return ConnectionParams(
+        hostname=target["hostname"],
+        username=target["username"],
+        password=target["password"],
+        port=target.get("port") or 443,
+        validate_certs=target.get("validate_certs", True),
+        ca_file=target.get("ca_file"),
+        timeout=target.get("timeout") or 60,
+    )
+
+
 def run(module: AnsibleModule, work: Callable[[VSphereClient], T]) -> T:
     """Connect, call ``work(client)``, log out; any vSphere error becomes one clean ``fail_json``."""
     try:

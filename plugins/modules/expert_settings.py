@@ -14,6 +14,9 @@ description:
   - Reads the Director's Expert Settings and their registry, changes only the settings given in O(settings)
     whose value differs, in one all-or-nothing request, and reports what changed.
   - Settings not named in O(settings) are left as they are.
+  - Write-only settings (passwords, tokens and keys, C(secret) in the registry) are shown by the Director only as
+    set or not set, so a secret is sent when none is set and cleared with an empty string; a set one is left as it
+    is (clear it first to replace it). Their values never appear in the result or the logs.
   - An unknown setting or a value of the wrong type fails before anything is sent, listing the allowed settings;
     a value out of range is refused by the Director with the allowed range, and nothing changes.
   - Most settings apply at once (a new C(uplink_port) opens the new listener, moves every connected Transporter
@@ -91,6 +94,10 @@ from ansible_collections.tenantry.msp.plugins.module_utils._director_base import
 
 def main() -> None:
     module = director_module(argument_spec={"settings": {"type": "dict", "required": True}}, supports_check_mode=True)
+    # Write-only settings (passwords, tokens, keys) never reach the output or the logs.
+    for key, value in module.params["settings"].items():
+        if key.endswith(("_password", "_secret", "_token")) and value:
+            module.no_log_values.add(str(value))
     module.exit_json(**run(module, SettingsRun(module.params["settings"], module.check_mode)))
 
 

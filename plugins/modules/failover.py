@@ -129,6 +129,14 @@ options:
     description: How many vSphere calls or tasks are in flight at once, per step.
     type: int
     default: 16
+  vcenter_max_parallel:
+    description:
+      - How many vSphere calls or tasks all runs on this machine have in flight at once toward the production
+        vCenter, together. Runs that share O(journal_dir) share this limit, so 20 tenants failing over at once
+        stay under it. Each run still keeps to its own O(max_parallel).
+      - V(0) turns the shared limit off.
+    type: int
+    default: 32
   retries:
     description: How many times a VM's failed step is tried again (after half a second) before the VM drops out.
     type: int
@@ -261,22 +269,19 @@ progress:
   elements: str
 """
 
+from http.client import HTTPException
+from ssl import SSLError
 from typing import Any
 
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.executor import (
-    BadInput,
-    JournalError,
-    Options,
-    PreflightFailed,
-    RunFailed,
-    Runner,
+from ansible_collections.tenantry.msp.plugins.module_utils._failover import api
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import (
+    connection_params,
+    target_params,
+    vsphere_module,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import MODES, Tenant
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import connection_params, vsphere_module
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
-    ConnectionParams,
-    VSphereClient,
     VSphereError,
+    connect_all,
     fault_message,
     vmodl,
 )
@@ -292,98 +297,96 @@ TARGET_SPEC = {
     "timeout": {"type": "int", "default": 60},
 }
 
+ARGUMENT_SPEC = {
+    "mode": {"type": "str", "choices": list(api.MODES), "default": "failover"},
+    "tenant": {"type": "dict", "required": True},
+    "vms": {"type": "list", "elements": "str", "default": []},
+    "destination_vlan": {"type": "int"},
+    "production_host": {"type": "str"},
+    "datastores": {"type": "list", "elements": "str", "default": []},
+    "datacenter": {"type": "str", "required": True},
+    "cluster": {"type": "str", "required": True},
+    "production_role": {"type": "str", "default": "Admin"},
+    "check_account": {"type": "bool", "default": True},
+    "targets": {"type": "list", "elements": "dict", "default": [], "options": TARGET_SPEC},
+    "max_parallel": {"type": "int", "default": 16},
+    "vcenter_max_parallel": {"type": "int", "default": 32},
+    "retries": {"type": "int", "default": 1},
+    "journal_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/journal"},
+    "report_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/reports"},
+    "attempt_id": {"type": "str"},
+}
+
+REQUEST_OPTIONS = (
+    "mode",
+    "vms",
+    "destination_vlan",
+    "production_host",
+    "datastores",
+    "datacenter",
+    "cluster",
+    "production_role",
+    "check_account",
+    "max_parallel",
+    "vcenter_max_parallel",
+    "retries",
+    "journal_dir",
+    "report_dir",
+    "attempt_id",
+)
+
 
 def main() -> None:
-    module = vsphere_module(
-        argument_spec={
-            "mode": {"type": "str", "choices": list(MODES), "default": "failover"},
-            "tenant": {"type": "dict", "required": True},
-            "vms": {"type": "list", "elements": "str", "default": []},
-            "destination_vlan": {"type": "int"},
-            "production_host": {"type": "str"},
-            "datastores": {"type": "list", "elements": "str", "default": []},
-            "datacenter": {"type": "str", "required": True},
-            "cluster": {"type": "str", "required": True},
-            "production_role": {"type": "str", "default": "Admin"},
-            "check_account": {"type": "bool", "default": True},
-            "targets": {"type": "list", "elements": "dict", "default": [], "options": TARGET_SPEC},
-            "max_parallel": {"type": "int", "default": 16},
-            "retries": {"type": "int", "default": 1},
-            "journal_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/journal"},
-            "report_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/reports"},
-            "attempt_id": {"type": "str"},
-        },
-        supports_check_mode=True,
-    )
+    run_module()
+
+
+def run_module(hooks: api.Hooks | None = None) -> None:
+    """The module; ``hooks`` lets the fault tests stop the run at a chosen action (never set by Ansible)."""
+    module = vsphere_module(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     if p["mode"] != "cleanup" and not p["targets"]:
         module.fail_json(msg="targets is required for mode %s: give the tenant's replication targets" % p["mode"])
-    if p["max_parallel"] < 1 or p["retries"] < 0:
-        module.fail_json(msg="max_parallel must be 1 or more and retries 0 or more")
+    if p["max_parallel"] < 1 or p["retries"] < 0 or p["vcenter_max_parallel"] < 0:
+        module.fail_json(msg="max_parallel must be 1 or more, vcenter_max_parallel and retries 0 or more")
     try:
-        tenant = Tenant.from_spec(p["tenant"])
-    except BadInput as exc:
+        tenant = api.Tenant.from_spec(p["tenant"])
+    except api.BadInput as exc:
         module.fail_json(msg="invalid tenant: %s" % exc)
-    options = Options(
-        mode=p["mode"],
-        vms=list(p["vms"]),
-        destination_vlan=p["destination_vlan"],
-        production_host=p["production_host"],
-        datastores=list(p["datastores"]),
-        datacenter=p["datacenter"],
-        cluster=p["cluster"],
-        production_role=p["production_role"],
-        check_account=p["check_account"],
-        max_parallel=p["max_parallel"],
-        retries=p["retries"],
-        journal_dir=p["journal_dir"],
-        report_dir=p["report_dir"],
-        attempt_id=p["attempt_id"],
-        check_mode=module.check_mode,
-    )
-    clients: list[VSphereClient] = []
+    request = api.Request(**{name: p[name] for name in REQUEST_OPTIONS})
+    endpoints = [("", connection_params(p))]
+    endpoints += [("replication target %s" % t["name"], target_params(t)) for t in p["targets"]]
     result: dict[str, Any] = {}
     try:
-        production = VSphereClient(connection_params(p))
-        clients.append(production)
-        targets = {}
-        for target in p["targets"]:
-            try:
-                targets[target["name"]] = VSphereClient(
-                    ConnectionParams(
-                        hostname=target["hostname"],
-                        username=target["username"],
-                        password=target["password"],
-                        port=target["port"],
-                        validate_certs=target["validate_certs"],
-                        ca_file=target["ca_file"],
-                        timeout=target["timeout"],
-                    )
-                )
-            except VSphereError as exc:
-                raise VSphereError("replication target %s: %s" % (target["name"], exc)) from exc
-            clients.append(targets[target["name"]])
-        result = Runner(tenant, options, production, targets).run()
-    except BadInput as exc:
+        production, *others = connect_all(endpoints)
+        targets = {t["name"]: client for t, client in zip(p["targets"], others, strict=True)}
+        try:
+            if module.check_mode:
+                result = api.plan(tenant, request, production, targets)
+            else:
+                result = api.run(tenant, request, production, targets, hooks=hooks)
+        finally:
+            for client in (production, *others):
+                client.close()
+    except api.BadInput as exc:
         module.fail_json(msg="refused before any change: %s" % exc, refused=True)
-    except PreflightFailed as exc:
+    except api.PreflightFailed as exc:
         module.fail_json(
             msg=str(exc),
             refused=True,
             preflight=[c.as_dict() for c in exc.checks],
             preflight_lines=["preflight:"] + ["  " + c.line() for c in exc.checks],
         )
-    except RunFailed as exc:
+    except api.RunFailed as exc:
         module.fail_json(msg=str(exc), **exc.result)
-    except JournalError as exc:
-        module.fail_json(msg=str(exc))
-    except VSphereError as exc:
+    except (api.JournalError, VSphereError) as exc:
         module.fail_json(msg=str(exc))
     except vmodl.MethodFault as exc:
         module.fail_json(msg="vSphere refused the request: %s" % fault_message(exc))
-    finally:
-        for client in clients:
-            client.close()
+    except (ConnectionError, TimeoutError, HTTPException, SSLError) as exc:
+        module.fail_json(
+            msg="lost the connection to vSphere (%s: %s); a started run is journaled: run the same mode again to "
+            "resume it" % (type(exc).__name__, exc)
+        )
     module.exit_json(**result)
 
 

@@ -1,32 +1,50 @@
-"""Benchmark: fail over one tenant's VMs (default 100) three ways against the simulator, in one run.
+"""Benchmark: failover at scale against the simulator, every ratio measured in one run.
 
-- ours: ``ansible-playbook playbooks/failover.yml`` (the role, the module, progress following);
-- naive: ``tests/bench/failover/naive_failover.yml``, the same nine steps with community.vmware modules in
-  per-VM loops (one module run per VM per step);
-- lower bound: a plain pyVmomi script that issues every step's calls concurrently (the same fan-out as
-  ours) and waits for each step's tasks together; no reads beyond the .vmx paths, no checks, no journal.
+Contenders (each fails over its own tenants, of the same size, built the same way):
 
-The simulators (production vCenter and three nested targets, one per contender) get a per-method latency
-that models a vCenter (``--latency``); every task still completes inside the call that started it, so
-what is measured is client round trips and their overlap.  Each contender fails over its own tenant of
-the same size; the outcome of each is checked (VMs registered in production, NIC on the destination
-portgroup, powered on, on production datastores, NFS datastore unmounted).
+- ours: ``ansible-playbook playbooks/failover.yml`` per tenant (the role, the module, progress
+  following), as a tenant pressing the button runs it;
+- lower bound: one plain pyVmomi script issuing every step's calls for all the VMs concurrently
+  through one pool of ``--max-parallel`` threads toward vCenter (and as many per replication target),
+  waiting for each step's tasks with one property collector (their results come with the wait);
+  no checks, no journal;
+- naive (unless ``--skip-naive``): ``tests/bench/failover/naive_failover.yml``, the same nine steps
+  with community.vmware modules in per-VM loops.
 
-    .venv/bin/python tests/bench/bench_failover.py [--vms 100] [--naive-vms N] [--max-parallel 16]
+Scenarios and targets:
 
-Prints the three wall-clock times and the ratios (targets: naive/ours >= 10, ours/lower <= 1.5).
+1. 100 VMs, the machine otherwise idle: ours <= 1.25x the lower bound;
+2. the same under the bench's own background load (``--load`` busy processes): ours <= 1.25x;
+3. a regional disaster: 20 tenants x 50 VMs fail over at once, as 20 concurrent playbook runs that
+   share one limit toward vCenter (``failover_vcenter_max_parallel`` = ``--max-parallel``), against the
+   lower bound for the same 1,000 VMs with the same limit: ours <= 1.3x;
+4. growth: seconds per VM for 10, 100 and 1,000 VMs must fall, not rise;
+5. naive / ours >= 10 (scenario 1's tenant size).
+
+The simulators (a production vCenter per scenario and contender, a nested target per tenant) get a
+per-method latency that models a vCenter (``--latency``); every task still completes inside the
+call that started it, so what is measured is client round trips and their overlap.  Each outcome is
+checked (VMs in production, NIC on the destination portgroup, powered on, on production datastores,
+NFS datastore unmounted).
+
+    .venv/bin/python tests/bench/bench_failover.py [--skip-naive] [--skip-regional] [--load 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,18 +119,95 @@ def verify(vc_si: Any, target_si: Any, spec: dict[str, Any], names: list[str], n
     return "ok"
 
 
-# ------------------------------------------------------------------ lower bound
-def wait_all(si: Any, tasks: list[Any]) -> None:
-    """Wait for every task with one property collector (one filter, WaitForUpdatesEx until all ended)."""
+# ---------------------------------------------------------------------------- tenants
+@dataclass
+class Tenant:
+    """One tenant of a contender: its file, its nested target (endpoint and session), its VMs."""
+
+    data: dict[str, Any]
+    spec: dict[str, Any]
+    target: Endpoint
+    target_si: Any
+    names: list[str]
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+
+@dataclass
+class Site:
+    """A contender's production vCenter and its tenants."""
+
+    vcenter: Endpoint
+    vc_si: Any
+    tenants: list[Tenant]
+
+    @property
+    def vms(self) -> int:
+        return sum(len(t.names) for t in self.tenants)
+
+    def verify(self, naive: bool = False) -> str:
+        results = [(t.name, verify(self.vc_si, t.target_si, t.spec, t.names, naive)) for t in self.tenants]
+        bad = [(n, v) for n, v in results if not v.startswith("ok")]
+        if bad:
+            return f"{len(bad)} of {len(results)} tenants wrong, e.g. {bad[0][0]}: {bad[0][1]}"
+        return results[0][1]
+
+
+class Lab:
+    """Simulators for the whole bench (stopped at the end); one state folder shares the NFS root."""
+
+    def __init__(self, latency: str) -> None:
+        self.state = Path(tempfile.mkdtemp(prefix="bench-failover-"))
+        self.latency = latency
+        self.sims: list[Simulator] = []
+        self.binary = build()
+        self.next_id = 0
+
+    def start(self, mode: str, name: str) -> Endpoint:
+        sim = Simulator(self.binary)
+        self.sims.append(sim)
+        return sim.start(mode, self.state, name, latency=self.latency)  # type: ignore[arg-type]
+
+    def site(self, label: str, tenants: int, vms: int) -> Site:
+        """A production vCenter with ``tenants`` tenants of ``vms`` VMs, each on its own nested target."""
+        vcenter = self.start("vcenter", f"vc-{label}")
+        vc_si = connect(vcenter)
+        made = []
+        for _ in range(tenants):
+            self.next_id += 1
+            tid, name = 900 + self.next_id, f"b{label}{self.next_id:02d}"
+            args = (name, tid, 2000 + tid, [3000 + tid])
+            made.append((fl.tenant_data(*args), fl.tenant_spec(*args), self.start("esx", name)))
+
+        def build_one(item: tuple[dict[str, Any], dict[str, Any], Endpoint]) -> Tenant:
+            data, spec, target = item
+            target_si = connect(target)
+            return Tenant(data, spec, target, target_si, prepare(vc_si, target_si, spec, vms))
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return Site(vcenter, vc_si, list(pool.map(build_one, made)))
+
+    def stop(self) -> None:
+        for sim in self.sims:
+            sim.stop()
+        self.sims.clear()
+
+
+# ------------------------------------------------------------------------ lower bound
+def wait_all(si: Any, tasks: list[Any]) -> list[Any]:
+    """Wait for every task with one property collector; their results come with the wait."""
     if not tasks:
-        return
+        return []
     pc = si.content.propertyCollector.CreatePropertyCollector()
+    results: dict[str, Any] = {}
     try:
         pq = vmodl.query.PropertyCollector
         pc.CreateFilter(
             pq.FilterSpec(
                 objectSet=[pq.ObjectSpec(obj=t) for t in tasks],
-                propSet=[pq.PropertySpec(type=vim.Task, pathSet=["info.state"])],
+                propSet=[pq.PropertySpec(type=vim.Task, pathSet=["info.state", "info.result"])],
             ),
             True,
         )
@@ -125,83 +220,75 @@ def wait_all(si: Any, tasks: list[Any]) -> None:
             for fs in update.filterSet or []:
                 for obj in fs.objectSet or []:
                     for change in obj.changeSet or []:
+                        if change.name == "info.result":
+                            results[obj.obj._moId] = change.val
                         if change.name == "info.state" and change.val in ("success", "error"):
                             pending.discard(obj.obj._moId)
     finally:
         pc.Destroy()
+    return [results.get(t._moId) for t in tasks]
 
 
-def lower_bound(vcenter: Endpoint, target: Endpoint, spec: dict[str, Any], names: list[str], fanout: int) -> float:
-    """The nine steps with plain pyVmomi, every step's calls concurrent (``fanout`` threads)."""
+def lower_bound(site: Site, fanout: int) -> float:
+    """The nine steps with plain pyVmomi for every VM of the site: each step's calls at once through one
+    pool of ``fanout`` threads toward vCenter (and one of ``fanout`` per nested target)."""
     started = time.monotonic()
-    vc, esx = connect(vcenter), connect(target)
+    with ThreadPoolExecutor(max_workers=1 + len(site.tenants)) as logins:
+        vc, *targets = logins.map(connect, [site.vcenter] + [t.target for t in site.tenants])
+    vc_pool = ThreadPoolExecutor(max_workers=fanout)
     try:
-        pool_threads = ThreadPoolExecutor(max_workers=fanout)
-        c, t = vc.RetrieveContent(), esx.RetrieveContent()
 
-        def each(fn: Any, items: list[Any]) -> list[Any]:
-            return list(pool_threads.map(fn, items))
+        def each(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+            return list(vc_pool.map(fn, items))
 
-        # 1. read the VMs on the target and their .vmx paths and NICs (one bulk read)
-        view = t.viewManager.CreateContainerView(t.rootFolder, [vim.VirtualMachine], True)
-        pq = vmodl.query.PropertyCollector
-        spec_read = pq.FilterSpec(
-            objectSet=[
-                pq.ObjectSpec(
-                    obj=view,
-                    skip=True,
-                    selectSet=[pq.TraversalSpec(name="v", path="view", skip=False, type=vim.view.ContainerView)],
-                )
-            ],
-            propSet=[
-                pq.PropertySpec(
-                    type=vim.VirtualMachine, pathSet=["name", "config.files.vmPathName", "config.hardware.device"]
-                )
-            ],
-        )
-        rows = {}
-        for obj in t.propertyCollector.RetrieveContents([spec_read]):
-            props = {p.name: p.val for p in obj.propSet}
-            mac = next(
-                d.macAddress
-                for d in props["config.hardware.device"]
-                if isinstance(d, vim.vm.device.VirtualEthernetCard)
-            )
-            rows[props["name"]] = (obj.obj, props["config.files.vmPathName"], mac)
-        view.Destroy()
-        # 2. unregister from the target
-        each(lambda n: rows[n][0].UnregisterVM(), names)
-        # 3. mount the NFS datastore on the production host
+        # 1. read the VMs on every target, their .vmx paths and NICs (one bulk read each, at once)
+        with ThreadPoolExecutor(max_workers=len(targets)) as readers:
+            rows = [r for found in readers.map(read_target, targets) for r in found]
+        by_tenant = {t.name: [r for r in rows if r[0] in t.names] for t in site.tenants}
+        # 2. unregister from the targets (each target its own pool of fanout)
+        with ThreadPoolExecutor(max_workers=len(targets)) as sides:
+            list(sides.map(lambda rs: each_on(fanout, lambda r: r[1].UnregisterVM(), rs), by_tenant.values()))
+        c = vc.RetrieveContent()
         dc = c.searchIndex.FindByInventoryPath("provider")
         host = c.searchIndex.FindByInventoryPath(f"provider/host/production/{HOST}")
-        host.configManager.datastoreSystem.CreateNasDatastore(fl.nas_spec(spec))
-        # 4. register in production
-        folder = c.searchIndex.FindByInventoryPath(f"provider/vm/tenants/{spec['name']}")
-        rpool = c.searchIndex.FindByInventoryPath(
-            f"provider/host/production/Resources/{spec['production']['resource_pool']}"
-        )
-        tasks = each(
-            lambda n: folder.RegisterVM_Task(path=rows[n][1], name=n, asTemplate=False, pool=rpool, host=host), names
-        )
-        wait_all(vc, tasks)
-        vms = [task.info.result for task in tasks]
-        # 5. NICs on the destination portgroup (added with the target's MAC: the simulator drops NICs)
-        pg = next(iter(spec["portgroups"]["destinations"].values()))
-        network = c.searchIndex.FindChild(dc.networkFolder, pg)
+        # 3. mount each tenant's NFS datastore on the production host
+        each(lambda t: host.configManager.datastoreSystem.CreateNasDatastore(fl.nas_spec(t.spec)), site.tenants)
+        # 4. register in production (each tenant's folder and pool)
+        places = {
+            t.name: (
+                c.searchIndex.FindByInventoryPath(f"provider/vm/tenants/{t.name}"),
+                c.searchIndex.FindByInventoryPath(
+                    f"provider/host/production/Resources/{t.spec['production']['resource_pool']}"
+                ),
+            )
+            for t in site.tenants
+        }
+        work = [(t, r) for t in site.tenants for r in by_tenant[t.name]]
 
-        def nic(pair: tuple[str, Any]) -> Any:
-            name, vm = pair
+        def register(item: tuple[Tenant, Any]) -> Any:
+            (tenant, (name, _vm, vmx, _mac)) = item
+            folder, pool = places[tenant.name]
+            return folder.RegisterVM_Task(path=vmx, name=name, asTemplate=False, pool=pool, host=host)
+
+        vms = wait_all(vc, each(register, work))
+        # 5. NICs on the destination portgroup (added with the target's MAC: the simulator drops NICs)
+        networks = {t.name: next(iter(t.spec["portgroups"]["destinations"].values())) for t in site.tenants}
+        nets = {pg: c.searchIndex.FindChild(dc.networkFolder, pg) for pg in networks.values()}
+
+        def nic(pair: tuple[tuple[Tenant, Any], Any]) -> Any:
+            (tenant, (_name, _vm, _vmx, mac)), vm = pair
+            pg = networks[tenant.name]
             device = vim.vm.device.VirtualVmxnet3(
                 key=-1,
-                macAddress=rows[name][2],
+                macAddress=mac,
                 addressType="manual",
-                backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=pg, network=network),
+                backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=pg, network=nets[pg]),
             )
             return vm.ReconfigVM_Task(
                 spec=vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="add", device=device)])
             )
 
-        wait_all(vc, each(nic, list(zip(names, vms, strict=True))))
+        wait_all(vc, each(nic, list(zip(work, vms, strict=True))))
         # 6. permissions
         perm = vim.AuthorizationManager.Permission(principal="admin", group=False, roleId=-1, propagate=True)
         each(lambda vm: c.authorizationManager.SetEntityPermissions(entity=vm, permission=[perm]), vms)
@@ -209,24 +296,57 @@ def lower_bound(vcenter: Endpoint, target: Endpoint, spec: dict[str, Any], names
         wait_all(vc, each(lambda vm: vm.PowerOnVM_Task(), vms))
         # 8. storage vMotion
         stores = [c.searchIndex.FindChild(dc.datastoreFolder, name) for name in DATASTORES]
+        relocate = [(i, vm) for i, vm in enumerate(vms)]
         wait_all(
             vc,
-            each(
-                lambda iv: iv[1].RelocateVM_Task(spec=vim.vm.RelocateSpec(datastore=stores[iv[0] % len(stores)])),
-                list(enumerate(vms)),
-            ),
+            each(lambda iv: iv[1].RelocateVM_Task(spec=vim.vm.RelocateSpec(datastore=stores[iv[0] % 2])), relocate),
         )
-        # 9. unmount
-        nfs = c.searchIndex.FindChild(dc.datastoreFolder, spec["nfs"]["datastore"])
-        host.configManager.datastoreSystem.RemoveDatastore(nfs)
-        pool_threads.shutdown()
+        # 9. unmount each tenant's NFS datastore
+        nfs = [c.searchIndex.FindChild(dc.datastoreFolder, t.spec["nfs"]["datastore"]) for t in site.tenants]
+        each(lambda ds: host.configManager.datastoreSystem.RemoveDatastore(ds), nfs)
     finally:
-        Disconnect(vc)
-        Disconnect(esx)
+        vc_pool.shutdown()
+        for si in (vc, *targets):
+            Disconnect(si)
     return time.monotonic() - started
 
 
-# --------------------------------------------------------------------- playbooks
+def each_on(fanout: int, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=fanout) as pool:
+        return list(pool.map(fn, items))
+
+
+def read_target(si: Any) -> list[tuple[str, Any, str, str]]:
+    """Every VM of a nested target: (name, VM, .vmx path, first NIC's MAC), in one property read."""
+    t = si.RetrieveContent()
+    view = t.viewManager.CreateContainerView(t.rootFolder, [vim.VirtualMachine], True)
+    pq = vmodl.query.PropertyCollector
+    spec = pq.FilterSpec(
+        objectSet=[
+            pq.ObjectSpec(
+                obj=view,
+                skip=True,
+                selectSet=[pq.TraversalSpec(name="v", path="view", skip=False, type=vim.view.ContainerView)],
+            )
+        ],
+        propSet=[
+            pq.PropertySpec(
+                type=vim.VirtualMachine, pathSet=["name", "config.files.vmPathName", "config.hardware.device"]
+            )
+        ],
+    )
+    rows = []
+    for obj in t.propertyCollector.RetrieveContents([spec]):
+        props = {p.name: p.val for p in obj.propSet}
+        mac = next(
+            d.macAddress for d in props["config.hardware.device"] if isinstance(d, vim.vm.device.VirtualEthernetCard)
+        )
+        rows.append((props["name"], obj.obj, props["config.files.vmPathName"], mac))
+    view.Destroy()
+    return rows
+
+
+# --------------------------------------------------------------------------- playbooks
 def ansible_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -239,129 +359,229 @@ def ansible_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int]:
+def ours(lab: Lab, site: Site, label: str, fanout: int) -> tuple[float, list[int]]:
+    """Every tenant of the site presses its button at once: one ``failover.yml`` run each, all together,
+    sharing one journal folder and so one limit of ``fanout`` toward vCenter."""
+    folder = lab.state / label
+    inventory = fl.write_inventory(folder / "inventory", site.vcenter, [(t.data, t.target) for t in site.tenants])
+    playbook = str(Path(sys.executable).parent / "ansible-playbook")
     started = time.monotonic()
-    with log.open("w") as out:
-        code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO).returncode
+    procs = []
+    for tenant in site.tenants:
+        command = [
+            playbook,
+            str(REPO / "playbooks" / "failover.yml"),
+            "-i",
+            str(inventory),
+            "-e",
+            f"tenant={tenant.name}",
+            "-e",
+            f"failover_max_parallel={fanout}",
+            "-e",
+            f"failover_vcenter_max_parallel={fanout}",
+            "-e",
+            f"failover_journal_dir={folder}/journal",
+            "-e",
+            f"failover_report_dir={folder}/reports",
+        ]
+        log = (folder / f"{tenant.name}.log").open("w")
+        procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ansible_env(), cwd=REPO))
+    codes = [p.wait() for p in procs]
+    return time.monotonic() - started, codes
+
+
+def module_seconds(lab: Lab, label: str) -> float:
+    """How long the failover modules themselves ran: the first run's start to the last one's end (reports)."""
+    reports = [json.loads(p.read_text()) for p in (lab.state / label / "reports").glob("*/*.json")]
+    if not reports:
+        return float("nan")
+    stamp = time.strptime
+    starts = [
+        time.mktime(stamp(r["started"][:19], "%Y-%m-%dT%H:%M:%S")) + float(r["started"][20:23]) / 1000 for r in reports
+    ]
+    ends = [start + r["seconds"] for start, r in zip(starts, reports, strict=True)]
+    return max(ends) - min(starts)
+
+
+def naive(lab: Lab, site: Site) -> tuple[float, int]:
+    tenant = site.tenants[0]
+    spec, vcenter = tenant.spec, site.vcenter
+    variables = {
+        "bench_tenant": spec["name"],
+        "bench_host": HOST,
+        "bench_target_esxi": fl.esx_parts(tenant.target_si)[1].name,
+        "bench_datastores": DATASTORES,
+        "bench_portgroup": next(iter(spec["portgroups"]["destinations"].values())),
+        "bench_nfs_datastore": spec["nfs"]["datastore"],
+        "bench_nfs_server": spec["nfs"]["server"],
+        "bench_nfs_path": spec["nfs"]["path"],
+        **{f"bench_target_{k}": v for k, v in fl.connection(tenant.target).items() if k != "ca_file"},
+        **{f"bench_vcenter_{k}": v for k, v in fl.connection(vcenter).items() if k != "ca_file"},
+    }
+    vars_file = lab.state / "naive-vars.json"
+    vars_file.write_text(json.dumps(variables))
+    vars_file.chmod(0o600)
+    command = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(REPO / "tests/bench/failover/naive_failover.yml"),
+        "-i",
+        "localhost,",
+        "-e",
+        f"@{vars_file}",
+    ]
+    started = time.monotonic()
+    with (lab.state / "naive.log").open("w") as out:
+        # community.vmware has no CA-file option; pyVmomi's default context reads SSL_CERT_FILE.
+        env = ansible_env(SSL_CERT_FILE=str(vcenter.ca_file))
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO).returncode
     return time.monotonic() - started, code
+
+
+# ---------------------------------------------------------------------------- scenarios
+@contextmanager
+def background_load(processes: int) -> Iterator[None]:
+    """The bench's own load: ``processes`` busy loops (CPU only), stopped afterwards."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        time.sleep(1)  # let the load average notice
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def load() -> str:
+    one, five, _fifteen = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+@dataclass
+class Figure:
+    label: str
+    vms: int
+    ours: float
+    lower: float
+    outcome: str
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.lower
+
+
+def compare(lab: Lab, label: str, tenants: int, vms: int, fanout: int, repeat: int = 1) -> Figure:
+    """Ours and the lower bound, alternately ``repeat`` times, each time on its own vCenter with its own
+    tenants of the same size; the figure is the median of each (every run is printed)."""
+    mine_all, theirs_all, outcomes = [], [], []
+    for attempt in range(repeat):
+        tag = f"{label}{attempt}" if repeat > 1 else label
+        mine, theirs = lab.site(tag + "o", tenants, vms), lab.site(tag + "l", tenants, vms)
+        before = load()
+        seconds, codes = ours(lab, mine, tag, fanout)
+        outcome = mine.verify() if not any(codes) else f"rc {sorted(set(codes))}"
+        inside = module_seconds(lab, tag)
+        lower = lower_bound(theirs, fanout)
+        lower_outcome = theirs.verify()
+        print(
+            f"  {tag}: {tenants} x {vms} VMs: ours {seconds:6.1f} s ({outcome}; the modules ran {inside:.1f} s of it), "
+            f"lower bound {lower:6.1f} s ({lower_outcome}); ratio {seconds / lower:.2f}  [{before}]",
+            flush=True,
+        )
+        mine_all.append(seconds)
+        theirs_all.append(lower)
+        outcomes += [outcome, lower_outcome]
+        lab.stop()  # the next run starts on fresh simulators
+    bad = [o for o in outcomes if not o.startswith("ok")]
+    return Figure(
+        label, tenants * vms, statistics.median(mine_all), statistics.median(theirs_all), bad[0] if bad else "ok"
+    )
+
+
+def verdict(value: float, target: float, above: bool = False) -> str:
+    met = value >= target if above else value <= target
+    return "met" if met else "NOT met"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vms", type=int, default=100)
-    parser.add_argument("--naive-vms", type=int, help="VMs for the naive playbook (default: --vms)")
-    parser.add_argument("--max-parallel", type=int, default=16, help="fan-out of ours and of the lower bound")
+    parser.add_argument("--vms", type=int, default=100, help="VMs of the single-tenant scenarios")
+    parser.add_argument("--tenants", type=int, default=20, help="tenants of the regional disaster")
+    parser.add_argument("--tenant-vms", type=int, default=50, help="VMs per tenant in the regional disaster")
+    parser.add_argument("--max-parallel", type=int, default=16, help="the limit toward vCenter, ours and lower bound")
+    parser.add_argument("--load", type=int, default=1, help="busy processes of the loaded scenario")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each single-tenant scenario (medians)")
     parser.add_argument("--latency", default=LATENCY)
+    parser.add_argument("--naive-vms", type=int, help="VMs for the naive playbook (default: --vms)")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--skip-regional", action="store_true")
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--skip-single", action="store_true", help="only the regional disaster (and naive)")
     args = parser.parse_args()
-    naive_vms = args.naive_vms or args.vms
-    bin_dir = Path(sys.executable).parent
-
-    state = Path(tempfile.mkdtemp(prefix="bench-failover-"))
-    sims: list[Simulator] = []
-
-    def start(mode: str, name: str) -> Endpoint:
-        sim = Simulator(build())
-        sims.append(sim)
-        return sim.start(mode, state, name, latency=args.latency)  # type: ignore[arg-type]
-
+    lab = Lab(args.latency)
+    cores = os.cpu_count() or 1
+    print(f"latency model: {args.latency}")
+    print(
+        f"limit toward vCenter (ours: failover_max_parallel and failover_vcenter_max_parallel; lower bound: "
+        f"its pool): {args.max_parallel}; {cores} cores; {load()}"
+    )
+    figures: dict[str, Figure] = {}
     try:
-        t0 = time.monotonic()
-        vcenter = start("vcenter", "vcenter")
-        vc_si = connect(vcenter)
-        contenders = {}
-        for index, (who, count) in enumerate((("ours", args.vms), ("lower", args.vms), ("naive", naive_vms)), 1):
-            if who == "naive" and args.skip_naive:
-                continue
-            name = f"bench-{who}"
-            data = fl.tenant_data(name, 900 + index, 3900 + index, [3950 + index])
-            spec = fl.tenant_spec(name, 900 + index, 3900 + index, [3950 + index])
-            target = start("esx", name)
-            target_si = connect(target)
-            names = prepare(vc_si, target_si, spec, count)
-            contenders[who] = (data, spec, target, target_si, names)
-        print(f"latency model: {args.latency}")
-        print(f"setup (not timed): 4 simulators, {args.vms} VMs per tenant built in {time.monotonic() - t0:.1f} s")
-        print(f"fan-out (ours and lower bound): {args.max_parallel}")
-        results: dict[str, tuple[float, str, int]] = {}
-
-        # ours
-        data, spec, target, target_si, names = contenders["ours"]
-        inventory = fl.write_inventory(state / "inventory", vcenter, [(data, target)])
-        seconds, code = run(
-            [
-                str(bin_dir / "ansible-playbook"),
-                str(REPO / "playbooks" / "failover.yml"),
-                "-i",
-                str(inventory),
-                "-e",
-                f"tenant={spec['name']}",
-                "-e",
-                f"failover_max_parallel={args.max_parallel}",
-                "-e",
-                f"failover_journal_dir={state}/journal",
-                "-e",
-                f"failover_report_dir={state}/reports",
-            ],
-            ansible_env(),
-            state / "ours.log",
-        )
-        results["ours"] = (seconds, verify(vc_si, target_si, spec, names), len(names))
-        print(f"ours:        {seconds:7.1f} s  ({results['ours'][1]}; rc {code}; log {state / 'ours.log'})")
-
-        # lower bound
-        _data, spec, target, target_si, names = contenders["lower"]
-        seconds = lower_bound(vcenter, target, spec, names, args.max_parallel)
-        results["lower"] = (seconds, verify(vc_si, target_si, spec, names), len(names))
-        print(f"lower bound: {seconds:7.1f} s  ({results['lower'][1]})")
-
-        # naive
-        if "naive" in contenders:
-            _data, spec, target, target_si, names = contenders["naive"]
-            variables = {
-                "bench_tenant": spec["name"],
-                "bench_host": HOST,
-                "bench_target_esxi": fl.esx_parts(target_si)[1].name,
-                "bench_datastores": DATASTORES,
-                "bench_portgroup": next(iter(spec["portgroups"]["destinations"].values())),
-                "bench_nfs_datastore": spec["nfs"]["datastore"],
-                "bench_nfs_server": spec["nfs"]["server"],
-                "bench_nfs_path": spec["nfs"]["path"],
-                **{f"bench_target_{k}": v for k, v in fl.connection(target).items() if k != "ca_file"},
-                **{f"bench_vcenter_{k}": v for k, v in fl.connection(vcenter).items() if k != "ca_file"},
-            }
-            vars_file = state / "naive-vars.json"
-            vars_file.write_text(json.dumps(variables))
-            vars_file.chmod(0o600)
-            seconds, code = run(
-                [
-                    str(bin_dir / "ansible-playbook"),
-                    str(REPO / "tests/bench/failover/naive_failover.yml"),
-                    "-i",
-                    "localhost,",
-                    "-e",
-                    f"@{vars_file}",
-                ],
-                # community.vmware has no CA-file option; pyVmomi's default context reads SSL_CERT_FILE.
-                ansible_env(SSL_CERT_FILE=str(vcenter.ca_file)),
-                state / "naive.log",
-            )
-            results["naive"] = (seconds, verify(vc_si, target_si, spec, names, naive=True), len(names))
-            print(f"naive:       {seconds:7.1f} s  ({results['naive'][1]}; rc {code}; log {state / 'naive.log'})")
-
-        ours, lower = results["ours"][0], results["lower"][0]
-        print()
-        print(f"ours / lower bound = {ours / lower:.2f}  (target <= 1.5)")
-        if "naive" in results:
-            naive, n = results["naive"][0], results["naive"][2]
-            scaled = naive * args.vms / n
-            note = "" if n == args.vms else f" (naive measured on {n} VMs, scaled x{args.vms / n:.1f})"
-            print(f"naive / ours       = {scaled / ours:.1f}  (target >= 10){note}")
-        ok = all(r[1].startswith("ok") for r in results.values())
-        return 0 if ok else 1
+        if not args.skip_single:
+            figures["10"] = compare(lab, "g10", 1, 10, args.max_parallel, args.repeat)
+            figures["idle"] = compare(lab, "idle", 1, args.vms, args.max_parallel, args.repeat)
+        if not args.skip_load and not args.skip_single:
+            with background_load(args.load):
+                print(f"  background load: {args.load} busy process(es) on {cores} cores")
+                figures["load"] = compare(lab, "load", 1, args.vms, args.max_parallel, args.repeat)
+        if not args.skip_regional:
+            figures["regional"] = compare(lab, "reg", args.tenants, args.tenant_vms, args.max_parallel)
+        naive_figure = None
+        if not args.skip_naive:
+            site = lab.site("naive", 1, args.naive_vms or args.vms)
+            seconds, code = naive(lab, site)
+            naive_figure = (seconds, site.vms, site.verify(naive=True), code)
+            print(f"  naive: {site.vms} VMs in {seconds:.1f} s ({naive_figure[2]}; rc {code})")
+        report(figures, naive_figure, args)
+        return 0 if all(f.outcome == "ok" for f in figures.values()) else 1
     finally:
-        for sim in sims:
-            sim.stop()
+        lab.stop()
+
+
+def report(figures: dict[str, Figure], naive_figure: tuple[float, int, str, int] | None, args: Any) -> None:
+    print()
+    runs = f"medians of {args.repeat} runs, " if args.repeat > 1 else ""
+    for key, what, target in (
+        ("idle", "otherwise idle", 1.25),
+        ("load", f"{args.load} busy process(es)", 1.25),
+        ("regional", f"regional disaster, {args.tenants} tenants at once", 1.3),
+    ):
+        f = figures.get(key)
+        if f is None:
+            continue
+        how = "" if key == "regional" else runs
+        print(
+            f"{f.vms} VMs, {what} ({how}{f.ours:.1f} s vs {f.lower:.1f} s): ours / lower bound = {f.ratio:.2f}"
+            f"  (target <= {target}: {verdict(f.ratio, target)})"
+        )
+    idle = figures.get("idle")
+    if naive_figure is not None and idle is not None:
+        seconds, count, _outcome, _code = naive_figure
+        scaled = seconds * idle.vms / count
+        note = "" if count == idle.vms else f" (naive measured on {count} VMs, scaled x{idle.vms / count:.1f})"
+        ratio = scaled / idle.ours
+        print(f"naive / ours = {ratio:.1f}  (target >= 10: {verdict(ratio, 10, True)}){note}")
+    rows = [figures[k] for k in ("10", "idle", "regional") if k in figures]
+    if len(rows) < 2:
+        return
+    print()
+    print("growth (seconds per VM must fall):")
+    print(f"  {'VMs':>6} {'ours s':>8} {'lower s':>8} {'ratio':>6} {'ours s/VM':>10} {'lower s/VM':>11}")
+    for f in rows:
+        per_vm = f"{f.ours / f.vms:>10.3f} {f.lower / f.vms:>11.3f}"
+        print(f"  {f.vms:>6} {f.ours:>8.1f} {f.lower:>8.1f} {f.ratio:>6.2f} {per_vm}")
+    per_vm_ours = [f.ours / f.vms for f in rows]
+    falling = all(b < a for a, b in itertools.pairwise(per_vm_ours))
+    print(f"  ours per VM {'falls' if falling else 'does NOT fall'} from {rows[0].vms} to {rows[-1].vms} VMs")
 
 
 if __name__ == "__main__":

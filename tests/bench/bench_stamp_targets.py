@@ -52,7 +52,7 @@ def inventory(base: Path, vcenter: Endpoint, tenants: int, per_tenant: int) -> P
     inv = base / "inventory"
     (inv / "tenants").mkdir(parents=True)
     (inv / "group_vars").mkdir()
-    (inv / "tenants.tenantry.yml").write_text(
+    (inv / "tenants.tenantry.yaml").write_text(
         yaml.safe_dump({"plugin": "tenantry.msp.tenants", "tenants_dir": "tenants", "management_pool": "10.0.16.0/20"})
     )
     for i in range(1, tenants + 1):

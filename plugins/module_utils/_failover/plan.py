@@ -4,11 +4,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # Private to the tenantry.msp collection: no compatibility promise to other callers.
-"""What a run does, decided from what was read: steps per mode, input checks, choices.
+"""The choices a run makes, decided from what was read: tenant fields, input checks, choices.
 
 No I/O here: every function takes plain data and returns plain data, so the rules
 (which VLAN, which VMs, which host, which datastore, which boot wave) are unit tested
-without a vCenter.
+without a vCenter.  The steps of each flow are in ``flows.py``.
 """
 
 from __future__ import annotations
@@ -18,65 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODES = ("failover", "test", "failback", "rollback", "cleanup")
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    title: str
-    site: str  # "target", "production" or "both"
-    per_vm: bool = True
-
-
-# The order matters and is the safety argument (docs/failover.md): a VM is registered
-# on its new side BEFORE it is unregistered from its old side, so at every instant it is
-# registered on the replication target, in production, or both.
-STEPS: dict[str, tuple[Step, ...]] = {
-    "failover": (
-        Step("read", "read the VMs on the replication targets and record their .vmx paths", "both"),
-        Step("mount", "mount the tenant NFS datastore on the production host", "production", False),
-        Step("register", "register the VMs in production (tenant folder and resource pool)", "production"),
-        Step("unregister", "unregister the VMs from the replication target", "target"),
-        Step("network", "move the NICs to the destination VLAN portgroup", "production"),
-        Step("permissions", "grant the tenant's production account its permissions", "production"),
-        Step("power_on", "power the VMs on, in boot order", "production"),
-        Step("relocate", "storage vMotion the VMs to production datastores", "production"),
-        Step("unmount", "unmount the NFS datastore from the production host", "production", False),
-    ),
-    "failback": (
-        Step("read", "read the VMs in production and record where they came from", "both"),
-        Step("mount", "mount the tenant NFS datastore on the production host", "production", False),
-        Step("relocate", "storage vMotion the VMs back to the tenant NFS datastore", "production"),
-        Step("power_off", "power the VMs off", "production"),
-        Step("register", "register the VMs on their replication target", "target"),
-        Step("unregister", "unregister the VMs from production", "production"),
-        Step("unmount", "unmount the NFS datastore from the production host", "production", False),
-    ),
-    "test": (
-        Step("read", "read the VMs on the replication targets (left untouched)", "both"),
-        Step("mount", "mount the tenant NFS datastore read-only on the production host", "production", False),
-        Step("isolate", "create the isolated test network (a vSwitch with no uplink)", "production", False),
-        Step("copy", "copy the VMs' files to a production datastore", "production"),
-        Step("unmount", "unmount the NFS datastore (the copies do not need it)", "production", False),
-        Step("register", "register the copies in the tenant's test folder", "production"),
-        Step("network", "connect the copies to the isolated network only", "production"),
-        Step("permissions", "grant the tenant's production account its permissions", "production"),
-        Step("power_on", "power the copies on, in boot order", "production"),
-    ),
-    "cleanup": (
-        Step("read", "read the test copies in the tenant's test folder", "production"),
-        Step("power_off", "power the copies off", "production"),
-        Step("destroy", "delete the copies and their files", "production"),
-        Step("unisolate", "remove the isolated test network", "production", False),
-        Step("tidy", "remove the test folder and what is left of the copies' directory", "production", False),
-        Step("unmount", "unmount the NFS datastore if a test left it mounted", "production", False),
-    ),
-}
-
-
-def steps_for(mode: str) -> tuple[Step, ...]:
-    """The steps a mode runs; ``rollback`` runs failback's (of a failover) or cleanup's (of a test)."""
-    return STEPS[mode]
 
 
 class BadInput(ValueError):

@@ -47,59 +47,7 @@ def build(data: dict[str, Any]) -> dict[str, Any]:
     origin = float(data["created"])
     flow = data.get("flow") or data["mode"]
     order = data.get("steps_order") or list(data["steps"])
-    steps = []
-    for name in order:
-        rec = data["steps"].get(name) or {"state": "pending"}
-        steps.append(
-            {
-                "step": name,
-                "state": rec.get("state", "pending"),
-                "started": iso(rec.get("started")),
-                "ended": iso(rec.get("ended")),
-                "start_offset": _rel(rec.get("started"), origin),
-                "end_offset": _rel(rec.get("ended"), origin),
-                "seconds": rec.get("seconds"),
-                "done": rec.get("done", 0),
-                "failed": rec.get("failed", 0),
-                "skipped": rec.get("skipped", 0),
-                "retried": rec.get("retried", 0),
-                "detail": rec.get("detail", ""),
-                "error": rec.get("error"),
-            }
-        )
-    vms: dict[str, Any] = {}
-    skipped, retried, failed = [], [], []
-    for name, rec in data["vms"].items():
-        per_step = {}
-        for step in order:
-            st = rec.get("steps", {}).get(step)
-            if not st:
-                continue
-            per_step[step] = {
-                "state": st.get("state"),
-                "started": iso(st.get("started")),
-                "ended": iso(st.get("ended")),
-                "start_offset": _rel(st.get("started"), origin),
-                "end_offset": _rel(st.get("ended"), origin),
-                "attempts": st.get("attempts", 0),
-            }
-            if st.get("reason"):
-                per_step[step]["reason"] = st["reason"]
-            if st.get("reconciled"):
-                per_step[step]["reconciled"] = True
-            if st.get("error"):
-                per_step[step]["error"] = st["error"]
-            if st.get("state") == "skipped" and step != "read":
-                skipped.append({"vm": name, "step": step, "reason": st.get("reason", "")})
-            if st.get("attempts", 0) > 1:
-                retried.append({"vm": name, "step": step, "attempts": st["attempts"]})
-            if st.get("state") == "failed":
-                failed.append({"vm": name, "step": step, "error": st.get("error", "")})
-        vms[name] = {
-            "origin": rec.get("origin"),
-            "vmx": rec.get("vmx"),
-            "steps": per_step,
-        }
+    vms, skipped, retried, failed = _vm_rows(data, order, origin)
     report: dict[str, Any] = {
         "run_id": data["run_id"],
         "tenant": data["tenant"],
@@ -120,7 +68,7 @@ def build(data: dict[str, Any]) -> dict[str, Any]:
             for a in data.get("attempts", [])
         ],
         "plan": data.get("plan", {}),
-        "steps": steps,
+        "steps": [_step_row(name, data["steps"].get(name) or {"state": "pending"}, origin) for name in order],
         "vms": vms,
         "skipped": skipped,
         "retried": retried,
@@ -129,6 +77,57 @@ def build(data: dict[str, Any]) -> dict[str, Any]:
     for key, step, _label in MILESTONES.get(flow, ()):
         report[key] = _milestone(data, step, origin)
     return report
+
+
+def _step_row(name: str, rec: dict[str, Any], origin: float) -> dict[str, Any]:
+    return {
+        "step": name,
+        "state": rec.get("state", "pending"),
+        "started": iso(rec.get("started")),
+        "ended": iso(rec.get("ended")),
+        "start_offset": _rel(rec.get("started"), origin),
+        "end_offset": _rel(rec.get("ended"), origin),
+        "seconds": rec.get("seconds"),
+        "done": rec.get("done", 0),
+        "failed": rec.get("failed", 0),
+        "skipped": rec.get("skipped", 0),
+        "retried": rec.get("retried", 0),
+        "detail": rec.get("detail", ""),
+        "error": rec.get("error"),
+    }
+
+
+def _vm_rows(
+    data: dict[str, Any], order: list[str], origin: float
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per VM and step: state, times, attempts, reason, error; and the skipped, retried, failed lists."""
+    vms: dict[str, Any] = {}
+    skipped, retried, failed = [], [], []
+    for name, rec in data["vms"].items():
+        per_step = {}
+        for step in order:
+            st = rec.get("steps", {}).get(step)
+            if not st:
+                continue
+            per_step[step] = {
+                "state": st.get("state"),
+                "started": iso(st.get("started")),
+                "ended": iso(st.get("ended")),
+                "start_offset": _rel(st.get("started"), origin),
+                "end_offset": _rel(st.get("ended"), origin),
+                "attempts": st.get("attempts", 0),
+            }
+            for key in ("reason", "reconciled", "error"):
+                if st.get(key):
+                    per_step[step][key] = True if key == "reconciled" else st[key]
+            if st.get("state") == "skipped" and step != "read":
+                skipped.append({"vm": name, "step": step, "reason": st.get("reason", "")})
+            if st.get("attempts", 0) > 1:
+                retried.append({"vm": name, "step": step, "attempts": st["attempts"]})
+            if st.get("state") == "failed":
+                failed.append({"vm": name, "step": step, "error": st.get("error", "")})
+        vms[name] = {"origin": rec.get("origin"), "vmx": rec.get("vmx"), "steps": per_step}
+    return vms, skipped, retried, failed
 
 
 def _milestone(data: dict[str, Any], step: str, origin: float) -> float | None:
@@ -148,7 +147,7 @@ def _milestone(data: dict[str, Any], step: str, origin: float) -> float | None:
 
 def write(report_dir: str, report: dict[str, Any]) -> Path:
     path: Path = Path(report_dir).expanduser() / str(report["tenant"]) / ("%s.json" % report["run_id"])
-    atomic_write_json(path, report)
+    atomic_write_json(path, report, indent=1)  # written once per run, read by people too
     return path
 
 

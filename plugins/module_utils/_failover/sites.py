@@ -41,6 +41,8 @@ VM_PROPERTIES = (
     "runtime.host",
     "datastore",
 )
+# Enough to know where a VM is registered and from which .vmx (a cheap re-read: no hardware).
+REGISTRATION_PROPERTIES = ("name", "parent", "config.files.vmPathName", "config.extraConfig")
 NAS_TYPES = ("NFS", "NFS41", "CIFS")
 TAG_TENANT = "tenantry.tenant"
 TAG_ORIGIN_TARGET = "tenantry.origin.target"
@@ -128,11 +130,6 @@ def vm_row(row: dict[str, Any]) -> VMRow:
         parent=parent._moId if parent is not None else None,
         template=bool(row.get("config.template")),
     )
-
-
-def nic_type(name: str) -> Any:
-    """The pyVmomi device class for a recorded NIC type name (vmxnet3 when unknown)."""
-    return getattr(vim.vm.device, name, None) or vim.vm.device.VirtualVmxnet3
 
 
 # --------------------------------------------------------------------------- target
@@ -305,11 +302,14 @@ class ProductionSite:
         row = retrieve_objects(self.client, [obj], ["host"])[0]
         return obj, {h._moId for h in row.get("host") or []}
 
-    def vms(self) -> tuple[dict[str, VMRow], dict[str, VMRow]]:
-        """The tenant's production VMs and its test copies (``<folder>/test-failover``), by name."""
+    def vms(self, properties: Sequence[str] = VM_PROPERTIES) -> tuple[dict[str, VMRow], dict[str, VMRow]]:
+        """The tenant's production VMs and its test copies (``<folder>/test-failover``), by name.
+
+        With ``REGISTRATION_PROPERTIES`` the rows say only where each VM is registered (no hardware).
+        """
         if self.folder is None:
             return {}, {}
-        rows = [vm_row(r) for r in self.client.retrieve(vim.VirtualMachine, VM_PROPERTIES, root=self.folder)]
+        rows = [vm_row(r) for r in self.client.retrieve(vim.VirtualMachine, properties, root=self.folder)]
         test_moid = self.test_folder._moId if self.test_folder is not None else None
         production = {r.name: r for r in rows if r.parent == self.folder._moId}
         copies = {r.name: r for r in rows if test_moid and r.parent == test_moid}
@@ -454,39 +454,3 @@ def _escape(part: str) -> str:
 
 def _inventory_path(*parts: str) -> str:
     return "/".join(_escape(p) for p in parts if p)
-
-
-def nic_changes(
-    vm: VMRow, recorded: Sequence[dict[str, Any]], portgroup: str, network: Any
-) -> tuple[list[Any], list[str]]:
-    """Device changes that put every recorded NIC (matched by MAC) on ``portgroup``.
-
-    A recorded NIC missing from the registered VM is added with its MAC (the lab's simulator
-    does not read .vmx files, so a registered VM comes back without NICs; on vSphere they match).
-    With nothing recorded, the VM's own NICs are moved.  Returns (changes, what changed).
-    """
-    changes: list[Any] = []
-    notes: list[str] = []
-    current = {n["mac"]: n for n in vm.nics if n["mac"]}
-    wanted = [n for n in recorded if n.get("mac")] or [
-        {"mac": n["mac"], "type": n["type"], "address_type": n["address_type"]} for n in vm.nics
-    ]
-    for nic in wanted:
-        mine = current.get(nic["mac"])
-        backing = vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=portgroup, network=network)
-        if mine is None:
-            device = nic_type(str(nic.get("type") or "VirtualVmxnet3"))(
-                key=-100 - len(changes),
-                macAddress=nic["mac"],
-                addressType="manual",
-                backing=backing,
-                connectable=vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True),
-            )
-            changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=device))
-            notes.append("add NIC %s on %s" % (nic["mac"], portgroup))
-        elif mine["network"] != portgroup:
-            device = mine["device"]
-            device.backing = backing
-            changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=device))
-            notes.append("NIC %s: %s -> %s" % (nic["mac"], mine["network"] or "none", portgroup))
-    return changes, notes

@@ -268,6 +268,39 @@ class DirectorClient:
         result: list[dict[str, Any]] = self.request("GET", "/api/v1/tenants/%s/backups%s" % (_segment(tenant), query))
         return result
 
+    # ------------------------------------------------------------------ console users
+    def user(self, username: str) -> dict[str, Any] | None:
+        """The console/portal user called ``username``, or ``None``."""
+        found = self.request("GET", "/api/v1/users?name=" + quote(username, safe=""))
+        return found[0] if found else None
+
+    def create_user(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/api/v1/users", dict(spec))
+        return result
+
+    def update_user(self, username: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("PATCH", "/api/v1/users/" + _segment(username), dict(changes))
+        return result
+
+    def delete_user(self, username: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", "/api/v1/users/" + _segment(username))
+        return result
+
+
+USER_FIELDS = ("role", "tenant", "full_name", "email", "disabled")
+
+
+def user_view(user: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the module compares and shows in its diff (the password never: it is write-only)."""
+    if not user:
+        return {}
+    return {k: user.get(k) for k in ("username", *USER_FIELDS)}
+
+
+def user_changes(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The given fields that differ from the Director's (None means not managed)."""
+    return {k: desired[k] for k in USER_FIELDS if desired.get(k) is not None and desired[k] != current.get(k)}
+
 
 def _segment(name: str) -> str:
     return quote(name, safe="")
@@ -317,9 +350,19 @@ def settings_changes(
     changes: dict[str, Any] = {}
     for key, raw in desired.items():
         value = coerce_setting(key, raw, registry[key])
-        if values.get(key) != value:
+        if registry[key].get("secret"):
+            # Write-only: the Director shows only whether one is set, so a set secret is left as it is
+            # (clear it with "" to replace it); an unset one is sent.
+            if bool(value) != bool(values.get(key)):
+                changes[key] = value
+        elif values.get(key) != value:
             changes[key] = value
     return changes
+
+
+def masked(values: Mapping[str, Any], registry: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``values`` with every write-only setting shown as the Director shows it."""
+    return {k: (SECRET_MASK if v else "") if registry.get(k, {}).get("secret") else v for k, v in values.items()}
 
 
 def tenant_create_spec(desired: Mapping[str, Any]) -> dict[str, Any]:

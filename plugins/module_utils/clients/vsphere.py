@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 try:
     from pyVim.connect import Disconnect, SmartConnect
@@ -34,6 +34,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without pyVmomi
     Disconnect = SmartConnect = vim = vmodl = None  # type: ignore[assignment]
     HAS_PYVMOMI = False
     PYVMOMI_IMPORT_ERROR = exc
+
+
+TASK_PROPERTIES = ("info.state", "info.error", "info.result", "info.completeTime")
 
 
 class VSphereError(Exception):
@@ -138,13 +141,58 @@ def connect(params: ConnectionParams) -> Any:
         raise VSphereError("vCenter %s refused the connection: %s" % (where, fault_message(exc))) from exc
 
 
+def connect_all(endpoints: Sequence[tuple[str, ConnectionParams]]) -> list[VSphereClient]:
+    """Log in to every endpoint at once; returns the clients in order.
+
+    ``endpoints`` holds ``(label, params)``.  When a login fails, the others are logged out and its
+    error is raised, its message prefixed with the endpoint's label (when it has one).
+    """
+    with ThreadPoolExecutor(max_workers=max(1, len(endpoints)), thread_name_prefix="vsphere-login") as pool:
+        futures = [pool.submit(VSphereClient, params) for _label, params in endpoints]
+    clients: list[VSphereClient] = []
+    failure: VSphereError | None = None
+    for (label, _params), future in zip(endpoints, futures, strict=True):
+        try:
+            clients.append(future.result())
+        except VSphereError as exc:
+            if failure is None:
+                failure = VSphereError("%s: %s" % (label, exc)) if label else exc
+    if failure is not None:
+        for client in clients:
+            client.close()
+        raise failure
+    return clients
+
+
+class SharedLimit(Protocol):
+    """Slots shared with other processes (``_slots.Slots``): ``acquire`` waits for one, ``release`` frees it."""
+
+    def acquire(self) -> Any: ...
+
+    def release(self, token: Any) -> None: ...
+
+
 class VSphereClient:
-    """A logged-in session with bulk reads and concurrent task waits."""
+    """A logged-in session with bulk reads and concurrent task waits.
+
+    ``slots``: when set, every task or call started through ``run_tasks`` (and ``run_calls`` given
+    them) holds one of these slots while in flight, so that several processes together stay under
+    one concurrency limit toward this endpoint.  Reads do not take slots.
+    """
 
     def __init__(self, params: ConnectionParams) -> None:
         self.params = params
         self.si = connect(params)
         self.content = self.si.RetrieveContent()
+        self.slots: SharedLimit | None = None
+        self.keep_connections(16)
+
+    def keep_connections(self, count: int) -> None:
+        """Keep up to ``count`` idle connections for reuse (pyVmomi keeps 5, so every step with a
+        larger fan-out would log its extra threads in anew: a TLS handshake each)."""
+        stub = getattr(self.si, "_stub", None)
+        if stub is not None and getattr(stub, "poolSize", count) < count:
+            stub.poolSize = count
 
     def close(self) -> None:
         # Logging out of a dead session is not an error worth raising.
@@ -211,24 +259,30 @@ class VSphereClient:
         max_parallel: int = 16,
         raise_on_error: bool = True,
         timeout: float = 3600,
+        ended: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Start many vSphere tasks with bounded fan-out and wait for all with ONE property collector.
 
         ``starters`` yields ``(key, start)``; ``start()`` issues the call and returns its
         ``vim.Task``.  Start calls run on up to ``max_parallel`` threads (pyVmomi's stub keeps
         a connection pool) and at most ``max_parallel`` objects are in flight at once, starting
-        or running; a finished one frees its slot at once.  Every started task is watched by a
-        single private property collector.  Returns ``{key: task result or error message}``;
-        with ``raise_on_error`` a ``TaskFailed`` names every failed key after all tasks ended
-        (none is abandoned half way).
+        or running (with ``slots`` set, each also holds one of those slots, shared with other
+        processes); a finished one frees its place at once.  The starting thread reads its
+        task's state once: a task that ended inside its start call (a quick task; every task
+        of the lab's simulator) is settled there, the others are watched by a single private
+        property collector.  Returns ``{key: task result or error message}``; with
+        ``raise_on_error`` a ``TaskFailed`` names every failed key after all tasks ended (none
+        is abandoned half way).  ``ended``, when given, receives each task's ``completeTime``
+        (vCenter's clock) by key.
         """
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
+        self.keep_connections(max_parallel + 2)  # the starting threads, the collector's waits
         pending = deque(starters)
         outcomes: dict[str, Any] = {}
         failures: dict[str, str] = {}
-        starting: dict[Future[Any], str] = {}
-        running: dict[str, str] = {}  # task moid -> key
+        starting: dict[Future[_Started], str] = {}
+        running: dict[str, tuple[str, Any]] = {}  # task moid -> (key, slot token)
         states: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
         collector = self.content.propertyCollector.CreatePropertyCollector()
@@ -237,30 +291,44 @@ class VSphereClient:
         def fail(key: str, message: str) -> None:
             failures[key] = outcomes[key] = message
 
+        def settle(key: str, state: dict[str, Any]) -> bool:
+            """Record an ended task's outcome; False while it runs."""
+            if ended is not None and state.get("info.completeTime") is not None:
+                ended[key] = state["info.completeTime"]
+            if state.get("info.state") == vim.TaskInfo.State.success:
+                outcomes[key] = state.get("info.result")
+            elif state.get("info.state") == vim.TaskInfo.State.error:
+                fail(key, fault_message(state.get("info.error") or Exception("unknown error")))
+            else:
+                return False
+            return True
+
         try:
             with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="vsphere-task") as pool:
                 while pending or starting or running:
                     while pending and len(starting) + len(running) < max_parallel:
                         key, start = pending.popleft()
-                        starting[pool.submit(start)] = key
+                        starting[pool.submit(self._start, start)] = key
                     if starting and not running:
                         wait(starting, return_when=FIRST_COMPLETED)
                     started = []
                     for future in [f for f in starting if f.done()]:
                         key = starting.pop(future)
                         try:
-                            task = future.result()
+                            begun = future.result()
                         except vmodl.MethodFault as exc:
                             fail(key, fault_message(exc))
                             continue
-                        running[task._moId] = key
-                        started.append(task)
+                        if not settle(key, begun.state):
+                            running[begun.task._moId] = (key, begun.token)
+                            started.append(begun.task)
                     if started:
                         collector.CreateFilter(_task_filter(started), True)
                     if not running:
                         continue
                     if time.monotonic() > deadline:
-                        for key in running.values():
+                        for key, token in running.values():
+                            self._release(token)
                             fail(key, "did not finish within %d s" % timeout)
                         running.clear()
                         break
@@ -278,31 +346,54 @@ class VSphereClient:
                             state = states.setdefault(moid, {})
                             for change in obj_update.changeSet or []:
                                 state[change.name] = change.val
-                            owner = running.get(moid)
-                            if owner is None:
-                                continue
-                            if state.get("info.state") == vim.TaskInfo.State.success:
-                                outcomes[owner] = state.get("info.result")
-                                del running[moid]
-                            elif state.get("info.state") == vim.TaskInfo.State.error:
-                                fail(owner, fault_message(state.get("info.error") or Exception("unknown error")))
-                                del running[moid]
+                            if moid in running and settle(running[moid][0], state):
+                                self._release(running.pop(moid)[1])
         finally:
+            for _key, token in running.values():
+                self._release(token)
+            for future in starting:  # left by an error: every start has ended (the pool waited)
+                if future.done() and future.exception() is None:
+                    self._release(future.result().token)
             collector.Destroy()
         if failures and raise_on_error:
             detail = "; ".join("%s: %s" % item for item in sorted(failures.items()))
             raise TaskFailed("%d of %d vSphere tasks failed: %s" % (len(failures), len(outcomes), detail), failures)
         return outcomes
 
+    def _start(self, start: Callable[[], Any]) -> _Started:
+        """Take a slot (if shared), start the task and read its state once; a settled task frees the slot."""
+        token = self.slots.acquire() if self.slots is not None else None
+        try:
+            task = start()
+            try:
+                rows = retrieve_objects(self, [task], TASK_PROPERTIES)
+            except vmodl.MethodFault:
+                rows = []  # the collector will tell
+        except BaseException:
+            self._release(token)
+            raise
+        state = rows[0] if rows else {}
+        if state.get("info.state") in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
+            self._release(token)
+            token = None
+        return _Started(task, state, token)
+
+    def _release(self, token: Any) -> None:
+        if self.slots is not None and token is not None:
+            self.slots.release(token)
+
+
+@dataclass
+class _Started:
+    task: Any
+    state: dict[str, Any]
+    token: Any  # the shared slot it holds while it runs (None: none, or already freed)
+
 
 def _task_filter(tasks: Sequence[Any]) -> Any:
     return vmodl.query.PropertyCollector.FilterSpec(
         objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=t) for t in tasks],
-        propSet=[
-            vmodl.query.PropertyCollector.PropertySpec(
-                type=vim.Task, pathSet=["info.state", "info.error", "info.result"]
-            )
-        ],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=list(TASK_PROPERTIES))],
     )
 
 
@@ -310,19 +401,35 @@ def run_calls(
     calls: Iterable[tuple[str, Callable[[], Any]]],
     max_parallel: int = 16,
     raise_on_error: bool = True,
+    slots: SharedLimit | None = None,
 ) -> dict[str, Any]:
     """Make many synchronous vSphere calls (no task, e.g. ``AddPortGroup``) on up to ``max_parallel`` threads.
 
-    The counterpart of ``VSphereClient.run_tasks`` for methods that answer in the call itself.
-    ``calls`` yields ``(key, call)``.  Returns ``{key: result or error message}``; with
-    ``raise_on_error`` a ``TaskFailed`` names every failed key after all calls ended.
+    The counterpart of ``VSphereClient.run_tasks`` for methods that answer in the call itself
+    (with ``slots``, each call also holds a shared slot while it runs).  ``calls`` yields
+    ``(key, call)``.  Returns ``{key: result or error message}``; with ``raise_on_error`` a
+    ``TaskFailed`` names every failed key after all calls ended.
     """
     if max_parallel < 1:
         raise ValueError("max_parallel must be at least 1")
     outcomes: dict[str, Any] = {}
     failures: dict[str, str] = {}
+
+    def limited(call: Callable[[], Any]) -> Callable[[], Any]:
+        if slots is None:
+            return call
+
+        def go() -> Any:
+            token = slots.acquire()
+            try:
+                return call()
+            finally:
+                slots.release(token)
+
+        return go
+
     with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="vsphere-call") as pool:
-        futures = {pool.submit(call): key for key, call in calls}
+        futures = {pool.submit(limited(call)): key for key, call in calls}
         for future, key in futures.items():
             try:
                 outcomes[key] = future.result()

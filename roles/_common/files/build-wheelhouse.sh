@@ -12,6 +12,9 @@ wheelhouse=$(mkdir -p "$3" && cd "$3" && pwd)
 shift 5
 tag="cp${pyver/./}-${arch}"
 dest="$wheelhouse/$tag"
+# Several plays (parallel molecule scenarios, say) may ask at once: one builds, the others wait and find it.
+exec 9>"$wheelhouse/.lock"
+flock 9
 fingerprint=$(cd "$root" && { echo "$tag"; find pyproject.toml README.md src/tenantry -type f -name '*' \
     ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -d' ' -f1)
 if [ -f "$dest/.fingerprint" ] && [ "$(cat "$dest/.fingerprint")" = "$fingerprint" ] && [ -f "$dest.tar" ]; then

@@ -24,6 +24,31 @@ class ConfigError(ValueError):
     """Bad configuration; ``str()`` says what and where."""
 
 
+class JobsConfig(BaseModel):
+    """Where the collection's playbooks run from (``[jobs]`` in the TOML file).
+
+    The same code runs jobs in the lab and tests (the controller's checkout and inventory) and on a
+    Director host (the virtualenv the ``director`` role installs, the site's inventory).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(False, description="run jobs at all (the portal's buttons, VM lists, the audit)")
+    ansible_runner: Path = Field(
+        Path("/opt/tenantry/jobs/bin/ansible-runner"), description="the ansible-runner executable of the jobs venv"
+    )
+    project_dir: Path | None = Field(
+        None, description="directory holding playbooks/ (a collection checkout); none: playbooks by FQCN"
+    )
+    inventory: list[Path] = Field(default_factory=list, description="inventory sources (files or directories)")
+    env: dict[str, str] = Field(default_factory=dict, description="environment of every job (ANSIBLE_*, VMWARE_*)")
+    extravars: dict[str, Any] = Field(
+        default_factory=dict, description="extra vars of every job, e.g. failover_journal_dir"
+    )
+    data_dir: Path | None = Field(None, description="runs' artifacts and reports; default <state_dir>/jobs")
+    keep_runs: int = Field(1000, ge=10, le=1000000, description="artifact directories kept per tenant")
+
+
 class DirectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,6 +79,9 @@ class DirectorConfig(BaseModel):
     seed_settings: dict[str, Any] = Field(
         default_factory=dict, description="Expert Settings applied on first start only (e.g. heartbeat_interval)"
     )
+    jobs: JobsConfig = Field(
+        default_factory=lambda: JobsConfig.model_validate({}), description="how jobs run (the [jobs] table)"
+    )
 
     @property
     def admin_token_path(self) -> Path:
@@ -62,6 +90,15 @@ class DirectorConfig(BaseModel):
     @property
     def db_path(self) -> Path:
         return self.state_dir / "director.db"
+
+    @property
+    def ports_path(self) -> Path:
+        """Where the Director publishes the ports it listens on (read by the role and the firewall)."""
+        return self.state_dir / "ports.json"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.jobs.data_dir or self.state_dir / "jobs"
 
 
 def _parser() -> argparse.ArgumentParser:

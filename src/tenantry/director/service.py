@@ -16,13 +16,17 @@ from pydantic import ValidationError
 
 import tenantry
 from tenantry.common import logsetup, pki
+from tenantry.director import firewall
+from tenantry.director.accounts import Accounts
+from tenantry.director.alarms import AlarmManager, Figures, Metrics, TenantView
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
 from tenantry.director.backups.service import Backups
 from tenantry.director.config import DirectorConfig
 from tenantry.director.errors import DirectorError
+from tenantry.director.jobs import JobManager, RunRow
 from tenantry.director.limits import AttemptLimiter, Slots
 from tenantry.director.repository.manager import Repositories
-from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes
+from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes, shown
 from tenantry.director.store import Store, TenantRow
 from tenantry.director.tunnels import TunnelManager
 from tenantry.director.uplink import GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
@@ -88,6 +92,7 @@ class Director:
             events=self.event,
         )
         self.hub.on_connect.append(self._session_started)
+        self.hub.on_ports_changed.append(self._publish_ports)
         self.setup_port = 0
         self._settings_lock = asyncio.Lock()
         self.tunnels = TunnelManager(
@@ -114,6 +119,32 @@ class Director:
             tenant_name=lambda tid: row.name if (row := self.store.tenant(tid)) else tid,
             staging=config.state_dir / "restore-staging",
         )
+        # Console and portal: accounts, jobs, alarms (each room gets what it needs, not the Director).
+        self.accounts = Accounts(
+            self.store.db,
+            settings=lambda: self.settings,
+            hasher=self.hasher,
+            tenant_name=self._tenant_name,
+            events=self.event,
+        )
+        self.jobs = JobManager(
+            self.store.db,
+            config=config.jobs,
+            jobs_dir=config.jobs_dir,
+            settings=lambda: self.settings,
+            events=self.event,
+        )
+        self.alarms = AlarmManager(
+            self.store.db,
+            settings=lambda: self.settings,
+            tenants=self.tenant_views,
+            workloads=lambda: {t: f["workloads"] for t, f in self.jobs.records.all_facts().items()},
+            stuck_runs=self.jobs.stuck,
+            events=self.event,
+            console_url=self.public_url,
+        )
+        self.jobs.on_finished += [self.alarms.run_finished, self._audit_finished]
+        self.metrics = Metrics(self._figures)
 
     # ------------------------------------------------------------------ start-up pieces
     def _load_settings(self) -> ExpertSettings:
@@ -148,6 +179,54 @@ class Director:
     def event(self, kind: str, message: str, tenant_id: str | None = None, **data: Any) -> None:
         self.store.add_event(kind, message, tenant_id, **data)
         log.info("event %s%s: %s", kind, f" tenant={tenant_id}" if tenant_id else "", message)
+
+    # ------------------------------------------------------------------ console and portal
+    def _tenant_name(self, tenant_id: str) -> str | None:
+        row = self.store.tenant(tenant_id)
+        return row.name if row is not None else None
+
+    def tenant_views(self) -> list[TenantView]:
+        views = []
+        for row in self.store.tenants():
+            st = self.status(row)
+            # Offline counts from the later of the last state change and the enrollment (a Transporter
+            # enrolled a second ago is not late for its first connection).
+            since = max(filter(None, (st["since"], row.enrolled_at)), default=None)
+            views.append(TenantView(row.id, row.name, row.kind, st["state"], since, row.workload_quota))
+        return views
+
+    def _figures(self) -> Figures:
+        states: dict[str, int] = {}
+        for view in self.tenant_views():
+            states[view.state] = states.get(view.state, 0) + 1
+        return Figures(
+            version=tenantry.__version__,
+            tenants_by_state=states,
+            tenants_online=len(self.hub.sessions),
+            handshakes=self.hub.handshakes,
+            throttled=self.hub.throttled,
+            alarms_open=self.alarms.records.counts(),
+            jobs_by_state=self.jobs.counts(),
+            sessions=self.accounts.session_count(),
+        )
+
+    def ingest_audit(self, findings: list[dict[str, Any]], source: str, run_id: str | None, summary: str) -> int:
+        """A drift audit's findings: kept, and turned into alarms (raised, or cleared when gone)."""
+        report_id = self.alarms.records.add_audit(source, run_id, summary, findings)
+        self.alarms.audit(findings, {r.name: r.id for r in self.store.tenants()})
+        self.event("audit_received", f"drift audit from {source}: {len(findings)} finding(s)", report=report_id)
+        return report_id
+
+    def _audit_finished(self, run: RunRow) -> None:
+        audit = run.result.get("audit")
+        if run.kind == "audit" and run.state == "successful" and isinstance(audit, dict):
+            findings = [f for f in audit.get("findings") or [] if isinstance(f, dict)]
+            self.ingest_audit(findings, "job", run.id, "\n".join(map(str, audit.get("summary") or [])))
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            self.accounts.expire_sessions()
 
     # ------------------------------------------------------------------ tenants
     def tenant_or_404(self, name: str) -> TenantRow:
@@ -246,6 +325,7 @@ class Director:
         self.tunnels.close_tenant(row.id)
         if remove:
             self.backups.tenant_removed(row.id)
+            self.accounts.tenant_removed(row.id)
         what = "revoked and removed" if remove else "revoked"
         self.event("tenant_revoked", f"tenant {row.name} {what}; {count} certificate(s) revoked", row.id)
         return row
@@ -413,13 +493,8 @@ class Director:
             self.settings = new
             self.store.save_settings(new.model_dump())
             for key in changed:
-                self.event(
-                    "setting_changed",
-                    f"{key}: {getattr(old, key)!r} -> {getattr(new, key)!r}",
-                    key=key,
-                    old=getattr(old, key),
-                    new=getattr(new, key),
-                )
+                before, after = shown(key, getattr(old, key)), shown(key, getattr(new, key))
+                self.event("setting_changed", f"{key}: {before!r} -> {after!r}", key=key, old=before, new=after)
             self._apply_live(old, new, changed)
             return new, changed
 
@@ -477,10 +552,16 @@ class Director:
         self.uplink_port = await self.hub.listen(self.settings.uplink_port)
         self.hub.start()
         self.backups.start()
+        interrupted = self.jobs.recover()
+        if interrupted:
+            log.warning("%d run(s) of the previous Director process marked interrupted", interrupted)
+        self.alarms.start()
+        self._background(asyncio.get_running_loop().create_task(self._housekeeping()))
 
     def started(self, setup_port: int) -> None:
-        """The API answers on ``setup_port``: record it and the start."""
+        """The API answers on ``setup_port``: record it and the start, and publish the ports."""
         self.setup_port = setup_port
+        self._publish_ports()
         self.event(
             "director_started",
             f"Director {tenantry.__version__} started",
@@ -495,12 +576,23 @@ class Director:
             self.config.state_dir,
         )
 
+    def _publish_ports(self) -> None:
+        """``<state_dir>/ports.json``: what this Director listens on now (the firewall follows it)."""
+        if not self.setup_port:
+            return  # the API is not up yet; started() publishes
+        try:
+            firewall.publish(self.config.ports_path, self.setup_port, self.hub.ports)
+        except OSError as exc:
+            log.error("cannot publish the ports to %s: %s", self.config.ports_path, exc)
+
     async def stop(self) -> None:
         """Close tunnels and sessions (Transporters are told to reconnect); the store stays open."""
         grace = self.settings.shutdown_grace
         log.info("shutting down: in-flight streams get up to %g s", grace)
         self.event("director_stopping", "graceful shutdown; Transporters told to reconnect")
         await self.tunnels.close_all()
+        await self.jobs.stop()
+        await self.alarms.stop()
         await self.backups.stop()
         await self.hub.shutdown(grace)
         for task in list(getattr(self, "_bg", ())):

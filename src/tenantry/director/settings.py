@@ -11,6 +11,7 @@ effect: ``live`` (at once, no restart, no action at the client) or
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,10 +19,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tenantry.protocol.messages import TransporterSettings
 
 Applies = Literal["live", "restart"]
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
 
 def _f(default: Any, description: str, applies: Applies = "live", **bounds: Any) -> Any:
     return Field(default, description=description, json_schema_extra={"applies": applies}, **bounds)
+
+
+def _secret(description: str) -> Any:
+    """A write-only setting: stored, never returned (``GET`` says only whether one is set)."""
+    return Field("", description=description, json_schema_extra={"applies": "live", "secret": True}, max_length=4096)
+
+
+SECRET_SET = "********"
 
 
 class ExpertSettings(BaseModel):
@@ -104,6 +114,83 @@ class ExpertSettings(BaseModel):
         2, "enrollment attempts verified (Argon2id) at once; more wait briefly, then get HTTP 429", ge=1, le=64
     )
 
+    # ---- console and portal (director/web/, director/accounts/): sessions and logins
+    session_idle_timeout: float = _f(
+        1800.0, "seconds without a request after which a console or portal session ends", ge=5, le=86400
+    )
+    session_absolute_timeout: float = _f(
+        43200.0, "seconds after login after which a session ends, however busy", ge=60, le=2592000
+    )
+    login_failures_per_minute: int = _f(
+        10, "login attempts per source address per minute (counted before the password is checked)", ge=1, le=10000
+    )
+    login_lockout_failures: int = _f(
+        5, "failed logins in a row after which an account is locked for login_lockout_seconds", ge=1, le=1000
+    )
+    login_lockout_seconds: float = _f(900.0, "how long an account stays locked after too many failures", ge=1, le=86400)
+    # ---- jobs (director/jobs/): how a button becomes a run
+    jobs_backend: Literal["runner", "awx"] = _f(
+        "runner",
+        "what runs the collection's playbooks: ansible-runner on the Director host, or AWX/AAP job templates",
+    )
+    jobs_timeout: float = _f(7200.0, "seconds a job may run before it is stopped and marked failed", ge=10, le=86400)
+    portal_vms_max_age: float = _f(
+        60.0,
+        "seconds a tenant's VM list (read live from vCenter by a job) is shown before it is read again",
+        ge=0,
+        le=86400,
+    )
+    awx_url: str = _f("", "AWX/AAP base URL for jobs_backend awx, e.g. https://awx.example", max_length=2048)
+    awx_token: str = _secret("AWX/AAP OAuth2 token of the account the Director launches job templates as")
+    awx_ca_pem: str = _f("", "PEM CA certificate that signed AWX's certificate (empty: system trust)", max_length=65536)
+    awx_template_prefix: str = _f(
+        "tenantry: ", "job template names are <prefix><playbook title> (awx/configure.yml)", max_length=200
+    )
+    awx_per_tenant_templates: bool = _f(
+        False, "launch the per-tenant job templates (<prefix><tenant>: <title>) that fix the tenant in AWX"
+    )
+    # ---- alarms (director/alarms/)
+    alarm_check_interval: float = _f(10.0, "seconds between two evaluations of the alarm rules", ge=0.2, le=3600)
+    alarm_offline_after: float = _f(
+        300.0, "seconds a remote tenant's Transporter may be offline before an alarm is raised", ge=1, le=2592000
+    )
+    alarm_certificate_days: int = _f(
+        14, "raise an alarm when a tenant's certificate expires within this many days", ge=1, le=3650
+    )
+    alarm_run_stuck_after: float = _f(
+        3600.0, "seconds a failover or test failover may run before it is reported stuck", ge=10, le=604800
+    )
+    alarm_notify_cleared: bool = _f(True, "also send an e-mail / webhook when an alarm clears")
+    smtp_host: str = _f("", "SMTP server for alarm e-mails (empty: no e-mail)", max_length=255)
+    smtp_port: int = _f(25, "SMTP port (25, 587 for STARTTLS, 465 for TLS)", ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = _f("starttls", "SMTP transport security")
+    smtp_username: str = _f("", "SMTP login (empty: none)", max_length=255)
+    smtp_password: str = _secret("SMTP password")
+    smtp_from: str = _f("tenantry-director@localhost", "sender address of alarm e-mails", max_length=255)
+    smtp_to: list[str] = _f([], "recipients of alarm e-mails")
+    smtp_ca_pem: str = _f("", "PEM CA certificate of the SMTP server (empty: system trust)", max_length=65536)
+    webhook_url: str = _f("", "URL alarms are POSTed to as JSON (empty: no webhook)", max_length=2048)
+    webhook_secret: str = _secret("key of the X-Tenantry-Signature HMAC-SHA256 header of each webhook POST")
+
+    @field_validator("smtp_to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            item = item.strip()
+            if not _EMAIL.match(item):
+                raise ValueError(f"{item!r} is not an e-mail address")
+            out.append(item)
+        return out
+
+    @field_validator("awx_url", "webhook_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r} must start with https:// (or http://)")
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -147,8 +234,29 @@ def describe() -> dict[str, dict[str, Any]]:
         for bound in ("minimum", "maximum", "enum"):
             if bound in prop:
                 entry[bound] = prop[bound]
+        if prop.get("secret"):
+            entry["secret"] = True
+            entry["default"] = ""
         out[key] = entry
     return out
+
+
+def secret_keys() -> set[str]:
+    """The write-only settings (passwords, tokens, keys)."""
+    return {k for k, f in ExpertSettings.model_fields.items() if (f.json_schema_extra or {}).get("secret")}  # type: ignore[union-attr]
+
+
+def public_values(settings: ExpertSettings) -> dict[str, Any]:
+    """Every value as the API and pages show it: a secret is ``"********"`` when set, ``""`` when not."""
+    values = settings.model_dump()
+    for key in secret_keys():
+        values[key] = SECRET_SET if values[key] else ""
+    return values
+
+
+def shown(key: str, value: Any) -> Any:
+    """``value`` of ``key`` as events and logs may show it."""
+    return (SECRET_SET if value else "") if key in secret_keys() else value
 
 
 def allowed_text(key: str) -> str:
@@ -168,6 +276,8 @@ def apply_changes(current: ExpertSettings, changes: dict[str, Any]) -> ExpertSet
     unknown = sorted(k for k in changes if k not in known)
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; allowed settings: {', '.join(sorted(known))}")
+    # A secret sent back as the mask it was shown as keeps its value.
+    changes = {k: v for k, v in changes.items() if not (k in secret_keys() and v == SECRET_SET)}
     merged = current.model_dump() | changes
     try:
         return ExpertSettings.model_validate(merged, strict=False)
@@ -175,6 +285,6 @@ def apply_changes(current: ExpertSettings, changes: dict[str, Any]) -> ExpertSet
         problems = []
         for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else "?"
-            value = changes.get(key)
+            value = shown(key, changes.get(key))
             problems.append(f"{key}={value!r} refused ({err['msg']}); allowed: {allowed_text(key)}")
         raise SettingsError("; ".join(problems)) from None

@@ -33,6 +33,7 @@ GOAWAY_REVOKED = b"refused: tenant revoked"
 GOAWAY_SUPERSEDED = b"refused: certificate superseded"
 
 _MAX_PENDING_HANDSHAKES = 512
+FIREWALL_GRACE = 1.0  # seconds between opening a new uplink listener and moving the Transporters to it
 
 
 class Events(Protocol):
@@ -100,6 +101,7 @@ class UplinkHub:
         self._tokens = 0.0
         self._tokens_at = time.monotonic()
         self.on_connect: list[Callable[[Session], None]] = []
+        self.on_ports_changed: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ listeners
     @property
@@ -113,7 +115,12 @@ class UplinkHub:
         bound = int(server.sockets[0].getsockname()[1])
         self._listeners[bound] = server
         log.info("uplink listening on %s:%d", self._host, bound)
+        self._ports_changed()
         return bound
+
+    def _ports_changed(self) -> None:
+        for callback in self.on_ports_changed:
+            callback()
 
     def start(self) -> None:
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
@@ -123,6 +130,9 @@ class UplinkHub:
         old = [p for p in self._listeners if p != new_port]
         if new_port not in self._listeners:
             await self.listen(new_port)
+            # The host firewall follows the published ports (docs/roles.md): give it a moment before
+            # the Transporters are told, so their first connect is not dropped.
+            await asyncio.sleep(FIREWALL_GRACE)
         await push()
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(s.port in old for s in self.sessions.values()):
@@ -134,6 +144,8 @@ class UplinkHub:
                 if s.port == port:
                     s.channel.close("uplink port moved", debug=GOAWAY_MOVED)
             log.info("uplink listener on port %d closed", port)
+        if old:
+            self._ports_changed()
 
     def _admit(self, limit: int) -> bool:
         """Token bucket: rate 0.8*limit, depth 0.1*limit: no 1 s window admits more than 0.9*limit.

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tenantry.common import pki
-from tenantry.lab import network
+from tenantry.lab import network, relay
 from tenantry.lab.build import build, repo_root
 from tenantry.lab.errors import LabError
 from tenantry.lab.simulator import Endpoint, Mode, Simulator, is_simulator, terminate
@@ -146,9 +146,34 @@ def cmd_esx_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recorded_ports(state_dir: Path) -> list[int]:
+    endpoints = [_read(_vcenter_state(state_dir))] + [_read(p) for p in sorted((state_dir / "esx").glob("*.json"))]
+    return [e.port for e in endpoints if e is not None]
+
+
+def cmd_relay_up(args: argparse.Namespace) -> int:
+    state_dir: Path = args.state_dir
+    with _locked(state_dir):
+        ports = _recorded_ports(state_dir)
+        if not ports:
+            raise LabError("no simulator is recorded: run `python -m tenantry.lab up` first")
+        changed = relay.up(state_dir / "run", state_dir / "logs", args.listen_host, ports, state_dir)
+    return _changed(changed, f"relay on {args.listen_host} for ports {', '.join(map(str, sorted(ports)))}")
+
+
+def cmd_relay_serve(args: argparse.Namespace) -> int:
+    relay.serve(args.listen_host, args.port)
+    return 0
+
+
+def cmd_relay_down(args: argparse.Namespace) -> int:
+    return _changed(relay.down(args.state_dir / "run"), "relay")
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir
     with _locked(state_dir):
+        relay.down(state_dir / "run")
         for path in sorted((state_dir / "esx").glob("*.json")):
             _stop(path)
         _stop(_vcenter_state(state_dir))
@@ -194,6 +219,22 @@ def cmd_esx_seed(args: argparse.Namespace) -> int:
         raise LabError(f"no ESX instance {args.name}: run `python -m tenantry.lab esx-up {args.name}` first")
     created = seed(endpoint, args.datastore, args.vm, args.network)
     return _changed(bool(created), f"VMs on {args.name}: created {', '.join(created) or 'none'}")
+
+
+def cmd_prod_portgroups(args: argparse.Namespace) -> int:
+    from tenantry.lab.seed import production_portgroups
+
+    endpoint = _read(_vcenter_state(args.state_dir))
+    if endpoint is None:
+        raise LabError("no provider vCenter: run `python -m tenantry.lab up` first")
+    wanted = []
+    for item in args.portgroup:
+        name, sep, vlan = item.rpartition(":")
+        if not sep or not vlan.isdigit() or not name:
+            raise LabError(f"--portgroup {item!r}: expected NAME:VLAN")
+        wanted.append((name, int(vlan)))
+    added = production_portgroups(endpoint, wanted)
+    return _changed(bool(added), f"production portgroups: added {', '.join(added) or 'none'}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -247,6 +288,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--network", default="tenant", help="portgroup of their NIC (default tenant)")
     p.set_defaults(func=cmd_esx_seed)
 
+    p = sub.add_parser("prod-portgroups", help="stand-in for the tenants' network setup: portgroups in production")
+    p.add_argument("--portgroup", action="append", required=True, help="NAME:VLAN (repeat)")
+    p.set_defaults(func=cmd_prod_portgroups)
+
     p = sub.add_parser("net-up", help="the lab switch: namespace with a management and a tenant bridge")
     p.add_argument("--gateway", default="10.0.16.1/20", help="the DHCP server's address on the management bridge")
     p.set_defaults(func=cmd_net_up)
@@ -266,6 +311,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dhcp-lease", help="DHCP from a target's management NIC; prints the address bound")
     p.add_argument("target")
     p.set_defaults(func=cmd_dhcp_lease)
+
+    p = sub.add_parser("relay-up", help="relay the simulators' ports from an address the containers reach (idempotent)")
+    p.add_argument("--listen-host", required=True, help="e.g. the podman network's gateway address")
+    p.set_defaults(func=cmd_relay_up)
+
+    p = sub.add_parser("relay-serve", help=argparse.SUPPRESS)
+    p.add_argument("--listen-host", required=True)
+    p.add_argument("--port", type=int, action="append", required=True)
+    p.set_defaults(func=cmd_relay_serve)
+
+    p = sub.add_parser("relay-down", help="stop the relay")
+    p.set_defaults(func=cmd_relay_down)
 
     p = sub.add_parser("down", help="stop every recorded simulator and remove their state (the CA is kept)")
     p.set_defaults(func=cmd_down)

@@ -60,3 +60,46 @@ def seed(endpoint: Endpoint, datastore: str, vms: Sequence[str], network: str = 
         return missing
     finally:
         Disconnect(si)
+
+
+def production_portgroups(
+    endpoint: Endpoint, portgroups: Sequence[tuple[str, int]], cluster: str = "production"
+) -> list[str]:
+    """Stand-in for the tenant's network setup: each (name, VLAN) portgroup on vSwitch0 of every host of
+    ``cluster`` in the provider vCenter (a failover's destination).  Idempotent; returns what it added."""
+    from pyVim.connect import Disconnect, SmartConnect
+    from pyVmomi import vim
+
+    si = SmartConnect(
+        host=endpoint.hostname,
+        port=endpoint.port,
+        user=endpoint.username,
+        pwd=endpoint.password,
+        sslContext=endpoint.ssl_context(),
+    )
+    try:
+        content = si.RetrieveContent()
+        found = [
+            c
+            for dc in content.rootFolder.childEntity
+            if isinstance(dc, vim.Datacenter)
+            for c in dc.hostFolder.childEntity
+            if isinstance(c, vim.ClusterComputeResource) and c.name == cluster
+        ]
+        if not found:
+            raise LabError(f"no cluster {cluster} in {endpoint.url}")
+        added = []
+        host: Any
+        for host in found[0].host:
+            existing = {pg.spec.name for pg in host.config.network.portgroup}
+            for name, vlan in portgroups:
+                if name not in existing:
+                    host.configManager.networkSystem.AddPortGroup(
+                        portgrp=vim.host.PortGroup.Specification(
+                            name=name, vlanId=vlan, vswitchName="vSwitch0", policy=vim.host.NetworkPolicy()
+                        )
+                    )
+                    added.append(f"{name}@{host.name}")
+        return added
+    finally:
+        Disconnect(si)

@@ -46,8 +46,12 @@ Headers = list[tuple[str, str]]
 StreamHandler = Callable[["H2Stream"], Awaitable[None]]
 
 # HTTP/2 bytes are parsed in slices so that a flood is noticed (and cut off) after one slice,
-# not after the whole socket read (up to 256 KiB of 9-byte frames).
+# not after the whole socket read (up to 256 KiB of 9-byte frames): h2 spends tens of
+# microseconds per frame, so a 2 KiB slice of PINGs costs a few milliseconds.
 _H2_SLICE = 16384
+_H2_SLICE_MIN = 2048
+# A PING or SETTINGS frame makes us answer: it costs more of the control budget.
+_REPLY_COST = 5.0
 # Control replies (PING/SETTINGS ACKs, RST_STREAM) a non-reading peer may make us queue
 # beyond what our own flow-controlled writers can: past it we stop reading from that peer.
 _REPLY_ALLOWANCE = 65536
@@ -476,8 +480,8 @@ class Channel(asyncio.Protocol):
             self._h2.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: self.limits.max_frame_size})
             self._flush()
 
-    def _control_frame(self, kind: str) -> None:
-        if not self._control.take():
+    def _control_frame(self, kind: str, cost: float = 1.0) -> None:
+        if not self._control.take(cost):
             self._calm(f"{kind} flood: more than {self.limits.control_frames_per_second:g} control frames/s")
 
     def _calm(self, reason: str) -> None:
@@ -487,11 +491,14 @@ class Channel(asyncio.Protocol):
     # ------------------------------------------------------------------ HTTP/2
     def _receive_h2(self, data: bytes) -> None:
         view = memoryview(data)
-        for start in range(0, len(view), _H2_SLICE):
+        start, size = 0, _H2_SLICE_MIN
+        while start < len(view):
             if self._h2 is None or self.closed.done():
                 return
+            chunk = view[start : start + size]
+            start += len(chunk)
             try:
-                events = self._h2.receive_data(bytes(view[start : start + _H2_SLICE]))
+                events = self._h2.receive_data(bytes(chunk))
             except h2.exceptions.ProtocolError as exc:
                 self._flush()
                 self._abort(f"HTTP/2 protocol error: {exc}")
@@ -501,6 +508,9 @@ class Channel(asyncio.Protocol):
                 if self.closed.done():
                     return
             self._flush()
+            # Many frames in few bytes is what a flood looks like: keep the slices small (a cut-off
+            # comes after one small slice); large frames (bulk data) get large slices.
+            size = _H2_SLICE if len(events) <= 4 else _H2_SLICE_MIN
 
     def _dispatch(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
@@ -543,11 +553,11 @@ class Channel(asyncio.Protocol):
                 if stream is not None:
                     stream._wake_writer()
         elif isinstance(event, h2.events.RemoteSettingsChanged):
-            self._control_frame("SETTINGS")
+            self._control_frame("SETTINGS", _REPLY_COST)
             for stream in self._streams.values():
                 stream._wake_writer()
         elif isinstance(event, h2.events.PingReceived):
-            self._control_frame("PING")
+            self._control_frame("PING", _REPLY_COST)
         elif isinstance(event, h2.events.PriorityUpdated):
             self._control_frame("PRIORITY")
         elif isinstance(event, h2.events.ConnectionTerminated):

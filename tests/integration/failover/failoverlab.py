@@ -69,7 +69,7 @@ def write_inventory(folder: Path, vcenter: Any, tenants: Sequence[tuple[dict[str
     (folder / "tenants").mkdir(parents=True, exist_ok=True)
     (folder / "group_vars").mkdir(exist_ok=True)
     (folder / "host_vars").mkdir(exist_ok=True)
-    (folder / "tenants.tenantry.yml").write_text(
+    (folder / "tenants.tenantry.yaml").write_text(
         "plugin: tenantry.msp.tenants\ntenants_dir: tenants\nmanagement_pool: 172.16.0.0/12\n"
     )
     group_vars = {f"tenantry_vcenter_{k}": v for k, v in connection(vcenter).items()}
@@ -275,6 +275,7 @@ def module_args(vcenter: Any, targets: dict[str, Any], spec: dict[str, Any], tmp
 
 MODULE = Path(__file__).resolve().parents[3] / "plugins" / "modules" / "failover.py"
 COLLECTIONS = Path(__file__).resolve().parents[3] / ".collections"
+KILL_AT = Path(__file__).resolve().parent / "kill_at.py"
 
 
 def run_direct(
@@ -282,8 +283,8 @@ def run_direct(
 ) -> tuple[int, dict[str, Any]]:
     """Run the failover module file directly (as Ansible would, without ansible-playbook's start-up).
 
-    ``kill`` sets the module's test hook (``TENANTRY_FAILOVER_KILL_AT``): it SIGKILLs itself there.
-    Returns (exit status, parsed result or ``{"stderr": ...}``).
+    ``kill`` (``<step>:<when>``) runs it through ``kill_at.py`` instead, which injects a hook that
+    SIGKILLs the process there.  Returns (exit status, parsed result or ``{"stderr": ...}``).
     """
     import os
     import subprocess
@@ -296,12 +297,8 @@ def run_direct(
     path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": params}))
     path.chmod(0o600)
     env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
-    env.pop("TENANTRY_FAILOVER_KILL_AT", None)
-    if kill:
-        env["TENANTRY_FAILOVER_KILL_AT"] = kill
-    proc = subprocess.run(
-        [sys.executable, str(MODULE), str(path)], capture_output=True, text=True, env=env, timeout=timeout
-    )
+    command = [sys.executable, str(KILL_AT), str(path), kill] if kill else [sys.executable, str(MODULE), str(path)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     try:
         result = json.loads(proc.stdout)
     except ValueError:

@@ -1,9 +1,9 @@
 """Kill the failover at every step and check the guarantee (docs/failover.md, "Guarantees").
 
-The module is run as a subprocess (the module file itself, as Ansible runs it) with its test hook
-``TENANTRY_FAILOVER_KILL_AT=<step>:<when>``: it SIGKILLs itself after ``when`` actions of that step
-(``0``: once the step's intent is journaled, before any action; ``half``: half the VMs acted on and
-not yet journaled; ``all``: every action done, none journaled). Then:
+The module is run as a subprocess (as Ansible runs it) through ``kill_at.py``, which injects a hook
+(``<step>:<when>``) that SIGKILLs the process after ``when`` actions of that step (``0``: once the
+step's intent is journaled, before any action; ``half``: half the VMs acted on and not yet
+journaled; ``all``: every action done, none journaled). Then:
 
 1. every VM is registered on its replication target, in production, or both - never nowhere;
 2. running the same mode again completes the run (resume), or ``mode=rollback`` returns every VM to

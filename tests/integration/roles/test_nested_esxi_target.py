@@ -82,7 +82,7 @@ class Site:
 def site(tmp_path: Path, vcenter: Any, esx_factory: Callable[..., Any], vsphere_connect: Callable[[Any], Any]) -> Site:
     inventory = tmp_path / "inventory"
     (inventory / "tenants").mkdir(parents=True)
-    shutil.copy(REPO / "inventories" / "lab" / "tenants.tenantry.yml", inventory)
+    shutil.copy(REPO / "inventories" / "lab" / "tenants.tenantry.yaml", inventory)
     for name, spec in TENANTS.items():
         (inventory / "tenants" / f"{name}.yml").write_text(yaml.safe_dump(tenant_file(name, spec)))
     esx = {}
@@ -235,7 +235,7 @@ def test_bad_input_fails_before_any_change(site: Site, vsphere_si: Any) -> None:
     unchanged()
 
     # The MAC pool is exhausted: the allocation fails in the inventory.
-    config = site.inventory / "tenants.tenantry.yml"
+    config = site.inventory / "tenants.tenantry.yaml"
     original = config.read_text()
     config.write_text(original + "mac_pool: 00:50:56:00:00:00-00:50:56:00:00:ff\n")
     run = site.run()

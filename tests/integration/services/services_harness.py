@@ -61,9 +61,12 @@ class ApiError(Exception):
 
 
 class DirectorProc:
-    def __init__(self, root: Path, seeds: dict[str, Any] | None = None, *, fast_argon2: bool = True) -> None:
+    def __init__(
+        self, root: Path, seeds: dict[str, Any] | None = None, *, fast_argon2: bool = True, config: str = ""
+    ) -> None:
         self.root = root
         self.fast_argon2 = fast_argon2
+        self.config = config  # TOML text of a --config file (e.g. a [jobs] table)
         self.state = root / "director"
         self.setup_port = free_port()
         self.uplink_port = free_port()
@@ -98,6 +101,10 @@ class DirectorProc:
         ]
         for key, value in self.seeds.items():
             args += ["--seed-setting", f"{key}={value}"]
+        if self.config:
+            config_file = self.root / "director.toml"
+            config_file.write_text(self.config)
+            args += ["--config", str(config_file)]
         log = self.log_path.open("ab")
         env = dict(os.environ)
         if self.fast_argon2:  # tests only: the enrollment secret has 256 bits, the KDF cost is not under test

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from typing import Any
@@ -25,6 +26,8 @@ def test_uplink_port_change_moves_every_transporter(
 ) -> None:
     a, b = two_online
     old = director.uplink_port
+    published = director.state / "ports.json"
+    assert json.loads(published.read_text()) == {"setup_port": director.setup_port, "uplink_ports": [old]}
     new = free_port()
     answer = director.api("PUT", "/api/v1/settings", {"uplink_port": new})
     assert answer["changed"] == ["uplink_port"] and answer["restart_required"] == []
@@ -35,6 +38,8 @@ def test_uplink_port_change_moves_every_transporter(
 
     wait_for(moved, 30, "both Transporters on the new port and the old listener closed")
     assert _refused(old)
+    # What the host firewall follows (roles/director: a path unit runs tenantry.director.firewall).
+    assert json.loads(published.read_text()) == {"setup_port": director.setup_port, "uplink_ports": [new]}
     assert a.state_json()["settings"]["uplink_port"] == new
     assert b.state_json()["settings"]["uplink_port"] == new
     events = director.api("GET", "/api/v1/events?kind=setting_changed")

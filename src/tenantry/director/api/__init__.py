@@ -56,4 +56,7 @@ def create_app(director: Director) -> FastAPI:
     app.add_exception_handler(UnauthorizedError, _unauthorized)
     for module in (enrollment, tenants, tunnels, settings, status, backups):
         app.include_router(module.router)
+    from tenantry.director import web  # the console and portal: pages and their routes, same app and TLS
+
+    web.mount(app)
     return app

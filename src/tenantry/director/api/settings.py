@@ -19,7 +19,7 @@ async def _change(director: Director, changes: dict[str, Any]) -> SettingsChange
     new, changed = await director.change_settings(changes)
     described = registry.describe()
     return SettingsChanged(
-        values=new.model_dump(),
+        values=registry.public_values(new),
         changed=changed,
         restart_required=[k for k in changed if described[k]["applies"] == "restart"],
     )
@@ -27,7 +27,7 @@ async def _change(director: Director, changes: dict[str, Any]) -> SettingsChange
 
 @router.get("")
 async def get_settings(_: Admin, director: DirectorDep) -> SettingsOut:
-    return SettingsOut(values=director.settings.model_dump(), registry=registry.describe())
+    return SettingsOut(values=registry.public_values(director.settings), registry=registry.describe())
 
 
 @router.put("")
@@ -40,7 +40,8 @@ async def get_setting(_: Admin, director: DirectorDep, key: str) -> SettingValue
     described = registry.describe()
     if key not in described:
         raise DirectorError(404, f"unknown setting {key!r}; allowed settings: {', '.join(sorted(described))}")
-    return SettingValue(key=key, value=getattr(director.settings, key), definition=described[key])
+    value = registry.public_values(director.settings)[key]
+    return SettingValue(key=key, value=value, definition=described[key])
 
 
 @router.put("/{key}")

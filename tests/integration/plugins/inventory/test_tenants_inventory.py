@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A copy of the lab's tenant inventory (plugin config + tenant files) to edit freely."""
-    shutil.copy(LAB / "tenants.tenantry.yml", tmp_path)
+    shutil.copy(LAB / "tenants.tenantry.yaml", tmp_path)
     shutil.copytree(LAB / "tenants", tmp_path / "tenants")
     return tmp_path
 
@@ -81,6 +81,7 @@ def test_adding_a_tenant_moves_nobody(site: Path) -> None:
         network={"cidr": "10.230.0.0/24", "gateway": "10.230.0.1", "pool": "10.230.0.10-10.230.0.20"},
     )
     new.update(failover={"destination_vlans": [330]}, switch_ports=[], routes=[])
+    new["nfs"] = {**new["nfs"], "path": "/exports/tenants/initech"}
     (site / "tenants" / "initech.yml").write_text(yaml.safe_dump(new))
     after = listing(site)["_meta"]["hostvars"]
     assert "initech-target-01" in after

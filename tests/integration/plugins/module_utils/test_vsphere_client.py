@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
+from ansible_collections.tenantry.msp.plugins.module_utils._slots import Slots
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -16,6 +17,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere impor
     NotFound,
     TaskFailed,
     VSphereClient,
+    run_calls,
 )
 
 pytestmark = pytest.mark.integration
@@ -119,3 +121,42 @@ def test_run_tasks_concurrent_bounded_and_reports_failures(client: VSphereClient
     finally:
         client.run_tasks(((n, vm.Destroy_Task) for n, vm in vms.items()), raise_on_error=False)
     assert not any(r["name"] in names for r in client.retrieve(vim.VirtualMachine, ["name"]))
+
+
+def test_shared_slots_bound_tasks_and_calls_of_two_clients_together(vcenter: Any, tmp_path: Any) -> None:
+    """Two sessions (as two runs would be) sharing 2 slots never have more than 2 starts in flight together."""
+    first, second = VSphereClient(params(vcenter)), VSphereClient(params(vcenter))
+    gauge = Gauge()
+    made: dict[str, Any] = {}
+    try:
+        for client in (first, second):
+            client.slots = Slots(tmp_path / "slots", 2)
+        folder = first.get(vim.Folder, "replication-targets")
+        pool = first.get(vim.ResourcePool, "replication-targets")
+
+        def creator(name: str) -> Callable[[], Any]:
+            spec = vim.vm.ConfigSpec(
+                name=name, guestId="otherGuest64", files=vim.vm.FileInfo(vmPathName="[prod-ds-01]")
+            )
+            return gauge.wrap(lambda: folder.CreateVM_Task(config=spec, pool=pool))
+
+        jobs = [
+            threading.Thread(
+                target=lambda c=client, n=n: made.update(
+                    c.run_tasks([(f"slot-{n}-{i}", creator(f"slot-{n}-{i}")) for i in range(5)], 4)
+                )
+            )
+            for n, client in enumerate((first, second))
+        ]
+        for job in jobs:
+            job.start()
+        for job in jobs:
+            job.join()
+        assert len(made) == 10 and gauge.peak == 2
+        calls = [(name, gauge.wrap(lambda vm=vm: vm.Rename_Task("renamed-" + vm.name))) for name, vm in made.items()]
+        run_calls(calls, 8, slots=first.slots)
+        assert gauge.peak == 2
+    finally:
+        first.run_tasks(((n, vm.Destroy_Task) for n, vm in made.items()), raise_on_error=False)
+        first.close()
+        second.close()

@@ -6,6 +6,7 @@ modules run the way users run them, through ansible-playbook, with certificate v
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +204,37 @@ def test_tenant_info_lists_and_filters(tmp_path: Path, director: DirectorProc) -
     assert [t["name"] for t in info["tenants"]] == ["a-tenant", "b-tenant"] and info["changed"] is False
     assert info["online"] == []
     assert run_module(tmp_path, "tenantry.msp.tenant_info", conn(director, name="zzz")).result["tenants"] == []
+
+
+# ---------------------------------------------------------------------- director_user
+def test_director_user_idempotent_check_diff_and_password_never_shown(tmp_path: Path, director: DirectorProc) -> None:
+    director.create_tenant("acme")
+    password = "portal password 123"
+    args = conn(director, username="Acme-IT", role="tenant", tenant="acme", password=password, email="it@acme.example")
+    results = sequence(tmp_path, "tenantry.msp.director_user", args)
+    assert [r["changed"] for r in results] == [True, True, False, False]
+    assert results[1]["user"]["tenant"] == "acme" and results[1]["user"]["username"] == "acme-it"
+    assert results[0]["diff"]["after"]["password"] == "********"
+    for r in results:
+        assert password not in json.dumps(r)
+    # A change of one field; the password is sent again only when asked to.
+    changed = run_module(tmp_path, "tenantry.msp.director_user", dict(args, email="noc@acme.example"), diff=True)
+    assert changed.result["changed"] and changed.result["diff"]["after"]["email"] == "noc@acme.example"
+    again = run_module(tmp_path, "tenantry.msp.director_user", dict(args, update_password="always"), diff=True)
+    assert again.result["changed"] and again.result["diff"]["after"]["password"] == "******** (new)"
+    # Its login works with the password the module set.
+    assert director.api("GET", "/api/v1/users?name=acme-it")[0]["role"] == "tenant"
+    gone = [
+        run_module(tmp_path, "tenantry.msp.director_user", conn(director, username="acme-it", state="absent")).result
+        for _ in range(2)
+    ]
+    assert [r["changed"] for r in gone] == [True, False]
+    assert director.api("GET", "/api/v1/users") == []
+
+
+def test_director_user_refuses_a_short_password_and_changes_nothing(tmp_path: Path, director: DirectorProc) -> None:
+    short = run_module(
+        tmp_path, "tenantry.msp.director_user", conn(director, username="ops", role="admin", password="short")
+    )
+    assert short.result["failed"] and "at least 12 characters" in short.result["msg"]
+    assert director.api("GET", "/api/v1/users") == []

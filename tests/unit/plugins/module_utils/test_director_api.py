@@ -241,3 +241,16 @@ def test_bad_url_and_token_never_in_repr() -> None:
     with pytest.raises(DirectorApiError, match="must start with https://"):
         client("director:4443")
     assert "s3cret-token" not in repr(ConnectionParams(url="https://d:4443", token="s3cret-token"))
+
+
+def test_write_only_settings_are_sent_when_unset_or_cleared_and_never_shown() -> None:
+    from ansible_collections.tenantry.msp.plugins.module_utils.clients.director_api import masked, settings_changes
+
+    registry = {"smtp_password": {"type": "string", "secret": True}, "smtp_host": {"type": "string"}}
+    assert settings_changes({"smtp_password": ""}, registry, {"smtp_password": "pw"}) == {"smtp_password": "pw"}
+    assert settings_changes({"smtp_password": "********"}, registry, {"smtp_password": "other"}) == {}
+    assert settings_changes({"smtp_password": "********"}, registry, {"smtp_password": ""}) == {"smtp_password": ""}
+    assert masked({"smtp_password": "pw", "smtp_host": "mx"}, registry) == {
+        "smtp_password": "********",
+        "smtp_host": "mx",
+    }

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.flows import STEPS
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import (
-    STEPS,
     BadInput,
     Check,
     HostInfo,

@@ -162,3 +162,47 @@ def test_switch_port_claimed_twice() -> None:
         tenant(switch_ports=port), tenant("beta", tid=7, vlan=300, octet=30, switch_ports=copy.deepcopy(port))
     )
     assert "switch port ('sw1', 'Gi1/0/10') is already used by tenant 'acme'" in msg
+
+
+def test_names_are_ascii_dns_labels_so_no_name_looks_like_another() -> None:
+    for bad in ("\N{CYRILLIC SMALL LETTER A}cme", "Acme", "acme_1", "1acme", "acme-", "a" * 41):
+        assert f"{bad!r} must be ASCII lower-case" in errors_of(tenant(name=bad))
+    assert load_all([("tenants/a-1.yml", tenant(name="a-1"))], SITE)[0]["name"] == "a-1"
+
+
+def test_nfs_paths_are_normalised_and_never_shared() -> None:
+    for bad in ("/exports/tenants/../../etc", "/exports//acme", "/exports/acme/", "exports/acme"):
+        assert "must be an absolute, normalised export path" in errors_of(tenant(nfs={"server": "s", "path": bad}))
+    shared = errors_of(
+        tenant(),
+        tenant("globex", tid=102, vlan=220, octet=220, nfs={"server": "192.168.50.10", "path": "/exports/acme"}),
+    )
+    assert "tenants/globex.yml: nfs 192.168.50.10:/exports/acme shares the export 192.168.50.10:/exports/acme" in shared
+    inside = errors_of(
+        tenant(),
+        tenant("globex", tid=102, vlan=220, octet=220, nfs={"server": "192.168.50.10", "path": "/exports/acme/g"}),
+    )
+    assert "every tenant needs an export of its own" in inside
+    # The same path on another NFS server is another export.
+    other = tenant("globex", tid=102, vlan=220, octet=220, nfs={"server": "192.168.50.11", "path": "/exports/acme"})
+    assert len(load_all([("tenants/acme.yml", tenant()), ("tenants/globex.yml", other)], SITE)) == 2
+
+
+def test_tenant_networks_stay_clear_of_the_management_pool_and_of_routed_infrastructure() -> None:
+    with pytest.raises(TenantError) as err:
+        load_all([("tenants/acme.yml", tenant())], {"management_pool": "10.210.0.0/16"})
+    assert "network.cidr: 10.210.0.0/24 overlaps the provider's management_pool 10.210.0.0/16" in str(err.value)
+    routed = tenant(routes=[{"network": "10.210.0.0/25", "gateway": "10.210.0.1"}])
+    assert "routes[0].network: 10.210.0.0/25 overlaps the tenant network 10.210.0.0/24" in errors_of(routed)
+
+
+def test_a_misspelt_key_is_one_message_with_a_suggestion() -> None:
+    data = tenant()
+    data["vlna"] = data.pop("vlan")
+    data["network"]["gatway"] = data["network"].pop("gateway")
+    lines = errors_of(data).splitlines()
+    assert lines == [
+        "tenants/acme.yml: network.gatway: unknown field; did you mean 'gateway'?",
+        "tenants/acme.yml: vlna: unknown field; did you mean 'vlan'?",
+    ]
+    assert "allowed: contact, description" in errors_of(tenant(colour="blue"))

@@ -1,0 +1,163 @@
+"""playbooks/audit.yml against the simulator: drift is found, posted to a real Director as alarms, and cleared
+when it is gone.  The DHCP server is this machine (check mode: its configuration is never written)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import failoverlab as fl
+import pytest
+from pyVmomi import vim
+from support import REPO, run_playbook
+
+sys.path.insert(0, str(REPO / "tests" / "integration" / "services"))
+from services_harness import DirectorProc
+
+pytestmark = pytest.mark.integration
+
+
+def audit(inventory: Path, tmp_path: Path, director: DirectorProc) -> dict[str, Any]:
+    run = run_playbook(
+        REPO / "playbooks" / "audit.yml",
+        "-i",
+        str(inventory),
+        "-e",
+        f"audit_report_dir={tmp_path}/audit",
+        "-e",
+        f"failover_journal_dir={tmp_path}/journal",
+        env={
+            "TENANTRY_DIRECTOR_URL": director.url,
+            "TENANTRY_DIRECTOR_TOKEN": director.token,
+            "TENANTRY_DIRECTOR_CA_FILE": str(director.state / "ca.crt"),
+        },
+    )
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    found = next(r["tenantry_audit"] for r in reversed(run.results) if "tenantry_audit" in r)
+    return dict(found)
+
+
+def vm_with_nic(vc_si: Any, folder: Any, name: str, mac: str) -> Any:
+    content = vc_si.RetrieveContent()
+    dc = content.searchIndex.FindByInventoryPath("provider")
+    cluster = content.searchIndex.FindByInventoryPath("provider/host/production")
+    nic = vim.vm.device.VirtualDeviceSpec(
+        operation="add",
+        device=vim.vm.device.VirtualVmxnet3(
+            key=-1,
+            backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName="VM Network"),
+            addressType="manual",
+            macAddress=mac,
+        ),
+    )
+    config = vim.vm.ConfigSpec(
+        name=name,
+        memoryMB=16,
+        numCPUs=1,
+        guestId="otherGuest64",
+        files=vim.vm.FileInfo(vmPathName="[prod-ds-01]"),
+        deviceChange=[nic],
+    )
+    return fl.wait(vc_si, [(folder or dc.vmFolder).CreateVM_Task(config, cluster.resourcePool)])[0]
+
+
+def mine(findings: list[dict[str, Any]], tenants: set[str]) -> list[tuple[str, str | None]]:
+    """This test's findings (the session's vCenter also holds other tests' tenants, which the audit sees)."""
+    return sorted(
+        (f["check"], f["tenant"])
+        for f in findings
+        if f["tenant"] in tenants or f["check"] == "dhcp_reservations" or "adp-" in f["message"]
+    )
+
+
+def test_audit_finds_drift_posts_it_and_clears_it(lab_tenant: Any, tmp_path: Path) -> None:
+    p = lab_tenant("adp", vms=2)
+    q = lab_tenant("adq", vms=1)
+    inventory = fl.write_inventory(tmp_path / "inventory", p.vcenter, [(p.data, p.target), (q.data, q.target)])
+    # This machine as the DHCP server; its configuration file does not exist yet: drift.
+    (inventory / "hosts.yml").write_text(
+        json.dumps(
+            {
+                "all": {
+                    "children": {
+                        "dhcp_servers": {
+                            "hosts": {
+                                "lab-dhcp": {
+                                    "ansible_connection": "local",
+                                    "ansible_python_interpreter": sys.executable,
+                                    "dhcp_reservations_subnet": "172.16.0.0/12",
+                                    "dhcp_reservations_config_path": str(tmp_path / "dnsmasq.conf"),
+                                    "dhcp_reservations_install": False,
+                                    "dhcp_reservations_manage_service": False,
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        )
+    )
+    (tmp_path / "director").mkdir()
+    director = DirectorProc(tmp_path / "director").start()
+    try:
+        director.create_tenant(p.name)
+        ours = {p.name, q.name}
+        clean = audit(inventory, tmp_path, director)
+        assert mine(clean["findings"], ours) == [("dhcp_reservations", None)]
+        assert not (tmp_path / "dnsmasq.conf").exists()  # check mode wrote nothing
+
+        # Drift: p's NFS datastore left mounted in production, one of its replicas registered there too,
+        # a rogue VM with a static MAC outside the manual range, another sharing a replica's MAC.
+        host = fl.content(p.vc_si).searchIndex.FindByInventoryPath("provider/host/production").host[0]
+        host.configManager.datastoreSystem.CreateNasDatastore(fl.nas_spec(p.spec))
+        vmx = fl.vms_of(p.target_si)[p.vms[0]].config.files.vmPathName
+        dc = fl.content(p.vc_si).searchIndex.FindByInventoryPath("provider")
+        cluster = fl.content(p.vc_si).searchIndex.FindByInventoryPath("provider/host/production")
+        twin = fl.wait(
+            p.vc_si,
+            [
+                dc.vmFolder.RegisterVM_Task(
+                    path=vmx, name=p.vms[0], asTemplate=False, pool=cluster.resourcePool, host=host
+                )
+            ],
+        )[0]
+        replica_mac = next(
+            d.macAddress
+            for d in fl.vms_of(p.target_si)[p.vms[1]].config.hardware.device
+            if isinstance(d, vim.vm.device.VirtualEthernetCard)
+        )
+        rogue = vm_with_nic(p.vc_si, None, "adp-rogue", "00:50:56:99:00:01")
+        copycat = vm_with_nic(p.vc_si, None, "adp-copycat", replica_mac)
+
+        drift = audit(inventory, tmp_path, director)
+        checks = set(mine(drift["findings"], ours))
+        assert {
+            ("vmx_registered_twice", p.name),
+            ("nfs_still_mounted", p.name),
+            ("mac_outside_manual_range", None),
+            ("mac_shared", p.name),
+            ("dhcp_reservations", None),
+        } <= checks, drift["findings"]
+        assert not any(f["tenant"] == q.name for f in drift["findings"])
+        reports = sorted((tmp_path / "audit").glob("*.json"))
+        assert len(reports) == 2 and json.loads(reports[-1].read_text())["findings"] == drift["findings"]
+        assert "finding(s)" in sorted((tmp_path / "audit").glob("*.txt"))[-1].read_text()
+        alarms = {a["key"]: a for a in director.api("GET", "/api/v1/alarms") if a["kind"] == "drift"}
+        assert len(alarms) == len({f["key"] for f in drift["findings"]})
+        assert alarms[f"drift:nfs:{p.name}"]["tenant"] == p.name
+
+        # Repaired: the alarms of what is gone clear.
+        for vm in (twin, rogue, copycat):
+            vm.UnregisterVM()
+        host.configManager.datastoreSystem.RemoveDatastore(
+            fl.content(p.vc_si).searchIndex.FindChild(dc.datastoreFolder, p.spec["nfs"]["datastore"])
+        )
+        repaired = audit(inventory, tmp_path, director)
+        assert mine(repaired["findings"], ours) == [("dhcp_reservations", None)]
+        open_drift = {a["key"] for a in director.api("GET", "/api/v1/alarms") if a["kind"] == "drift"}
+        assert "drift:dhcp:lab-dhcp" in open_drift and f"drift:nfs:{p.name}" not in open_drift
+        assert open_drift == {"drift:" + f["key"] for f in repaired["findings"]}  # the rest were cleared
+    finally:
+        director.stop()
