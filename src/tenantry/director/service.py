@@ -144,6 +144,8 @@ class Director:
             console_url=self.public_url,
         )
         self.jobs.on_finished += [self.alarms.run_finished, self._audit_finished]
+        self.backups.on_alarm.append(self.alarms.backup_alarm)
+        self.backups.on_recovered.append(self.alarms.backup_recovered)
         self.metrics = Metrics(self._figures)
 
     # ------------------------------------------------------------------ start-up pieces

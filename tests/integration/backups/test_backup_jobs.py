@@ -78,6 +78,15 @@ def test_quota_exceeded_fails_cleanly(backup_lab: BackupLab, vsphere_connect: Ca
     assert check.returncode == 0, check.stderr
     events = lab.api("GET", f"/api/v1/events?tenant={lab.tenant}&kind=backup_failed")
     assert events and events[-1]["data"]["severity"] == "error"
+    # The console's alarm opens with the failure and clears when the job succeeds again.
+    alarms = [a for a in lab.api("GET", "/api/v1/alarms") if a["kind"] == "backup_failed"]
+    assert [(a["tenant"], a["data"]["job"], a["severity"]) for a in alarms] == [(lab.tenant, "nightly", "major")]
+    assert "repository quota of 8.0 MiB exceeded" in alarms[0]["message"]
+    lab.api("PUT", f"/api/v1/tenants/{lab.tenant}/backup-repository", {"quota_bytes": 1 << 30})
+    assert lab.run("nightly")["state"] == "succeeded"
+    assert not [a for a in lab.api("GET", "/api/v1/alarms") if a["kind"] == "backup_failed"]
+    cleared = [a for a in lab.api("GET", "/api/v1/alarms?state=all") if a["kind"] == "backup_failed"]
+    assert cleared[0]["cleared_by"].startswith("run "), cleared
 
 
 def test_a_job_cancelled_mid_stream_leaves_nothing_behind(

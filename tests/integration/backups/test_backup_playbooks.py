@@ -72,7 +72,7 @@ def test_repository_and_job_modules_are_idempotent(tmp_path: Path, backup_lab: B
 def _inventory(root: Path, lab: BackupLab) -> Path:
     inv = root / "inventory"
     (inv / "tenants").mkdir(parents=True)
-    (inv / "tenants.tenantry.yml").write_text((REPO / "inventories/lab/tenants.tenantry.yml").read_text())
+    (inv / "tenants.tenantry.yaml").write_text((REPO / "inventories/lab/tenants.tenantry.yaml").read_text())
     acme = yaml.safe_load((REPO / "inventories/lab/tenants/acme.yml").read_text())
     acme["backups"] = {
         "repository": {"quota_gb": 4},

@@ -18,7 +18,9 @@ After the VMs, with the repository to itself, the Director forgets the run's par
 applies the job's retention (``forget`` per VM, ``prune``), copies to the secondary repository
 when 3-2-1 is on (verified) and refreshes its record of the repository's snapshots.  Failures
 raise alarms (events ``backup_failed``, ``repository_check_failed``, ``repository_copy_failed``
-with ``severity: error``) and call :attr:`Backups.on_alarm` hooks.
+with ``severity: error``) and call :attr:`Backups.on_alarm` hooks; what recovers from one (a later
+successful run of the same kind and job, a verified copy) calls :attr:`Backups.on_recovered`, so the
+console's alarm opens with the failure and clears with the recovery.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class JobFailed(RuntimeError):
 
 
 Alarm = Callable[[str, str, str | None, dict[str, Any]], None]
+# (alarm kind, tenant id, job name or None, why): the condition behind that alarm is over.
+Recovered = Callable[[str, str, str | None, str], None]
 
 
 @dataclass
@@ -98,6 +102,7 @@ class Backups:
         self._slots: dict[str, Slots] = {}
         self._ticker: asyncio.Task[None] | None = None
         self.on_alarm: list[Alarm] = []
+        self.on_recovered: list[Recovered] = []
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -259,8 +264,9 @@ class Backups:
         what = f"{run.kind} {run.job_name or ''}".strip()
         if state == "succeeded":
             self._events(f"{run.kind}_succeeded", f"{what}: {message}", run.tenant_id, run=run.id)
+            self._recovered(f"{run.kind}_failed", run.tenant_id, run.job_name, f"run {run.id} succeeded")
         elif state == "failed":
-            self._alarm(f"{run.kind}_failed", f"{what} failed: {message}", run.tenant_id, run=run.id)
+            self._alarm(f"{run.kind}_failed", f"{what} failed: {message}", run.tenant_id, run=run.id, job=run.job_name)
         else:
             self._events(f"{run.kind}_{state}", f"{what}: {message}", run.tenant_id, run=run.id)
 
@@ -271,6 +277,13 @@ class Backups:
                 hook(kind, message, tenant_id, data)
             except Exception:
                 log.exception("alarm hook failed")
+
+    def _recovered(self, kind: str, tenant_id: str, job: str | None, why: str) -> None:
+        for hook in self.on_recovered:
+            try:
+                hook(kind, tenant_id, job, why)
+            except Exception:
+                log.exception("recovery hook failed")
 
     async def _backup_vm(
         self, run: RunRow, spec: JobSpec, vm: str, location: str, progress: dict[str, Any]
@@ -454,6 +467,8 @@ class Backups:
                 log.exception("maintenance after the backup of tenant %s failed", tenant_id)
                 done["error"] = str(exc)
                 self._alarm("repository_maintenance_failed", f"maintenance after a backup failed: {exc}", tenant_id)
+            else:
+                self._recovered("repository_maintenance_failed", tenant_id, None, "maintenance after a backup done")
             self.repos.recount(tenant_id)
         return done
 
@@ -466,6 +481,7 @@ class Backups:
         result = await self.repos.copy(tenant_id, subset)
         if result.verified:
             self.store.mark_copied(tenant_id, {s.snapshot_id for s in self.store.snapshots(tenant_id, location="msp")})
+            self._recovered("repository_copy_failed", tenant_id, None, "3-2-1 copy verified")
         else:
             self._alarm("repository_copy_failed", f"3-2-1 copy not verified: {result.check[:500]}", tenant_id)
         return {"copied": result.copied, "verified": result.verified, "missing": result.missing[:20]}
@@ -493,7 +509,9 @@ class Backups:
                     ok, text = await self.repos.check(tenant_id, subset)
                     detail = {"output": text[-2000:], "read_data_subset": subset}
                     state, message = ("succeeded", "no errors found") if ok else ("failed", text[-500:])
-                    if not ok:
+                    if ok:
+                        self._recovered("repository_check_failed", tenant_id, None, "repository check passed")
+                    else:
                         self._alarm("repository_check_failed", f"repository check failed: {text[-300:]}", tenant_id)
                 elif action == "retention":
                     removed: list[str] = []
@@ -726,7 +744,8 @@ class Backups:
             try:
                 started.append(self.start_backup(job.tenant_id, job.name, trigger="schedule").id)
             except DirectorError as exc:
-                self._alarm("backup_failed", f"scheduled backup {job.name} not started: {exc.message}", job.tenant_id)
+                message = f"scheduled backup {job.name} not started: {exc.message}"
+                self._alarm("backup_failed", message, job.tenant_id, job=job.name)
         for row in self.repos.store.all():
             if row.location != "msp" or not row.check_schedule:
                 continue

@@ -205,4 +205,4 @@ def test_a_misspelt_key_is_one_message_with_a_suggestion() -> None:
         "tenants/acme.yml: network.gatway: unknown field; did you mean 'gateway'?",
         "tenants/acme.yml: vlna: unknown field; did you mean 'vlan'?",
     ]
-    assert "allowed: contact, description" in errors_of(tenant(colour="blue"))
+    assert "allowed: backups, contact, description" in errors_of(tenant(colour="blue"))
