@@ -38,6 +38,7 @@ attributes:
     description: Reads only.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
 """
 
 EXAMPLES = r"""

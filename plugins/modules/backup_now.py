@@ -45,6 +45,9 @@ attributes:
     description: Checks that the job exists and reports a change; nothing runs.
   diff_mode:
     support: none
+    description: >-
+      A run adds a backup to the repository; there is no before and after of a setting to show (the result
+      lists what each VM cost).
 """
 
 EXAMPLES = r"""

@@ -92,6 +92,9 @@ attributes:
     description: Checks that a backup of the VM exists and reports a change; nothing is restored.
   diff_mode:
     support: none
+    description: >-
+      A restore creates a VM; there is no before and after of a setting to show (the result names the restored
+      VM and its disks).
 """
 
 EXAMPLES = r"""
