@@ -16,14 +16,25 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# This tree's sources first, also when the virtualenv's editable install points at another checkout.
+export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 VCSIM_SOURCES := $(wildcard lab/vcsim/*.go)
 
-.PHONY: help setup lab lab-down test lint sanity pytest clean molecule
+# The lab instance (src/tenantry/lab/instance.py): `make lab LAB_INSTANCE=ci` runs a second lab next to the
+# default one, with its own state directory, namespaces, podman network, containers and ports.
+LAB_INSTANCE ?= $(or $(TENANTRY_LAB_INSTANCE),default)
+export TENANTRY_LAB_INSTANCE := $(LAB_INSTANCE)
+LAB_PREFIX := $(if $(filter default,$(LAB_INSTANCE)),tenantry-lab,tlab-$(LAB_INSTANCE))
+LAB_LABEL := $(if $(filter default,$(LAB_INSTANCE)),tenantry-lab,tenantry-lab-instance=$(LAB_INSTANCE))
+
+.PHONY: help setup lab lab-down lab-e2e test lint sanity pytest clean molecule
 
 help:
 	@echo "make lab       set up, start the embedded lab and run playbooks/site.yml against it"
-	@echo "make lab-down  stop everything the lab started"
+	@echo "make lab-down  stop everything the lab started (and say what it keeps)"
+	@echo "               both with LAB_INSTANCE=NAME: another lab next to the default one"
+	@echo "make lab-e2e   the main job end to end on a lab instance of its own, then an audit of vCenter"
 	@echo "make test      every check CI runs: ruff, mypy, ansible-lint, ansible-test sanity, pytest, molecule"
 
 setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/collections $(STAMPS)/vcsim
@@ -68,8 +79,15 @@ lab: setup
 lab-down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tenantry.lab down; fi
 	@if command -v podman >/dev/null; then . lab/containers/podman-env.sh; \
-	    podman ps -aq --filter label=tenantry-lab | xargs -r podman rm -f -t 2 >/dev/null; \
-	    podman network rm -f tenantry-lab >/dev/null 2>&1 || true; fi
+	    gone=$$(podman ps -aq --filter label=$(LAB_LABEL) | xargs -r podman rm -f -t 2 | wc -l); \
+	    podman network rm -f $(LAB_PREFIX) >/dev/null 2>&1 || true; \
+	    echo "lab instance $(LAB_INSTANCE): removed $$gone containers and the podman network $(LAB_PREFIX);" \
+	         "kept the container image and .lab/bin, .lab/wheels, .lab/stamps (make clean removes .lab)"; fi
+
+# The main job end to end on the lab instance "e2e" (tests/lab-e2e.sh): bring-up, site.yml, leases, locks,
+# enrollment, test failover, offboarding and onboarding a tenant, then an audit of vCenter (pyVmomi).
+lab-e2e: setup
+	tests/lab-e2e.sh
 
 lint: setup
 	$(BIN)/ruff check .
@@ -86,7 +104,7 @@ sanity: setup
 pytest: setup
 	$(BIN)/pytest
 
-# The four suites run at the same time (their logs: tests/output/suites/); molecule runs two scenarios
+# The five suites run at the same time (their logs: tests/output/suites/); molecule runs two scenarios
 # at once. Much of each suite waits on simulators, containers and sockets, not on the CPU.
 test: setup
 	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest molecule

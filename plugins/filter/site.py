@@ -76,12 +76,18 @@ def dhcp_reservations_of(
 def arp_bindings_of(
     tenants: Sequence[str], hostvars: Mapping[str, Any], groups: Mapping[str, Sequence[str]], switch: str
 ) -> list[dict[str, Any]]:
-    """The ARP-lock bindings of the targets whose tenant port is on ``switch``."""
+    """The ARP-lock bindings of the targets' ports on ``switch``: tenant ports and management ports.
+
+    A target's tenant port binds its tenant MAC to its tenant IP in the tenant network and VLAN; its
+    management port binds its management MAC to its DHCP-reserved management IP in the provider
+    management network (and its VLAN), so a tenant with root on its target can take neither another
+    address of the customer network nor another target's management address.
+    """
     bindings = []
     for t in _targets(hostvars, groups, tenants):
         port = t.get("tenantry_target_switch_port") or {}
+        spec = t["tenantry_tenant_spec"]
         if port.get("switch") == switch:
-            spec = t["tenantry_tenant_spec"]
             bindings.append(
                 {
                     "tenant": t["tenantry_tenant"],
@@ -92,6 +98,24 @@ def arp_bindings_of(
                     "vlan": spec["vlan"],
                 }
             )
+        management = port.get("management") or {}
+        if management.get("switch") == switch:
+            if not t.get("tenantry_target_mgmt_network") or not t.get("tenantry_target_mgmt_ip"):
+                raise AnsibleFilterError(
+                    "%s: %s has a management switch port but no management network: set management_network "
+                    "(or management_pool as a CIDR) in the tenants inventory"
+                    % (spec.get("source", "tenant file"), t["tenantry_target_name"])
+                )
+            binding = {
+                "tenant": t["tenantry_tenant"],
+                "port": management["port"],
+                "mac": t["tenantry_target_mgmt_mac"],
+                "ip": t["tenantry_target_mgmt_ip"],
+                "network": t["tenantry_target_mgmt_network"],
+            }
+            if t.get("tenantry_target_mgmt_vlan") is not None:
+                binding["vlan"] = t["tenantry_target_mgmt_vlan"]
+            bindings.append(binding)
     return bindings
 
 

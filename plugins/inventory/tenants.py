@@ -40,6 +40,17 @@ options:
       - Tenant id N owns O(max_targets_per_tenant) addresses starting at offset (N - 1) x O(max_targets_per_tenant).
     type: str
     required: true
+  management_network:
+    description:
+      - The provider management network the targets' management VMkernel NICs (vmk0) are on, in CIDR form.
+      - Routes that leave by the management interface must have their gateway on it, and the management switch ports are
+        locked to addresses inside it. Defaults to O(management_pool) when that is a CIDR.
+    type: str
+  management_vlan:
+    description:
+      - VLAN of the management network, for the lock of the targets' management switch ports on a Cisco IOS switch
+        (a Linux bridge does not need it).
+    type: int
   mac_pool:
     description: Range for the targets' static MACs, inside VMware's manual range.
     type: str
@@ -69,6 +80,9 @@ management_pool: 10.0.16.0/20
 # id: 101
 # vlan: 210
 # network: {cidr: 10.210.0.0/24, gateway: 10.210.0.1, dns: [10.210.0.53], pool: 10.210.0.100-10.210.0.149}
+# default_gateway: 10.210.0.1          # the target's default route: on the customer network (network.gateway)
+# routes:                              # tight routes back to the provider, through the management network
+#   - {network: 10.0.0.0/24, gateway: 10.0.16.1, interface: management, description: provider vCenter}
 # targets: {count: 2, cpus: 4, memory_mb: 8192}
 # nfs: {server: 192.168.50.10, path: /exports/tenants/acme, size_gb: 2048}
 # production: {account: acme-ops@vsphere.local}
@@ -86,7 +100,7 @@ from ansible.utils.display import Display
 from ansible_collections.tenantry.msp.plugins.module_utils._allocation import HAS_NETADDR
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import TenantError, load_all
 
-HOST_FIELDS = ("index", "mgmt_mac", "mgmt_ip", "tenant_mac", "tenant_ip", "switch_port")
+HOST_FIELDS = ("index", "mgmt_mac", "mgmt_ip", "mgmt_network", "mgmt_vlan", "tenant_mac", "tenant_ip", "switch_port")
 
 
 display = Display()
@@ -108,6 +122,8 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]  # ansible-cor
             raise AnsibleParserError("%s: tenants_dir %s is not a folder" % (path, folder))
         site = {
             "management_pool": self.get_option("management_pool"),
+            "management_network": self.get_option("management_network"),
+            "management_vlan": self.get_option("management_vlan"),
             "mac_pool": self.get_option("mac_pool"),
             "max_targets_per_tenant": self.get_option("max_targets_per_tenant"),
         }

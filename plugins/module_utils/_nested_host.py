@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import ROUTES_SPEC
+from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import ROUTE_INTERFACES, ROUTES_SPEC
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     InvalidRequest,
     VSphereClient,
@@ -100,6 +100,15 @@ ARGUMENT_SPEC: dict[str, Any] = {
             },
         },
     },
+    "management_portgroup": {"type": "str", "default": "Management Network"},
+    "management_network": {"type": "str"},
+    "default_gateway": {
+        "type": "dict",
+        "options": {
+            "gateway": {"type": "str", "required": True},
+            "interface": {"type": "str", "default": "tenant", "choices": list(ROUTE_INTERFACES)},
+        },
+    },
     "routes": ROUTES_SPEC,
     "disabled_services": {"type": "list", "elements": "str", "default": ["TSM-SSH", "TSM"]},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
@@ -113,14 +122,33 @@ class NestedHostError(InvalidRequest):
 # --------------------------------------------------------------------------- input
 
 
-def _route(network: str, gateway: str) -> dict[str, str]:
-    return {"network": str(ipaddress.ip_network(network, strict=False)), "gateway": str(ipaddress.ip_address(gateway))}
+def _route(network: str, gateway: str, interface: str) -> dict[str, str]:
+    return {
+        "network": str(ipaddress.ip_network(network, strict=False)),
+        "gateway": str(ipaddress.ip_address(gateway)),
+        "interface": interface,
+    }
+
+
+def _check_gateway(field: str, gateway: str, interface: str, networks: dict[str, Any], errors: list[str]) -> None:
+    """A gateway must be reachable on the interface it names (the network of that VMkernel NIC)."""
+    network = networks.get(interface)
+    if network is None:
+        return  # tenant: reported as missing vmkernel; management: checked against the host
+    if ipaddress.ip_address(gateway) not in network or ipaddress.ip_address(gateway) in (
+        network.network_address,
+        network.broadcast_address,
+    ):
+        errors.append(
+            "%s %s is not reachable on interface %s: it is not a host address of %s"
+            % (field, gateway, interface, network)
+        )
 
 
 def check_input(params: dict[str, Any]) -> dict[str, Any]:
     """Validate the options without touching the host; return normalised copies of the parts."""
     errors: list[str] = []
-    out: dict[str, Any] = {"vmkernel": None, "routes": []}
+    out: dict[str, Any] = {"vmkernel": None, "routes": [], "default_gateway": None, "management_network": None}
     vmk = params["vmkernel"]
     if vmk is not None:
         try:
@@ -134,20 +162,46 @@ def check_input(params: dict[str, Any]) -> dict[str, Any]:
             errors.append("vmkernel.vlan %d is outside 0-4095" % vmk["vlan"])
         if vmk["mac"] is not None:
             vmk["mac"] = vmk["mac"].lower()
-    for i, route in enumerate(params["routes"]):
+    if params["management_network"] is not None:
         try:
-            out["routes"].append(_route(route["network"], route["gateway"]))
+            net = ipaddress.ip_network(params["management_network"])
+            if net.version != 4 or "/" not in params["management_network"]:
+                raise ValueError("an IPv4 network in CIDR form")
+            out["management_network"] = net
         except ValueError as exc:
-            errors.append("routes[%d]: %s" % (i, exc))
-            continue
-        if (
-            out["vmkernel"] is not None
-            and ipaddress.ip_address(route["gateway"]) not in out["vmkernel"]["interface"].network
-        ):
             errors.append(
-                "routes[%d].gateway %s is not in the tenant network %s of the vmkernel NIC"
-                % (i, route["gateway"], out["vmkernel"]["interface"].network)
+                "management_network %r is not a network like 10.0.16.0/20 (%s)" % (params["management_network"], exc)
             )
+    networks = {
+        "management": out["management_network"],
+        "tenant": out["vmkernel"]["interface"].network if out["vmkernel"] is not None else None,
+    }
+    gateways = [("routes[%d]" % i, r) for i, r in enumerate(params["routes"])]
+    if params["default_gateway"] is not None:
+        gateways.append(("default_gateway", params["default_gateway"]))
+    for field, item in gateways:
+        if item["interface"] == "tenant" and vmk is None:
+            errors.append("%s.interface tenant needs vmkernel (the tenant VMkernel NIC it leaves by)" % field)
+        try:
+            gateway = str(ipaddress.IPv4Address(item["gateway"]))
+        except ValueError:
+            errors.append("%s.gateway %r is not an IPv4 address" % (field, item["gateway"]))
+            continue
+        _check_gateway(field + ".gateway", gateway, item["interface"], networks, errors)
+        if field == "default_gateway":
+            out["default_gateway"] = {"gateway": gateway, "interface": item["interface"]}
+            continue
+        try:
+            route = _route(item["network"], gateway, item["interface"])
+        except ValueError as exc:
+            errors.append("%s.network: %s" % (field, exc))
+            continue
+        if route["network"] == "0.0.0.0/0":
+            errors.append("%s.network 0.0.0.0/0 is the default route; set default_gateway instead" % field)
+        elif route["network"] in {r["network"] for r in out["routes"]}:
+            errors.append("%s.network %s is given twice" % (field, route["network"]))
+        else:
+            out["routes"].append(route)
     nfs = params["nfs"]
     if nfs is not None and not nfs["path"].startswith("/"):
         errors.append("nfs.path %r must be an absolute export path" % nfs["path"])
@@ -303,15 +357,42 @@ def _entities(host: Host, access: dict[str, Any], datastore: Any) -> dict[str, A
     return {key: objects[key] for key in access["entities"]}
 
 
-def _routes(host: Host) -> list[dict[str, str]]:
+def interface_devices(host: Host, params: dict[str, Any]) -> dict[str, str]:
+    """interface name (management, tenant) -> the VMkernel NIC that carries it now."""
+    devices = {}
+    mgmt = _vnic(host, params["management_portgroup"])
+    if mgmt is not None:
+        devices["management"] = mgmt.device
+    tenant = _vnic(host, (params["vmkernel"] or {}).get("portgroup") or "tenant")
+    if tenant is not None:
+        devices["tenant"] = tenant.device
+    return devices
+
+
+def _routes(host: Host, params: dict[str, Any]) -> list[dict[str, str]]:
+    """The host's static routes that leave by the management or the tenant interface (no default, no connected)."""
+    interfaces = {device: name for name, device in interface_devices(host, params).items()}
     table = host.network.routeTableInfo
     out = []
     for entry in (table.ipRoute if table is not None else None) or []:
+        interface = interfaces.get(entry.deviceName or "")
+        if interface is None or entry.gateway in (None, "", "0.0.0.0") or entry.prefixLength == 0:
+            continue
         try:
-            out.append(_route("%s/%d" % (entry.network, entry.prefixLength), entry.gateway))
+            out.append(_route("%s/%d" % (entry.network, entry.prefixLength), entry.gateway, interface))
         except ValueError:
             continue
-    return out
+    return sorted(out, key=lambda r: (r["network"], r["gateway"], r["interface"]))
+
+
+def _default_gateway(host: Host, params: dict[str, Any]) -> dict[str, Any] | None:
+    config = host.network.ipRouteConfig
+    gateway = getattr(config, "defaultGateway", None) or None
+    if gateway is None:
+        return None
+    interfaces = {device: name for name, device in interface_devices(host, params).items()}
+    device = getattr(config, "gatewayDevice", None) or ""
+    return {"gateway": gateway, "interface": interfaces.get(device, device or None)}
 
 
 def current_state(host: Host, params: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
@@ -371,21 +452,13 @@ def current_state(host: Host, params: dict[str, Any], parts: dict[str, Any]) -> 
                         {"entity": key, "role": names.get(perm.roleId, str(perm.roleId)), "propagate": perm.propagate}
                     )
         state["permissions"] = perms
+    routes = _routes(host, params)
     if present:
-        if vmk is not None:
-            net = vmk["interface"].network
-            state["routes"] = sorted(
-                (
-                    r
-                    for r in _routes(host)
-                    if r["network"] != "0.0.0.0/0"
-                    and r["gateway"] != "0.0.0.0"
-                    and ipaddress.ip_address(r["gateway"]) in net
-                ),
-                key=lambda r: (r["network"], r["gateway"]),
-            )
-        else:
-            state["routes"] = sorted((r for r in _routes(host) if r in parts["routes"]), key=lambda r: r["network"])
+        # With the tenant VMkernel NIC managed the routes are managed whole ("tight"): any other static route
+        # through the management or tenant interface is removed.  Without it, only the listed routes are added.
+        state["routes"] = routes if vmk is not None else [r for r in routes if r in parts["routes"]]
+        if parts["default_gateway"] is not None:
+            state["default_gateway"] = _default_gateway(host, params)
         services = _services(host)
         state["services"] = {
             key: {"running": bool(services[key].running), "policy": services[key].policy}
@@ -393,7 +466,10 @@ def current_state(host: Host, params: dict[str, Any], parts: dict[str, Any]) -> 
             if key in services
         }
     else:
-        state["routes"] = sorted((r for r in _routes(host) if r in parts["routes"]), key=lambda r: r["network"])
+        state["routes"] = [r for r in routes if r in parts["routes"]]
+        gateway = _default_gateway(host, params)
+        if vmk is not None and gateway is not None and gateway["interface"] == "tenant":
+            state["default_gateway"] = gateway  # it leaves by the NIC that goes: removed with it
     return state
 
 
@@ -406,6 +482,8 @@ def desired_state(params: dict[str, Any], parts: dict[str, Any], current: dict[s
         if "permissions" in current:
             state["permissions"] = []
         state["routes"] = []
+        if "default_gateway" in current:
+            state["default_gateway"] = None
         return state
     state["follow_hardware_mac"] = 1 if params["follow_hardware_mac"] else 0
     vmk = parts["vmkernel"]
@@ -435,14 +513,52 @@ def desired_state(params: dict[str, Any], parts: dict[str, Any], current: dict[s
         state["permissions"] = [
             {"entity": key, "role": access["role"], "propagate": True} for key in sorted(access["entities"])
         ]
-    state["routes"] = sorted(parts["routes"], key=lambda r: (r["network"], r["gateway"]))
+    state["routes"] = sorted(parts["routes"], key=lambda r: (r["network"], r["gateway"], r["interface"]))
+    if parts["default_gateway"] is not None:
+        state["default_gateway"] = parts["default_gateway"]
     state["services"] = {key: {"running": False, "policy": "off"} for key in current.get("services", {})}
     return state
 
 
-def check_against_host(host: Host, params: dict[str, Any], current: dict[str, Any]) -> None:
-    """Problems only the host can reveal, found before any change."""
+def _check_management(host: Host, params: dict[str, Any], parts: dict[str, Any], errors: list[str]) -> list[str]:
+    """Routes through the management interface need its VMkernel NIC and a gateway on its network."""
+    items = [("routes[%d]" % i, r) for i, r in enumerate(parts["routes"]) if r["interface"] == "management"]
+    if parts["default_gateway"] is not None and parts["default_gateway"]["interface"] == "management":
+        items.append(("default_gateway", parts["default_gateway"]))
+    if not items or params["state"] != "present":
+        return []
+    nic = _vnic(host, params["management_portgroup"])
+    if nic is None:
+        errors.append(
+            "%s leaves by interface management, but no VMkernel NIC is on portgroup %r (management_portgroup)"
+            % (items[0][0], params["management_portgroup"])
+        )
+        return []
+    ip = nic.spec.ip
+    live = None
+    if ip is not None and ip.ipAddress and ip.subnetMask:
+        live = ipaddress.ip_interface("%s/%s" % (ip.ipAddress, ip.subnetMask))
+    declared = parts["management_network"]
+    if declared is not None:
+        if live is None or live.ip not in declared:
+            return [
+                "%s (management) has %s, not an address in management_network %s: is its DHCP reservation in "
+                "effect? Its routes are set as declared." % (nic.device, live or "no address", declared)
+            ]
+        return []
+    for field, item in items:
+        if live is None or ipaddress.ip_address(item["gateway"]) not in live.network:
+            errors.append(
+                "%s.gateway %s is not reachable on interface management: %s has %s"
+                % (field, item["gateway"], nic.device, live or "no address")
+            )
+    return []
+
+
+def check_against_host(host: Host, params: dict[str, Any], parts: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Problems only the host can reveal, found before any change; returns warnings."""
     errors: list[str] = []
+    warnings = _check_management(host, params, parts, errors)
     present = params["state"] == "present"
     nfs = params["nfs"]
     have = current.get("nfs")
@@ -481,6 +597,7 @@ def check_against_host(host: Host, params: dict[str, Any], current: dict[str, An
             )
     if errors:
         raise NestedHostError(errors)
+    return warnings
 
 
 # --------------------------------------------------------------------------- apply
@@ -492,6 +609,7 @@ def _apply_network(
     ns = host.manager("networkSystem")
     vmk = parts["vmkernel"]
     present = params["state"] == "present"
+    devices = interface_devices(host, params)
     if present:
         if vmk is not None and before.get("vmkernel") != after.get("vmkernel"):
             vswitch = _vswitch(host, vmk["vswitch"])
@@ -521,7 +639,7 @@ def _apply_network(
                 spec = vim.host.VirtualNic.Specification(ip=ip, mtu=vmk["mtu"])
                 if vmk["mac"]:
                     spec.mac = vmk["mac"]
-                ns.AddVirtualNic(portgroup=vmk["portgroup"], nic=spec)
+                devices["tenant"] = ns.AddVirtualNic(portgroup=vmk["portgroup"], nic=spec)
             else:
                 want = after["vmkernel"]
                 have = before.get("vmkernel") or {}
@@ -534,10 +652,15 @@ def _apply_network(
                     spec.mac = want["mac"]
                 if spec.ip is not None or spec.mtu is not None or spec.mac is not None:
                     ns.UpdateVirtualNic(device=nic.device, nic=spec)
-        _apply_routes(ns, before.get("routes", []), after.get("routes", []))
+        _apply_routes(ns, before.get("routes", []), after.get("routes", []), devices)
+        if before.get("default_gateway") != after.get("default_gateway") and after.get("default_gateway"):
+            gateway = after["default_gateway"]
+            _update_route_config(ns, gateway["gateway"], devices[gateway["interface"]])
         return
-    # absent: routes, then the vmkernel NIC, its portgroup and an emptied switch of ours
-    _apply_routes(ns, before.get("routes", []), [])
+    # absent: routes, a default gateway through the tenant NIC, then the NIC, its portgroup and an emptied switch
+    _apply_routes(ns, before.get("routes", []), [], devices)
+    if before.get("default_gateway") is not None:
+        _update_route_config(ns, "", "")
     if vmk is not None and before.get("vmkernel") is not None:
         nic = _vnic(host, vmk["portgroup"])
         if nic is not None:
@@ -553,7 +676,8 @@ def _apply_network(
                 ns.RemoveVirtualSwitch(vswitchName=vswitch.name)
 
 
-def _apply_routes(ns: Any, before: list[dict[str, str]], after: list[dict[str, str]]) -> None:
+def _apply_routes(ns: Any, before: list[dict[str, str]], after: list[dict[str, str]], devices: dict[str, str]) -> None:
+    """One UpdateIpRouteTableConfig: removals first, then additions, each with the VMkernel NIC it leaves by."""
     ops = []
     for route, op in [(r, "remove") for r in before if r not in after] + [(r, "add") for r in after if r not in before]:
         net = ipaddress.ip_network(route["network"])
@@ -561,7 +685,10 @@ def _apply_routes(ns: Any, before: list[dict[str, str]], after: list[dict[str, s
             vim.host.IpRouteOp(
                 changeOperation=op,
                 route=vim.host.IpRouteEntry(
-                    network=str(net.network_address), prefixLength=net.prefixlen, gateway=route["gateway"]
+                    network=str(net.network_address),
+                    prefixLength=net.prefixlen,
+                    gateway=route["gateway"],
+                    deviceName=devices.get(route["interface"]),
                 ),
             )
         )
@@ -574,8 +701,22 @@ def _apply_routes(ns: Any, before: list[dict[str, str]], after: list[dict[str, s
             ) from exc
 
 
+def _update_route_config(ns: Any, gateway: str, device: str) -> None:
+    """The default gateway of the default TCP/IP stack, and the VMkernel NIC it leaves by."""
+    try:
+        ns.UpdateIpRouteConfig(config=vim.host.IpRouteConfig(defaultGateway=gateway, gatewayDevice=device))
+    except vmodl.fault.MethodNotFound as exc:
+        raise NestedHostError(
+            ["the host does not implement HostNetworkSystem.UpdateIpRouteConfig (%s)" % fault_message(exc)]
+        ) from exc
+
+
 def _probe_routes(host: Host) -> None:
-    """Fail before any change when the host cannot change its routes (an empty change is a no-op)."""
+    """Fail before any change when the host cannot change its routes (an empty change is a no-op).
+
+    UpdateIpRouteConfig has no such no-op (re-sending the current gateway fails where it is no longer
+    reachable), so a host without it fails when the default gateway is set, naming the method.
+    """
     try:
         host.manager("networkSystem").UpdateIpRouteTableConfig(config=vim.host.IpRouteTableConfig())
     except vmodl.fault.MethodNotFound as exc:
@@ -739,7 +880,7 @@ def run_nested_host(client: VSphereClient, params: dict[str, Any], check_mode: b
     parts = check_input(params)
     host = read_host(client, params)
     before = current_state(host, params, parts)
-    check_against_host(host, params, before)
+    warnings = check_against_host(host, params, parts, before)
     after = desired_state(params, parts, before)
     changed = before != after
     access = params["tenant_access"]
@@ -767,5 +908,6 @@ def run_nested_host(client: VSphereClient, params: dict[str, Any], check_mode: b
         "host": host.row.get("name"),
         "state": after,
         "vmkernel_device": device,
+        "warnings": warnings,
         "diff": {"before": before, "after": after},
     }

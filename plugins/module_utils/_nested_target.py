@@ -63,6 +63,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "datastore": {"type": "str"},
     "management_portgroup": {"type": "str", "default": "management"},
     "vswitch": {"type": "str", "default": "vSwitch0"},
+    "management_portgroup_security": {"type": "bool", "default": True},
     "power_state": {"type": "str", "default": "poweredon", "choices": list(POWER_STATES)},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     "max_parallel": {"type": "int", "default": 16},
@@ -80,6 +81,29 @@ _VM_DETAIL = [
     "runtime.powerState",
     "network",
 ]
+
+
+# The security policy of a target's provider-side portgroups: the nested ESXi sends only from the static MACs
+# of its vNICs (Net.FollowHardwareMac), so nothing it needs is lost when all three are rejected.
+SECURE = {"allow_promiscuous": False, "mac_changes": False, "forged_transmits": False}
+
+
+def security_of(spec: Any) -> dict[str, Any]:
+    """A standard portgroup's own security policy (``None`` where it inherits its switch's)."""
+    security = getattr(getattr(spec, "policy", None), "security", None)
+    return {
+        "allow_promiscuous": getattr(security, "allowPromiscuous", None),
+        "mac_changes": getattr(security, "macChanges", None),
+        "forged_transmits": getattr(security, "forgedTransmits", None),
+    }
+
+
+def _secure_policy(policy: Any = None) -> Any:
+    policy = policy or vim.host.NetworkPolicy()
+    policy.security = vim.host.NetworkPolicy.SecurityPolicy(
+        allowPromiscuous=False, macChanges=False, forgedTransmits=False
+    )
+    return policy
 
 
 class NestedTargetError(InvalidRequest):
@@ -517,6 +541,7 @@ class Plan:
     remove_folders: list[str] = field(default_factory=list)  # tenants
     add_portgroups: dict[str, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)  # name -> (vlan, hosts)
     remove_portgroups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # name -> hosts
+    secure_portgroups: dict[str, list[tuple[dict[str, Any], Any]]] = field(default_factory=dict)  # name -> (host, spec)
     clone: list[dict[str, Any]] = field(default_factory=list)  # desired states
     reconfigure: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # (vm row, desired)
     move: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (vm row, tenant)
@@ -597,8 +622,25 @@ def make_plan(params: dict[str, Any], targets: list[dict[str, Any]], site: Site)
                 plan.add_portgroups[name] = (vlan, missing)
         before_pgs = {n: sorted(pgs.get(n, {})) for n in wanted_pgs}
         after_pgs = {n: host_names for n in wanted_pgs}
+        secured = sorted(wanted_pgs)
+        if params["management_portgroup_security"]:
+            secured.append(params["management_portgroup"])
+        before_security: dict[str, dict[str, Any]] = {}
+        after_security: dict[str, dict[str, Any]] = {}
+        by_name = {str(h.get("name")): h for h in site.hosts}
+        for name in secured:
+            for host_name in host_names:
+                spec = pgs.get(name, {}).get(host_name)
+                if spec is None and name not in wanted_pgs:
+                    continue  # the management portgroup is the provider's: not on this host, not ours to add
+                before_security.setdefault(name, {})[host_name] = security_of(spec) if spec is not None else None
+                after_security.setdefault(name, {})[host_name] = dict(SECURE)
+                if spec is not None and security_of(spec) != SECURE:
+                    plan.secure_portgroups.setdefault(name, []).append((by_name[host_name], spec))
         before_folders = sorted(t for t in tenants if t in site.tenant_folders)
         after_folders = tenants
+        plan.before["portgroup_security"] = before_security
+        plan.after["portgroup_security"] = after_security
     else:
         destroyed = {vm["moid"] for vm in site.targets.values()}
         plan.destroy = list(site.targets.values())
@@ -644,11 +686,13 @@ def make_plan(params: dict[str, Any], targets: list[dict[str, Any]], site: Site)
         "targets": {n: before_targets.get(n) for n in names},
         "portgroups": before_pgs,
         "tenant_folders": ["%s/%s" % (site.root_path, t) for t in before_folders],
+        **plan.before,
     }
     plan.after = {
         "targets": {n: after_targets.get(n) for n in names},
         "portgroups": after_pgs,
         "tenant_folders": ["%s/%s" % (site.root_path, t) for t in after_folders],
+        **plan.after,
     }
     # A bigger disk than desired stays (disks never shrink): show it as it is.
     for name, want in plan.after["targets"].items():
@@ -685,6 +729,15 @@ def apply(client: VSphereClient, params: dict[str, Any], targets: list[dict[str,
             if calls:
                 run_calls(calls, max_parallel=limit)
         site.networks = {str(r.get("name")): r["obj"] for r in client.retrieve(vim.Network, ["name"])}
+    if plan.secure_portgroups:
+        run_calls(
+            [
+                ("%s@%s" % (name, host.get("name")), _secure_portgroup(host, spec))
+                for name, hosts in plan.secure_portgroups.items()
+                for host, spec in hosts
+            ],
+            max_parallel=limit,
+        )
 
     if plan.move:
         client.run_tasks(
@@ -758,10 +811,16 @@ def apply(client: VSphereClient, params: dict[str, Any], targets: list[dict[str,
 
 
 def _add_portgroup(host: dict[str, Any], name: str, vlan: int, vswitch: str) -> Callable[[], Any]:
-    spec = vim.host.PortGroup.Specification(
-        name=name, vlanId=vlan, vswitchName=vswitch, policy=vim.host.NetworkPolicy()
-    )
+    spec = vim.host.PortGroup.Specification(name=name, vlanId=vlan, vswitchName=vswitch, policy=_secure_policy())
     return lambda: host["configManager.networkSystem"].AddPortGroup(portgrp=spec)
+
+
+def _secure_portgroup(host: dict[str, Any], have: Any) -> Callable[[], Any]:
+    """UpdatePortGroup with the portgroup's own spec (VLAN, switch, other policies kept) and all three rejected."""
+    spec = vim.host.PortGroup.Specification(
+        name=have.name, vlanId=have.vlanId, vswitchName=have.vswitchName, policy=_secure_policy(have.policy)
+    )
+    return lambda: host["configManager.networkSystem"].UpdatePortGroup(pgName=have.name, portgrp=spec)
 
 
 def _reconfigure(vm: dict[str, Any], want: dict[str, Any], networks: dict[str, Any]) -> Callable[[], Any]:
@@ -785,6 +844,7 @@ def run_nested_target(client: VSphereClient, params: dict[str, Any], check_mode:
             if state is not None
         ],
         "portgroups": after["portgroups"],
+        "portgroup_security": after.get("portgroup_security", {}),
         "tenant_folders": after["tenant_folders"],
         "actions": {
             "cloned": sorted(w["name"] for w in plan.clone),
@@ -799,9 +859,13 @@ def run_nested_target(client: VSphereClient, params: dict[str, Any], check_mode:
             "portgroups_removed": {
                 n: sorted(str(h.get("name")) for h in hs) for n, hs in plan.remove_portgroups.items()
             },
+            "portgroups_secured": {
+                n: sorted(str(h.get("name")) for h, _spec in hs) for n, hs in plan.secure_portgroups.items()
+            },
             "folders_created": plan.create_folders,
             "folders_removed": plan.remove_folders,
         },
+        "check_mode": check_mode,
         "warnings": plan.warnings,
         "diff": {"before": plan.before, "after": plan.after},
     }

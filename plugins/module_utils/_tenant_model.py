@@ -39,6 +39,10 @@ try:
 except ImportError:  # pragma: no cover - the inventory plugin reports it
     netaddr = None
 
+# Where a route leaves the nested target: its management VMkernel NIC (vmk0, the provider's management
+# network) or its tenant VMkernel NIC (the customer network).
+ROUTE_INTERFACES = ("management", "tenant")
+
 # Static routes back to provider services: the tenant file's field and the nested_host option.
 ROUTES_SPEC: dict[str, Any] = {
     "type": "list",
@@ -47,6 +51,7 @@ ROUTES_SPEC: dict[str, Any] = {
     "options": {
         "network": {"type": "str", "required": True},
         "gateway": {"type": "str", "required": True},
+        "interface": {"type": "str", "default": "management", "choices": list(ROUTE_INTERFACES)},
         "description": {"type": "str", "default": ""},
     },
 }
@@ -88,6 +93,15 @@ BACKUPS_SPEC: dict[str, Any] = {
 }
 _JOB_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 _CRON_CHARS = set("0123456789*,-/")
+
+# The switch port of a target's management vNIC (the provider management network), locked like the tenant port.
+MANAGEMENT_PORT_SPEC: dict[str, Any] = {
+    "type": "dict",
+    "options": {
+        "switch": {"type": "str", "required": True},
+        "port": {"type": "str", "required": True},
+    },
+}
 
 TENANT_SPEC: dict[str, Any] = {
     "name": {"type": "str", "required": True},
@@ -152,6 +166,7 @@ TENANT_SPEC: dict[str, Any] = {
             },
         },
     },
+    "default_gateway": {"type": "str"},
     "routes": ROUTES_SPEC,
     "backups": BACKUPS_SPEC,
     "switch_ports": {
@@ -162,6 +177,7 @@ TENANT_SPEC: dict[str, Any] = {
             "target": {"type": "int", "required": True},
             "switch": {"type": "str", "required": True},
             "port": {"type": "str", "required": True},
+            "management": MANAGEMENT_PORT_SPEC,
         },
     },
 }
@@ -170,6 +186,10 @@ SITE_DEFAULTS: dict[str, Any] = {
     "mac_pool": VMWARE_MANUAL_MACS,
     "max_targets_per_tenant": 16,
     "management_pool": None,
+    # The provider management network the targets' vmk0 are on (CIDR; default: management_pool when it is
+    # one) and its VLAN (needed to lock management ports on a Cisco IOS switch).
+    "management_network": None,
+    "management_vlan": None,
 }
 
 
@@ -261,6 +281,96 @@ def portgroup_name(tenant: str, vlan: int) -> str:
     return "tenant-%s-vlan%d" % (tenant, vlan)
 
 
+def management_network(site: dict[str, Any]) -> Any | None:
+    """The provider management network of the targets' vmk0: ``management_network``, else a CIDR ``management_pool``."""
+    for key in ("management_network", "management_pool"):
+        net = _network(site.get(key) or "")
+        if net is not None:
+            return net
+    return None
+
+
+def _check_default_gateway(t: dict[str, Any], net: Any, err: Any) -> None:
+    """The target's default gateway is on the customer network (the seed's routing model)."""
+    given = t["default_gateway"] is not None
+    gateway = t["default_gateway"] if given else t["network"]["gateway"]
+    field = "default_gateway" if given else "network.gateway"
+    if not _valid_ip(gateway) or _ip(gateway) not in net:
+        if given:
+            err(
+                field,
+                "%s is not an address inside the tenant network %s (the default route leaves by the "
+                "customer network)" % (gateway, net.cidr),
+            )
+        return
+    if net.prefixlen < 31 and _ip(gateway) in (net.network, net.broadcast):
+        err(field, "%s is the network or broadcast address of %s" % (gateway, net.cidr))
+    try:
+        lo, hi = parse_range(t["network"]["pool"], "network.pool")
+        if lo <= int(_ip(gateway)) <= hi:
+            err(
+                field,
+                "%s is inside network.pool %s, whose addresses go to the targets" % (gateway, t["network"]["pool"]),
+            )
+    except AllocationError:
+        pass  # reported for network.pool
+    t["default_gateway"] = str(_ip(gateway))
+
+
+def _check_routes(t: dict[str, Any], net: Any, mgmt_net: Any | None, err: Any) -> None:
+    """Tight static routes: each names the interface it leaves by, and its gateway is reachable there."""
+    seen: dict[str, int] = {}
+    for i, route in enumerate(t["routes"]):
+        field = "routes[%d]" % i
+        destination = _network(route["network"])
+        if destination is None or destination.version != 4:
+            err(field + ".network", "%r is not an IPv4 network in CIDR form" % route["network"])
+        elif destination.prefixlen == 0:
+            err(
+                field + ".network",
+                "%s is the default route: set default_gateway (on the customer network) instead" % destination.cidr,
+            )
+        elif _overlap(net, destination):
+            err(
+                field + ".network",
+                "%s overlaps the tenant network %s: a route leads to the provider's infrastructure, "
+                "outside the tenant network" % (destination.cidr, net.cidr),
+            )
+        elif mgmt_net is not None and _overlap(mgmt_net, destination):
+            err(
+                field + ".network",
+                "%s overlaps the management network %s, which vmk0 reaches without a route"
+                % (destination.cidr, mgmt_net.cidr),
+            )
+        else:
+            route["network"] = str(destination.cidr)
+            if route["network"] in seen:
+                err(field + ".network", "%s is already routes[%d]" % (route["network"], seen[route["network"]]))
+            seen.setdefault(route["network"], i)
+        gateway = route["gateway"]
+        if not _valid_ip(gateway) or _ip(gateway).version != 4:
+            err(field + ".gateway", "%r is not an IPv4 address" % gateway)
+            continue
+        if route["interface"] == "tenant":
+            where, inside = "the tenant network %s" % net.cidr, net
+        elif mgmt_net is None:
+            err(
+                field + ".gateway",
+                "interface management needs the provider's management network: set "
+                "management_network (or management_pool as a CIDR) in the tenants inventory",
+            )
+            continue
+        else:
+            where, inside = "the management network %s" % mgmt_net.cidr, mgmt_net
+        if _ip(gateway) not in inside or (inside.prefixlen < 31 and _ip(gateway) in (inside.network, inside.broadcast)):
+            other = "management" if route["interface"] == "tenant" else "tenant"
+            err(
+                field + ".gateway",
+                "%s is not reachable on interface %s: it is not a host address of %s (a gateway "
+                "on the other network needs interface: %s)" % (gateway, route["interface"], where, other),
+            )
+
+
 def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check one tenant; return it normalised (defaults filled in) or raise ``TenantError``."""
     site = {**SITE_DEFAULTS, **(site or {})}
@@ -331,25 +441,24 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
                 "%s overlaps the provider's management_pool %s (the targets' management addresses come from it)"
                 % (net.cidr, management.cidr),
             )
-        for i, route in enumerate(t["routes"]):
-            destination = _network(route["network"])
-            if destination is None:
-                err("routes[%d].network" % i, "%r is not a network in CIDR form" % route["network"])
-            elif _overlap(net, destination):
-                err(
-                    "routes[%d].network" % i,
-                    "%s overlaps the tenant network %s: a route leads to the provider's infrastructure, "
-                    "outside the tenant network" % (destination.cidr, net.cidr),
-                )
-            if not _valid_ip(route["gateway"]) or _ip(route["gateway"]) not in net:
-                err(
-                    "routes[%d].gateway" % i,
-                    "%s is not an address inside the tenant network %s" % (route["gateway"], net.cidr),
-                )
+        mgmt_net = management_network(site)
+        if (
+            mgmt_net is not None
+            and (management is None or mgmt_net.cidr != management.cidr)
+            and _overlap(net, mgmt_net)
+        ):
+            err(
+                "network.cidr",
+                "%s overlaps the provider's management network %s (the targets' vmk0 are on it)"
+                % (net.cidr, mgmt_net.cidr),
+            )
+        _check_default_gateway(t, net, err)
+        _check_routes(t, net, mgmt_net, err)
     nfs_path = t["nfs"]["path"]
     if not nfs_path.startswith("/") or ".." in nfs_path.split("/") or posixpath.normpath(nfs_path) != nfs_path:
         err("nfs.path", "%r must be an absolute, normalised export path (no '..', '//' or trailing '/')" % nfs_path)
     seen_targets: set[int] = set()
+    seen_ports: dict[tuple[str, str], str] = {}
     for i, sp in enumerate(t["switch_ports"]):
         if not 1 <= sp["target"] <= t["targets"]["count"]:
             err(
@@ -359,6 +468,13 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
         if sp["target"] in seen_targets:
             err("switch_ports[%d].target" % i, "target %d already has a switch port" % sp["target"])
         seen_targets.add(sp["target"])
+        ports = [("switch_ports[%d]" % i, (sp["switch"], sp["port"]))]
+        if sp["management"] is not None:
+            ports.append(("switch_ports[%d].management" % i, (sp["management"]["switch"], sp["management"]["port"])))
+        for field, port in ports:
+            if port in seen_ports:
+                err(field, "port %s on switch %s is already %s" % (port[1], port[0], seen_ports[port]))
+            seen_ports.setdefault(port, field)
     for i, step in enumerate(t["failover"]["boot_order"]):
         if step["delay"] < 0:
             err("failover.boot_order[%d].delay" % i, "%d must be 0 or more seconds" % step["delay"])
@@ -433,6 +549,8 @@ def check_conflicts(tenants: list[dict[str, Any]]) -> None:
         claim("vlan", t["vlan"], t, "vlan")
         for sp in t["switch_ports"]:
             claim("port", (sp["switch"], sp["port"]), t, "switch port")
+            if sp["management"] is not None:
+                claim("port", (sp["management"]["switch"], sp["management"]["port"]), t, "switch port")
     for t in tenants:
         for vlan in t["failover"]["destination_vlans"]:
             owner = owners.get(("vlan", vlan))
@@ -462,6 +580,14 @@ def check_conflicts(tenants: list[dict[str, Any]]) -> None:
                     "%s: network.cidr %s overlaps tenant %r's network %s (%s)"
                     % (b["source"], b["network"]["cidr"], a["name"], a["network"]["cidr"], a["source"])
                 )
+            for x, y in ((a, b), (b, a)):
+                for i, route in enumerate(x["routes"]):
+                    if netaddr.IPSet([route["network"]]) & netaddr.IPSet([y["network"]["cidr"]]):
+                        errors.append(
+                            "%s: network.cidr %s overlaps %s, the provider infrastructure tenant %r routes to "
+                            "(%s routes[%d])"
+                            % (y["source"], y["network"]["cidr"], route["network"], x["name"], x["source"], i)
+                        )
             if range_set(a["network"]["pool"], "pool") & range_set(b["network"]["pool"], "pool"):
                 errors.append(
                     "%s: network.pool %s overlaps tenant %r's pool %s (%s)"
@@ -480,7 +606,11 @@ def allocate(tenant: dict[str, Any], site: dict[str, Any]) -> list[dict[str, Any
     """The nested targets of ``tenant`` with their deterministic addresses."""
     site = {**SITE_DEFAULTS, **site}
     width = int(site["max_targets_per_tenant"])
-    ports = {sp["target"]: {"switch": sp["switch"], "port": sp["port"]} for sp in tenant["switch_ports"]}
+    ports = {
+        sp["target"]: {"switch": sp["switch"], "port": sp["port"], "management": sp["management"]}
+        for sp in tenant["switch_ports"]
+    }
+    mgmt_net = management_network(site)
     targets = []
     try:
         for index in range(1, tenant["targets"]["count"] + 1):
@@ -495,6 +625,8 @@ def allocate(tenant: dict[str, Any], site: dict[str, Any]) -> list[dict[str, Any
                     else None,
                     "tenant_ip": nth_address(tenant["network"]["pool"], index, "network.pool"),
                     "switch_port": ports.get(index),
+                    "mgmt_network": str(mgmt_net.cidr) if mgmt_net is not None else None,
+                    "mgmt_vlan": site["management_vlan"],
                 }
             )
     except AllocationError as exc:

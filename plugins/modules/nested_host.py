@@ -15,15 +15,17 @@ description:
     - C(Net.FollowHardwareMac) on, so the management VMkernel NIC keeps the static MAC of vNIC 0 that DHCP
       reserves; a VMkernel NIC on the tenant network with a static address (and, given O(vmkernel.mac), the
       static MAC of vNIC 1 that the tenant switch port is locked to); the tenant's NFS datastore mounted; a
-      restricted role, a local account and its permissions; static routes; SSH and the ESXi Shell stopped
-      and off.
+      restricted role, a local account and its permissions; the default gateway and static routes, each through
+      the VMkernel NIC it names (the management NIC vmk0 or the tenant NIC); SSH and the ESXi Shell stopped and
+      off.
   - Reads the host in one round of concurrent calls, compares with the desired state and changes only what
     differs; independent parts are applied concurrently.
-  - Every input problem (an address without a prefix, a route whose gateway is outside the tenant network, a
-    C(Host.*) privilege, a datastore name taken by another export, a missing password for a new account) fails
-    before anything changes.
-  - With O(state=absent) the permissions, the account, the role, the NFS datastore, the listed routes, the
-    VMkernel NIC with its portgroup (and its switch when that becomes empty) are removed.
+  - Every input problem (an address without a prefix, a route or default gateway not reachable on the interface
+    it names, a C(Host.*) privilege, a datastore name taken by another export, a missing password for a new
+    account) fails before anything changes.
+  - With O(state=absent) the permissions, the account, the role, the NFS datastore, the listed routes, a default
+    gateway through the tenant NIC, the VMkernel NIC with its portgroup (and its switch when that becomes empty)
+    are removed.
     C(Net.FollowHardwareMac) and the services are left as they are (turning SSH back on would weaken the host).
 author:
   - tenantry maintainers (@tenantry)
@@ -130,22 +132,56 @@ options:
         elements: str
         choices: [datastore, vm_folder, resource_pool]
         default: [datastore, vm_folder, resource_pool]
+  management_portgroup:
+    description: Portgroup of the management VMkernel NIC (vmk0, DHCP-reserved); routes with C(interface=management)
+      leave by that NIC.
+    type: str
+    default: Management Network
+  management_network:
+    description:
+      - The provider management network (CIDR) the management NIC is on. Route gateways on interface C(management)
+        must be host addresses of it (checked before connecting); when the NIC has no address in it (its DHCP
+        reservation is not in effect) the module warns.
+      - Without it, those gateways are checked against the NIC's current address and subnet.
+    type: str
+  default_gateway:
+    description:
+      - The default gateway of the host's default TCP/IP stack and the interface it leaves by; not managed when
+        omitted. A tenant's target has it on the customer network (V(tenant)).
+    type: dict
+    suboptions:
+      gateway:
+        description: IPv4 address, a host address of the network of O(default_gateway.interface).
+        type: str
+        required: true
+      interface:
+        description:
+          - V(tenant) is the NIC of O(vmkernel) (required then); V(management) the NIC on O(management_portgroup).
+        type: str
+        choices: [management, tenant]
+        default: tenant
   routes:
     description:
-      - Static IPv4 routes through gateways on the tenant network. With O(vmkernel), other routes through a gateway
-        on the tenant network are removed.
+      - Static IPv4 routes, each through the VMkernel NIC of the interface it names.
+      - With O(vmkernel) the routes are managed whole, so only these remain ("tight" routes) - any other static
+        route through the management or the tenant NIC is removed. Without it the listed routes are only added.
     type: list
     elements: dict
     default: []
     suboptions:
       network:
-        description: Destination network in CIDR form.
+        description: Destination network in CIDR form (not 0.0.0.0/0; see O(default_gateway)).
         type: str
         required: true
       gateway:
-        description: Gateway, inside the tenant network of O(vmkernel.ip).
+        description: Gateway, a host address of the network of O(routes[].interface).
         type: str
         required: true
+      interface:
+        description: V(management) leaves by the NIC on O(management_portgroup); V(tenant) by the NIC of O(vmkernel).
+        type: str
+        choices: [management, tenant]
+        default: management
       description:
         description: What the route is for (as in the tenant file); not sent to the host.
         type: str
@@ -189,8 +225,10 @@ EXAMPLES = r"""
     tenant_access:
       user: tenant-acme
       password: "{{ vault_acme_target_password }}"
+    management_network: 10.0.16.0/20
+    default_gateway: {gateway: 10.210.0.1, interface: tenant}
     routes:
-      - {network: 10.0.0.0/24, gateway: 10.210.0.1}
+      - {network: 10.0.0.0/24, gateway: 10.0.16.1, interface: management, description: provider vCenter}
 """
 
 RETURN = r"""
@@ -208,7 +246,8 @@ state:
            nfs: {datastore: nfs-acme, server: 192.168.50.10, path: /exports/tenants/acme, read_only: false},
            role: {name: tenantry-tenant, privileges: [Datastore.Browse]}, account: {user: tenant-acme},
            permissions: [{entity: datastore, role: tenantry-tenant, propagate: true}],
-           routes: [{network: 10.0.0.0/24, gateway: 10.210.0.1}],
+           default_gateway: {gateway: 10.210.0.1, interface: tenant},
+           routes: [{network: 10.0.0.0/24, gateway: 10.0.16.1, interface: management}],
            services: {TSM: {running: false, policy: "off"}, TSM-SSH: {running: false, policy: "off"}}}
 vmkernel_device:
   description: The VMkernel NIC on the tenant portgroup (for example C(vmk1)), when there is one.

@@ -17,6 +17,11 @@ description:
     its CPUs, memory and disk, and powered on.
   - Makes the tenant portgroups (C(tenant-<tenant>-vlan<vlan>) unless a target names one) exist with the tenant
     VLAN on O(vswitch) of every connected host of O(cluster).
+  - Sets the security policy of the target's provider-side portgroups - the tenant portgroups and (unless
+    O(management_portgroup_security=false)) the standard portgroup O(management_portgroup) on every host that has
+    it - to reject promiscuous mode, MAC address changes and forged transmits, and puts it back when it drifts.
+    The nested ESXi sends only from the static MACs of its vNICs (C(Net.FollowHardwareMac)), so it loses
+    nothing; a tenant with root on its target cannot listen to, or send as, anybody else there.
   - One call handles all targets of all tenants. The site is read in a few bulk calls, the desired state is
     built and compared in memory, and only the differences are applied, as concurrent vSphere tasks (at most
     O(max_parallel) at once) waited on together. Each clone carries the hardware, nested virtualization and
@@ -105,6 +110,13 @@ options:
     description: Standard switch on each host that gets the tenant portgroups.
     type: str
     default: vSwitch0
+  management_portgroup_security:
+    description:
+      - Also reject promiscuous mode, MAC address changes and forged transmits on O(management_portgroup) (a
+        standard portgroup; every VM on it is then held to its own MAC).
+      - The tenant portgroups always get that policy.
+    type: bool
+    default: true
   power_state:
     description: Power state of the targets with O(state=present).
     type: str
@@ -172,12 +184,27 @@ portgroups:
   returned: always
   type: dict
   sample: {tenant-acme-vlan210: [esx-prod-01.lab.local, esx-prod-02.lab.local]}
+portgroup_security:
+  description:
+    - With O(state=present), the security policy of each provider-side portgroup of the targets per host after the
+      call (C(false) is reject; C(null) would be inherited from the switch).
+  returned: always
+  type: dict
+  sample: {tenant-acme-vlan210: {esx-prod-01.lab.local: {allow_promiscuous: false, mac_changes: false,
+                                                         forged_transmits: false}}}
 tenant_folders:
   description: The tenant folders concerned that exist after the call.
   returned: always
   type: list
   elements: str
   sample: [replication-targets/acme]
+check_mode:
+  description:
+    - Whether the call only planned (check mode, also when set by a play's C(check_mode) keyword, which
+      C(ansible_check_mode) does not reflect). A target that RV(actions) lists as cloned does not exist then.
+  returned: always
+  type: bool
+  sample: false
 actions:
   description: What was (in check mode, would be) done, by kind.
   returned: always

@@ -1,8 +1,9 @@
 """``python -m tenantry.lab``: build, start, inspect and stop the lab's simulators.
 
-State lives in ``<repo>/.lab/state`` (``--state-dir`` overrides): ``vcenter.json``
-and ``esx/<name>.json`` hold each endpoint, password included, with mode 0600.
-Nothing here prints a password.
+State lives in the lab instance's state directory (``<repo>/.lab/state`` for the default instance,
+``<repo>/.lab/instances/<name>/state`` for ``--instance NAME`` or ``$TENANTRY_LAB_INSTANCE``;
+``--state-dir`` overrides): ``vcenter.json`` and ``esx/<name>.json`` hold each endpoint, password
+included, with mode 0600.  Nothing here prints a password.
 """
 
 from __future__ import annotations
@@ -12,21 +13,25 @@ import contextlib
 import fcntl
 import json
 import re
+import secrets
 import shutil
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tenantry.common import pki
-from tenantry.lab import network, relay
+from tenantry.lab import network, relay, target
 from tenantry.lab.build import build, repo_root
 from tenantry.lab.errors import LabError
-from tenantry.lab.simulator import Endpoint, Mode, Simulator, is_simulator, terminate
+from tenantry.lab.instance import DEFAULT_VCENTER_PORT, current
+from tenantry.lab.simulator import DEFAULT_USERNAME, Endpoint, Mode, Simulator, is_simulator, terminate
+from tenantry.lab.tls import ensure_tls
 
-DEFAULT_VCENTER_PORT = 18443
+__all__ = ["DEFAULT_VCENTER_PORT", "main"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -49,8 +54,8 @@ def _read(path: Path) -> Endpoint | None:
         raise LabError(f"{path} is damaged ({exc}); remove it or run 'down'") from exc
 
 
-def _write(path: Path, endpoint: Endpoint) -> None:
-    pki.write_private(path, (json.dumps(endpoint.to_json(), indent=2) + "\n").encode())
+def _write(path: Path, endpoint: Endpoint, **extra: object) -> None:
+    pki.write_private(path, (json.dumps({**endpoint.to_json(), **extra}, indent=2) + "\n").encode())
 
 
 def healthy(endpoint: Endpoint, timeout: float = 3.0) -> bool:
@@ -100,12 +105,39 @@ def _start(
 def _stop(path: Path) -> None:
     endpoint = _read(path)
     if endpoint is not None:
+        extra = target.read_extra(path)
+        if extra.get("boot"):
+            target.kill(endpoint.pid, target.booting_or_running)
+            target.kill(int(extra.get("relay_pid", 0)), target.relay_alive)
         terminate(endpoint.pid)
     path.unlink(missing_ok=True)
 
 
-def _describe(label: str, endpoint: Endpoint) -> str:
-    state = "running" if healthy(endpoint) else "NOT RUNNING"
+def _start_booting(args: argparse.Namespace, path: Path) -> tuple[Endpoint, bool]:
+    """The target's API behind its DHCP lease (tenantry.lab.target); unchanged while both processes live."""
+    current_endpoint = _read(path)
+    if current_endpoint is not None:
+        extra = target.read_extra(path)
+        if (
+            extra.get("boot")
+            and extra.get("mgmt_ip") == args.mgmt_ip
+            and target.booting_or_running(current_endpoint.pid)
+            and target.relay_alive(int(extra.get("relay_pid", 0)))
+        ):
+            return current_endpoint, False
+        _stop(path)
+    net = network.LabNet(args.state_dir / "net", args.instance.prefix)
+    password = secrets.token_urlsafe(24)
+    tls = ensure_tls(args.state_dir)
+    relay_pid, port = target.start_relay(args.state_dir, args.name, net.switch_ns, args.mgmt_ip)
+    pid = target.start_boot(args.state_dir, args.name, net.target_ns(args.name), password, tls, args.latency, args.vms)
+    endpoint = Endpoint("127.0.0.1", port, DEFAULT_USERNAME, password, tls.ca_file, pid)
+    _write(path, endpoint, boot=True, relay_pid=relay_pid, mgmt_ip=args.mgmt_ip, netns=net.target_ns(args.name))
+    return endpoint, True
+
+
+def _describe(label: str, endpoint: Endpoint, booting: bool = False) -> str:
+    state = "running" if healthy(endpoint) else ("booting (no DHCP lease yet)" if booting else "NOT RUNNING")
     return f"{label:<16} {endpoint.url}  user={endpoint.username}  pid={endpoint.pid}  {state}  ca={endpoint.ca_file}"
 
 
@@ -133,10 +165,24 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_esx_up(args: argparse.Namespace) -> int:
     path = _esx_state(args.state_dir, args.name)
     with _locked(args.state_dir):
-        endpoint, started = _start(
-            path, "esx", args.state_dir, f"esx-{args.name}", args.port, args.latency, vms=args.vms
-        )
-    print(("started " if started else "already running ") + _describe(f"esx/{args.name}", endpoint))
+        if args.mgmt_ip:
+            endpoint, started = _start_booting(args, path)
+        else:
+            endpoint, started = _start(
+                path, "esx", args.state_dir, f"esx-{args.name}", args.port, args.latency, vms=args.vms
+            )
+    booting = bool(args.mgmt_ip) and not is_simulator(endpoint.pid)
+    print(("started " if started else "already running ") + _describe(f"esx/{args.name}", endpoint, booting))
+    return 0
+
+
+def cmd_esx_boot(args: argparse.Namespace) -> int:
+    target.boot(args.state_dir, args.name, args.tls_cert, args.tls_key, args.latency, args.vms)
+    return 0  # not reached: boot() becomes the simulator
+
+
+def cmd_mgmt_relay_serve(args: argparse.Namespace) -> int:
+    target.serve_mgmt(args.netns, args.to, args.ready_file)
     return 0
 
 
@@ -170,6 +216,10 @@ def cmd_relay_down(args: argparse.Namespace) -> int:
     return _changed(relay.down(args.state_dir / "run"), "relay")
 
 
+# What a lab run leaves that describes the simulators' inventory: gone with them.
+_RUN_STATE = ("run", "nfs", "esx", "net", "exports", "credentials")
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir
     with _locked(state_dir):
@@ -177,10 +227,31 @@ def cmd_down(args: argparse.Namespace) -> int:
         for path in sorted((state_dir / "esx").glob("*.json")):
             _stop(path)
         _stop(_vcenter_state(state_dir))
-        network.LabNet(state_dir / "net").down()
-        for leftover in ("run", "nfs", "esx", "net"):
+        network.LabNet(state_dir / "net", args.instance.prefix).down()
+        for leftover in _RUN_STATE:
             shutil.rmtree(state_dir / leftover, ignore_errors=True)
+        archived = _archive_failover(state_dir)
+    print(f"lab instance {args.instance.name}: stopped; removed {', '.join(_RUN_STATE)} from {state_dir}")
+    kept = [name for name in ("tls", "logs", "secrets", "console", "previous") if (state_dir / name).exists()]
+    print(f"kept in {state_dir}: {', '.join(kept) or 'nothing'} (the lab CA, logs, the tenants' account "
+          "passwords and console logins, failover reports of earlier labs); `make clean` removes .lab")  # fmt: skip
+    if archived:
+        print(f"failover reports and journals of this lab moved to {archived} (the next lab's summary ignores them)")
     return 0
+
+
+def _archive_failover(state_dir: Path) -> Path | None:
+    """Move failover/ (reports, journals) to previous/<time>/ so that a new lab starts without them."""
+    source = state_dir / "failover"
+    if not source.exists():
+        return None
+    if not any(p.is_file() for p in source.rglob("*")):
+        shutil.rmtree(source, ignore_errors=True)
+        return None
+    dest = state_dir / "previous" / time.strftime("%Y%m%dT%H%M%S")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(source), str(dest / "failover"))
+    return dest / "failover"
 
 
 def _changed(changed: bool, what: str) -> int:
@@ -189,24 +260,25 @@ def _changed(changed: bool, what: str) -> int:
 
 
 def cmd_net_up(args: argparse.Namespace) -> int:
-    net = network.LabNet(args.state_dir / "net")
+    net = network.LabNet(args.state_dir / "net", args.instance.prefix)
     return _changed(net.switch_up(args.gateway), f"switch {net.switch_ns}")
 
 
 def cmd_net_plug(args: argparse.Namespace) -> int:
-    changed = network.LabNet(args.state_dir / "net").plug(
-        args.target, args.port, args.mgmt_mac, args.tenant_mac, args.tenant_ip
+    changed = network.LabNet(args.state_dir / "net", args.instance.prefix).plug(
+        args.target, args.port, args.mgmt_mac, args.tenant_mac, args.tenant_ip, mgmt_port=args.mgmt_port
     )
     return _changed(changed, f"target {args.target} on port {args.port}")
 
 
 def cmd_dhcp_up(args: argparse.Namespace) -> int:
-    return _changed(network.LabNet(args.state_dir / "net").dhcp_up(args.conf.resolve()), f"dnsmasq with {args.conf}")
+    net = network.LabNet(args.state_dir / "net", args.instance.prefix)
+    return _changed(net.dhcp_up(args.conf.resolve()), f"dnsmasq with {args.conf}")
 
 
 def cmd_dhcp_lease(args: argparse.Namespace) -> int:
     (args.state_dir / "net").mkdir(parents=True, exist_ok=True)
-    address = network.LabNet(args.state_dir / "net").lease(args.target)
+    address = network.LabNet(args.state_dir / "net", args.instance.prefix).lease(args.target)
     print(address or "no lease")
     return 0 if address else 3
 
@@ -247,7 +319,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for path in sorted((state_dir / "esx").glob("*.json")):
         endpoint = _read(path)
         if endpoint is not None:
-            print(_describe(f"esx/{path.stem}", endpoint))
+            booting = bool(target.read_extra(path).get("boot")) and target.booting_or_running(endpoint.pid)
+            print(_describe(f"esx/{path.stem}", endpoint, booting and not is_simulator(endpoint.pid)))
             found = True
     if not found:
         print(f"no simulators recorded in {state_dir}")
@@ -256,7 +329,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tenantry.lab", description="The tenantry vCenter simulator lab.")
-    parser.add_argument("--state-dir", type=Path, help="state directory (default: <repo>/.lab/state)")
+    parser.add_argument("--instance", help="lab instance name (default: $TENANTRY_LAB_INSTANCE, else 'default')")
+    parser.add_argument("--state-dir", type=Path, help="state directory (default: the instance's, <repo>/.lab/state)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build", help="build .lab/bin/tenantry-vcsim if its sources changed")
@@ -264,7 +338,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("up", help="start the provider vCenter (idempotent)")
-    p.add_argument("--port", type=int, default=DEFAULT_VCENTER_PORT, help="listen port (0 = any free port)")
+    p.add_argument("--port", type=int, help="listen port (0 = any free port; default 18443, any for other instances)")
     p.add_argument("--latency", help='per-method delays, e.g. "RegisterVM=120ms,*=5ms"')
     p.add_argument("--hosts", type=int, help="hosts in cluster 'production' (default 3)")
     p.add_argument("--vms", type=int, help="powered-on VMs in folder 'production' (default 0)")
@@ -275,7 +349,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="listen port (default: any free port)")
     p.add_argument("--latency", help="per-method delays")
     p.add_argument("--vms", type=int, help="VMs to create (default 0)")
+    p.add_argument(
+        "--mgmt-ip",
+        help="the target's reserved management address: its API then listens there only, inside the target's "
+        "namespace (net-plug first), once eth0 leased it by DHCP; reached through a relay on 127.0.0.1",
+    )
     p.set_defaults(func=cmd_esx_up)
+
+    p = sub.add_parser("esx-boot", help=argparse.SUPPRESS)
+    p.add_argument("name")
+    p.add_argument("--tls-cert", required=True)
+    p.add_argument("--tls-key", required=True)
+    p.add_argument("--latency")
+    p.add_argument("--vms", type=int)
+    p.set_defaults(func=cmd_esx_boot)
+
+    p = sub.add_parser("mgmt-relay-serve", help=argparse.SUPPRESS)
+    p.add_argument("--netns", required=True)
+    p.add_argument("--to", required=True)
+    p.add_argument("--ready-file", type=Path, required=True)
+    p.set_defaults(func=cmd_mgmt_relay_serve)
+
+    p = sub.add_parser("instance", help="the instance's names (state dir, namespaces, podman network, ...) as JSON")
+    p.set_defaults(func=cmd_instance)
 
     p = sub.add_parser("esx-down", help="stop one ESXi started by esx-up")
     p.add_argument("name")
@@ -300,6 +396,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target")
     p.add_argument("--port", required=True, help="its tenant port on lab-bridge (the tenant file's switch port)")
     p.add_argument("--mgmt-mac", required=True)
+    p.add_argument("--mgmt-port", help="the management port's name on the switch (the tenant file's)")
     p.add_argument("--tenant-mac", required=True)
     p.add_argument("--tenant-ip", required=True, help="address/prefix on the tenant network")
     p.set_defaults(func=cmd_net_plug)
@@ -332,12 +429,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_instance(args: argparse.Namespace) -> int:
+    print(json.dumps(args.instance.as_dict(), indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        args.instance = current(repo_root(), args.instance)
         if args.state_dir is None:
-            args.state_dir = repo_root() / ".lab" / "state"
+            args.state_dir = args.instance.state_dir
         args.state_dir = args.state_dir.resolve()
+        if getattr(args, "port", "") is None and args.func is cmd_up:
+            args.port = args.instance.vcenter_port
         code: int = args.func(args)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)

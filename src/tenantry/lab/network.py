@@ -85,8 +85,13 @@ class LabNet:
             changed = True
         return changed
 
-    def plug(self, target: str, port: str, mgmt_mac: str, tenant_mac: str, tenant_ip: str) -> bool:
-        """A target namespace whose eth0/eth1 carry the target's MACs, wired to the switch's bridges."""
+    def plug(
+        self, target: str, port: str, mgmt_mac: str, tenant_mac: str, tenant_ip: str, mgmt_port: str | None = None
+    ) -> bool:
+        """A target namespace whose eth0/eth1 carry the target's MACs, wired to the switch's bridges.
+
+        ``mgmt_port`` names the management port on the switch (the tenant file's, so that the lock finds it).
+        """
         if self.switch_ns not in _namespaces():
             raise LabError(f"the lab switch {self.switch_ns} is not up: run `python -m tenantry.lab net-up` first")
         ns = self.target_ns(target)
@@ -96,7 +101,7 @@ class LabNet:
             _ip("-n", ns, "link", "set", "lo", "up")
             changed = True
         for switch_port, bridge, ifname, mac, address in (
-            (self._mgmt_port(target), MGMT_BRIDGE, "eth0", mgmt_mac, None),
+            (mgmt_port or self._mgmt_port(target), MGMT_BRIDGE, "eth0", mgmt_mac, None),
             (port, TENANT_BRIDGE, "eth1", tenant_mac, tenant_ip),
         ):
             if not _has_link(self.switch_ns, switch_port):

@@ -90,7 +90,11 @@ def test_tenant_runs_a_test_failover_and_cleans_up(site: Site, new_page: Any) ->
     assert sorted(report["vms"]) == sorted(chosen) and report["rto_seconds"] > 0
     assert site.production_vms(a, "test-failover") == sorted(chosen)
 
-    # Clean up.
+    # The portal reads the VMs again after the run (its list predates it): the copies show.
+    page.goto("/portal")
+    page.get_by_role("row", name=re.compile("test copy")).first.wait_for(timeout=RUN_TIMEOUT)
+
+    # Clean up, from the portal.
     page.get_by_role("button", name="Clean up the test failover").click()
     page.wait_for_url(re.compile(r"/portal/runs/"))
     assert page.url != run_url
@@ -98,6 +102,15 @@ def test_tenant_runs_a_test_failover_and_cleans_up(site: Site, new_page: Any) ->
     assert site.production_vms(a, "test-failover") == []
     page.goto("/portal")
     assert page.get_by_role("link", name=run_url.rsplit("/", 1)[1]).is_visible()  # history
+    # The list that showed the copies is read again; nothing offers a second clean-up meanwhile or after.
+    assert page.get_by_role("button", name="Clean up the test failover").count() == 0
+    page.wait_for_function(
+        "() => !document.querySelector('main').innerText.includes('test copy')"
+        " && !document.querySelector('main').innerText.includes('Reading your VMs')",
+        timeout=RUN_TIMEOUT,
+    )
+    assert page.locator("table.vms").get_by_role("row", name=re.compile(a.vms[0])).is_visible()
+    assert page.get_by_role("button", name="Clean up the test failover").count() == 0
 
 
 def test_another_tenant_cannot_see_or_act_on_it(site: Site, new_page: Any) -> None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyVmomi import vim, vmodl
 
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import validate_tenant
+from tenantry.lab import Endpoint
 
 
 def tenant_data(
@@ -395,3 +396,44 @@ class SoapTrace:
     def close(self) -> None:
         self._closed.set()
         self._listener.close()
+
+
+@dataclass
+class LabTenant:
+    """A tenant of the lab: its spec, its target's endpoint and session, its VMs' names."""
+
+    name: str
+    data: dict[str, Any]
+    spec: dict[str, Any]
+    target: Endpoint
+    target_si: Any
+    vcenter: Endpoint
+    vc_si: Any
+    vms: list[str]
+    tmp: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target_name(self) -> str:
+        return f"{self.name}-target-01"
+
+    def args(self, **over: Any) -> dict[str, Any]:
+        values = {"check_account": False, "retries": 1, **self.extra, **over}
+        return module_args(self.vcenter, {self.target_name: self.target}, self.spec, self.tmp, **values)
+
+    def run(self, *, check: bool = False, kill: str | None = None, **over: Any) -> tuple[int, dict[str, Any]]:
+        return run_direct(self.args(**over), self.tmp, check=check, kill=kill)
+
+    def placement(self) -> dict[str, set[str]]:
+        return placement(self.vc_si, self.target_si, self.spec, self.vms)
+
+    def production_vms(self, sub: str = "") -> dict[str, Any]:
+        folder = tenant_folder(self.vc_si, self.spec, sub)
+        if folder is None:
+            return {}
+        return {n: vm for n, vm in vms_of(self.vc_si, folder).items() if vm.parent == folder}
+
+    def nfs_in_production(self) -> Any:
+        content = self.vc_si.RetrieveContent()
+        dc = content.searchIndex.FindByInventoryPath("provider")
+        return content.searchIndex.FindChild(dc.datastoreFolder, self.spec["nfs"]["datastore"])

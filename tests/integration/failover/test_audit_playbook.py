@@ -19,7 +19,7 @@ from services_harness import DirectorProc
 pytestmark = pytest.mark.integration
 
 
-def audit(inventory: Path, tmp_path: Path, director: DirectorProc) -> dict[str, Any]:
+def audit(inventory: Path, tmp_path: Path, director: DirectorProc, *extra: str) -> dict[str, Any]:
     run = run_playbook(
         REPO / "playbooks" / "audit.yml",
         "-i",
@@ -28,6 +28,7 @@ def audit(inventory: Path, tmp_path: Path, director: DirectorProc) -> dict[str, 
         f"audit_report_dir={tmp_path}/audit",
         "-e",
         f"failover_journal_dir={tmp_path}/journal",
+        *extra,
         env={
             "TENANTRY_DIRECTOR_URL": director.url,
             "TENANTRY_DIRECTOR_TOKEN": director.token,
@@ -76,6 +77,9 @@ def test_audit_finds_drift_posts_it_and_clears_it(lab_tenant: Any, tmp_path: Pat
     p = lab_tenant("adp", vms=2)
     q = lab_tenant("adq", vms=1)
     inventory = fl.write_inventory(tmp_path / "inventory", p.vcenter, [(p.data, p.target), (q.data, q.target)])
+    (inventory / "group_vars" / "nested_targets.yml").write_text(
+        json.dumps({"nested_esxi_target_account_password": "Audit-Tenant-Secret-1"})
+    )
     # This machine as the DHCP server; its configuration file does not exist yet: drift.
     (inventory / "hosts.yml").write_text(
         json.dumps(
@@ -105,7 +109,14 @@ def test_audit_finds_drift_posts_it_and_clears_it(lab_tenant: Any, tmp_path: Pat
         director.create_tenant(p.name)
         ours = {p.name, q.name}
         clean = audit(inventory, tmp_path, director)
-        assert mine(clean["findings"], ours) == [("dhcp_reservations", None)]
+        # The targets were built by hand, never stamped on the provider vCenter: one finding per target.
+        unstamped = [("nested_target", p.name), ("nested_target", q.name)]
+        assert mine(clean["findings"], ours) == sorted([("dhcp_reservations", None), *unstamped])
+        assert all(
+            "not on the provider vCenter (never stamped" in f["message"]
+            for f in clean["findings"]
+            if f["check"] == "nested_target" and f["tenant"] in ours
+        ), clean["findings"]
         assert not (tmp_path / "dnsmasq.conf").exists()  # check mode wrote nothing
 
         # Drift: p's NFS datastore left mounted in production, one of its replicas registered there too,
@@ -140,7 +151,7 @@ def test_audit_finds_drift_posts_it_and_clears_it(lab_tenant: Any, tmp_path: Pat
             ("mac_shared", p.name),
             ("dhcp_reservations", None),
         } <= checks, drift["findings"]
-        assert not any(f["tenant"] == q.name for f in drift["findings"])
+        assert not any(f["tenant"] == q.name and f["check"] != "nested_target" for f in drift["findings"])
         reports = sorted((tmp_path / "audit").glob("*.json"))
         assert len(reports) == 2 and json.loads(reports[-1].read_text())["findings"] == drift["findings"]
         assert "finding(s)" in sorted((tmp_path / "audit").glob("*.txt"))[-1].read_text()
@@ -155,9 +166,96 @@ def test_audit_finds_drift_posts_it_and_clears_it(lab_tenant: Any, tmp_path: Pat
             fl.content(p.vc_si).searchIndex.FindChild(dc.datastoreFolder, p.spec["nfs"]["datastore"])
         )
         repaired = audit(inventory, tmp_path, director)
-        assert mine(repaired["findings"], ours) == [("dhcp_reservations", None)]
+        assert mine(repaired["findings"], ours) == sorted([("dhcp_reservations", None), *unstamped])
         open_drift = {a["key"] for a in director.api("GET", "/api/v1/alarms") if a["kind"] == "drift"}
         assert "drift:dhcp:lab-dhcp" in open_drift and f"drift:nfs:{p.name}" not in open_drift
         assert open_drift == {"drift:" + f["key"] for f in repaired["findings"]}  # the rest were cleared
+    finally:
+        director.stop()
+
+
+def nfs_server(tmp_path: Path) -> dict[str, Any]:
+    """This machine as the NFS server, into a scratch root (no NFS server runs here: no install, no exportfs)."""
+    return {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "nfs_export_root": str(tmp_path / "srv"),
+        "nfs_export_file": str(tmp_path / "exports.d" / "tenantry.exports"),
+        "nfs_export_install": False,
+        "nfs_export_reload": False,
+    }
+
+
+def test_audit_checks_stamped_targets_and_exports(lab_tenant: Any, tmp_path: Path) -> None:
+    """A target stamped by onboard_tenant.yml audits clean; drift on its nested host, on the provider vCenter and
+    in the exports file becomes findings and alarms; onboard_tenant.yml (what the messages say) clears them."""
+    t = lab_tenant("ads", vms=0, build=False)
+    inventory = fl.write_inventory(tmp_path / "inventory", t.vcenter, [(t.data, t.target)])
+    (inventory / "group_vars" / "nested_targets.yml").write_text(
+        json.dumps({"nested_esxi_target_account_password": "Audit-Tenant-Secret-1"})
+    )
+    (inventory / "hosts.yml").write_text(
+        json.dumps({"all": {"children": {"nfs_servers": {"hosts": {"lab-nfs": nfs_server(tmp_path)}}}}})
+    )
+    target = f"{t.name}-target-01"
+    onboard = [str(REPO / "playbooks" / "onboard_tenant.yml"), "-i", str(inventory), "-e", f"tenant={t.name}"]
+    stamped = run_playbook(Path(onboard[0]), *onboard[1:])
+    assert stamped.rc == 0, stamped.stdout[-3000:] + stamped.stderr[-2000:]
+    exports = tmp_path / "exports.d" / "tenantry.exports"
+    assert f"{tmp_path}/srv/exports/tenants/{t.name} " in exports.read_text()
+
+    (tmp_path / "director").mkdir()
+    director = DirectorProc(tmp_path / "director").start()
+    try:
+        director.create_tenant(t.name)
+        clean = audit(inventory, tmp_path, director)
+        assert [f for f in clean["findings"] if f["tenant"] == t.name] == [], clean["findings"]
+        assert not any(f["check"] == "nfs_export" for f in clean["findings"]), clean["findings"]
+
+        # Drift, made as the administrator: on the nested host SSH on, the tenant account's permission on its
+        # datastore gone, the tenant NFS datastore unmounted; on the provider vCenter the target powered off;
+        # on the NFS server the tenant's export opened to everyone.
+        content = t.target_si.RetrieveContent()
+        _dc, host, _pool, _folder = fl.esx_parts(t.target_si)
+        services = host.configManager.serviceSystem
+        services.StartService(id="TSM-SSH")
+        services.UpdateServicePolicy(id="TSM-SSH", policy="on")
+        datastore = next(d for d in host.datastore if d.name == t.spec["nfs"]["datastore"])
+        content.authorizationManager.RemoveEntityPermission(entity=datastore, user=f"tenant-{t.name}", isGroup=False)
+        host.configManager.datastoreSystem.RemoveDatastore(datastore)
+        vm = fl.vms_of(t.vc_si)[target]
+        fl.wait(t.vc_si, [vm.PowerOffVM_Task()])
+        exports.write_text(exports.read_text().replace("(rw,", "(insecure,rw,") + "/srv/stray *(rw)\n")
+
+        drift = audit(inventory, tmp_path, director)
+        found = {(f["check"], f["subject"]): f for f in drift["findings"]}
+        assert sorted(c for c, s in found if s in (target, "lab-nfs")) == ["nested_host", "nested_target", "nfs_export"]
+        host_msg = found[("nested_host", target)]["message"]
+        assert found[("nested_host", target)]["tenant"] == t.name
+        assert "nfs: missing" in host_msg and "services: TSM-SSH" in host_msg, host_msg
+        assert "permissions: missing" in host_msg and f"onboard_tenant.yml -e tenant={t.name}" in host_msg, host_msg
+        assert "power_state: poweredoff -> poweredon" in found[("nested_target", target)]["message"], found
+        nfs_msg = found[("nfs_export", "lab-nfs")]["message"]
+        assert "1 export line(s) to restore" in nfs_msg and "/srv/stray *(rw)" in nfs_msg, nfs_msg
+        alarms = {a["key"]: a for a in director.api("GET", "/api/v1/alarms") if a["kind"] == "drift"}
+        for key in (f"drift:nested-host:{target}", f"drift:nested-target:{target}", "drift:nfs-export:lab-nfs"):
+            assert key in alarms, sorted(alarms)
+        assert alarms[f"drift:nested-host:{target}"]["tenant"] == t.name
+        assert "Audit-Tenant-Secret-1" not in json.dumps(drift) + json.dumps(alarms)
+
+        # Repaired by what the findings say to run: the alarms clear.
+        fixed = run_playbook(Path(onboard[0]), *onboard[1:])
+        assert fixed.rc == 0, fixed.stdout[-3000:] + fixed.stderr[-2000:]
+        repaired = audit(inventory, tmp_path, director)
+        assert [f for f in repaired["findings"] if f["tenant"] == t.name] == [], repaired["findings"]
+        assert not any(f["check"] == "nfs_export" for f in repaired["findings"]), repaired["findings"]
+        open_drift = {a["key"] for a in director.api("GET", "/api/v1/alarms") if a["kind"] == "drift"}
+        assert not {k for k in open_drift if target in k or "nfs-export" in k}, open_drift
+
+        # What cannot be checked (here: the role refuses its input) is a finding, not a silent pass.
+        unchecked = audit(inventory, tmp_path, director, "-e", "nested_esxi_target_account_password=")
+        mine_now = [f for f in unchecked["findings"] if f["tenant"] == t.name]
+        assert [(f["check"], f["key"]) for f in mine_now] == [("nested_target", f"nested-target-unchecked:{target}")]
+        assert "could not be checked" in mine_now[0]["message"] and "account_password" in mine_now[0]["message"]
     finally:
         director.stop()

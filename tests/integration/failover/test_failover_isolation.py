@@ -20,7 +20,7 @@ from typing import Any
 
 import failoverlab as fl
 import pytest
-from conftest import LabTenant
+from failoverlab import LabTenant
 from pyVmomi import vim
 
 from tenantry.lab import ensure_tls

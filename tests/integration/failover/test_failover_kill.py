@@ -17,7 +17,7 @@ from typing import Any
 
 import failoverlab as fl
 import pytest
-from conftest import LabTenant
+from failoverlab import LabTenant
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import failoverlab as fl
 import pytest
-from conftest import LabTenant
+from failoverlab import LabTenant
 from pyVmomi import vim
 from support import run_module
 

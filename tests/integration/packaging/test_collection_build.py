@@ -38,7 +38,7 @@ def test_tarball_ships_content_not_dev_state(tarball: Path) -> None:
     assert "plugins/inventory/tenants.py" in names
     assert "src/tenantry/director/__main__.py" in names  # the roles install the services from here
     assert "meta/execution-environment.yml" in names
-    for private in (".venv", ".lab", ".collections", ".git", ".ansible"):
+    for private in (".venv", ".lab", ".collections", ".git", ".ansible", "tests", "molecule"):
         assert not any(n == private or n.startswith(private + "/") for n in names), private
 
 

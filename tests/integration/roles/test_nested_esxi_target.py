@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from pyVmomi import vim, vmodl
+from pyVmomi import vim
 from support import REPO, PlaybookRun, run_playbook
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,17 @@ def tenant_file(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "targets": {"count": spec["count"], "cpus": 2, "memory_mb": 4096, "disk_gb": 20},
         "nfs": {"server": "192.168.50.10", "path": f"/exports/tenants/{name}"},
         "production": {"account": f"{name}-ops@vsphere.local"},
-        "routes": [{"network": "10.0.0.0/24", "gateway": f"{net}.1", "description": "provider vCenter"}],
+        # The seed's routing: default gateway on the customer network, a tight route back to the provider's
+        # vCenter through the management network (10.0.16.0/20, the lab's management_pool).
+        "default_gateway": f"{net}.1",
+        "routes": [
+            {
+                "network": "10.0.0.0/24",
+                "gateway": "10.0.16.1",
+                "interface": "management",
+                "description": "provider vCenter",
+            }
+        ],
     }
 
 
@@ -57,21 +67,11 @@ def endpoint_vars(prefix: str, ep: Any) -> dict[str, Any]:
     }
 
 
-def routes_supported(si: Any) -> bool:
-    host = si.RetrieveContent().rootFolder.childEntity[0].hostFolder.childEntity[0].host[0]
-    try:
-        host.configManager.networkSystem.UpdateIpRouteTableConfig(config=vim.host.IpRouteTableConfig())
-        return True
-    except vmodl.fault.MethodNotFound:
-        return False
-
-
 @dataclass
 class Site:
     inventory: Path
     playbook: Path
     esx: dict[str, Any]  # target name -> pyVmomi ServiceInstance of its own simulator
-    with_routes: bool
 
     def run(self, *args: str) -> PlaybookRun:
         flags = ["-i", str(self.inventory), "-e", "ansible_python_interpreter=" + sys.executable]
@@ -90,13 +90,8 @@ def site(tmp_path: Path, vcenter: Any, esx_factory: Callable[..., Any], vsphere_
         ep = esx_factory(target)
         esx[target] = vsphere_connect(ep)
         write(inventory / "host_vars" / f"{target}.yml", endpoint_vars("tenantry_target_api", ep))
-    # The simulator of this run may lack static routes (see test_nested_host.py); the role then skips them.
-    with_routes = routes_supported(next(iter(esx.values())))
     write(inventory / "group_vars" / "all.yml", endpoint_vars("tenantry_vcenter", vcenter))
-    write(
-        inventory / "group_vars" / "nested_targets.yml",
-        {"nested_esxi_target_account_password": PASSWORD, "nested_esxi_target_manage_routes": with_routes},
-    )
+    write(inventory / "group_vars" / "nested_targets.yml", {"nested_esxi_target_account_password": PASSWORD})
     playbook = tmp_path / "stamp.yml"
     playbook.write_text(
         yaml.safe_dump(
@@ -110,7 +105,7 @@ def site(tmp_path: Path, vcenter: Any, esx_factory: Callable[..., Any], vsphere_
             ]
         )
     )
-    return Site(inventory, playbook, esx, with_routes)
+    return Site(inventory, playbook, esx)
 
 
 def write(path: Path, data: Any) -> None:
@@ -161,7 +156,15 @@ def nested_state(si: Any) -> dict[str, Any]:
         "datastores": sorted(d.name for d in host.datastore),
         "role": bool(role) and not any(p.startswith("Host.") for p in role.privilege),
         "permissions": sorted(p.principal for p in perms if p.principal.startswith("tenant-")),
-        "routes": sorted(r.network for r in host.config.network.routeTableInfo.ipRoute if r.network == "10.0.0.0"),
+        "routes": sorted(
+            (f"{r.network}/{r.prefixLength}", r.gateway, r.deviceName)
+            for r in host.config.network.routeTableInfo.ipRoute
+            if r.prefixLength and r.gateway != "0.0.0.0"
+        ),
+        "default_gateway": (
+            host.config.network.ipRouteConfig.defaultGateway,
+            host.config.network.ipRouteConfig.gatewayDevice,
+        ),
     }
 
 
@@ -195,7 +198,17 @@ def test_stamp_out_idempotent_limit_and_teardown(site: Site, vsphere_si: Any) ->
     assert north["datastores"] == ["LocalDS_0", "nfs-r5north"]
     # Stored, not enforced by the simulator: the restricted role and its permission entries.
     assert north["role"] is True and north["permissions"] == ["tenant-r5north"] * 3
-    assert north["routes"] == (["10.0.0.0"] if site.with_routes else [])
+    # Routing read back from the nested host: one tight route through vmk0 (management), the default gateway
+    # on the customer network through the tenant NIC.
+    assert north["routes"] == [("10.0.0.0/24", "10.0.16.1", "vmk0")]
+    assert north["default_gateway"] == ("10.236.1.1", "vmk1")
+    # The provider-side portgroups of the targets reject promiscuous mode, MAC changes and forged transmits.
+    cluster = vsphere_si.RetrieveContent().searchIndex.FindByInventoryPath("provider/host/production")
+    for host in cluster.host:
+        for pg in host.config.network.portgroup:
+            if pg.spec.name in ("management", "tenant-r5north-vlan3601", "tenant-r5south-vlan3602"):
+                sec = pg.spec.policy.security
+                assert (sec.allowPromiscuous, sec.macChanges, sec.forgedTransmits) == (False, False, False)
     assert nested_state(site.esx["r5south-target-01"])["datastores"] == ["LocalDS_0", "nfs-r5south"]
     for run in runs:
         assert PASSWORD not in run.stdout + run.stderr

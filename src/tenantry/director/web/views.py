@@ -129,7 +129,11 @@ def portal_state(director: Director, tenant_id: str) -> dict[str, Any]:
     runs = director.jobs.records.of_tenant(tenant_id, kinds=FAILOVER_KINDS, limit=20)
     vms = facts["vms"] or []
     max_age = director.settings.portal_vms_max_age
-    fresh = facts["vms_at"] is not None and time.time() - float(facts["vms_at"]) <= max_age
+    # A list read before the last run ended shows what that run changed (copies, VMs in production) wrongly:
+    # it is read again, and until then the follow-up buttons go by the runs alone.
+    last_ended = max((r.ended_at for r in runs if r.ended_at is not None), default=None)
+    current = facts["vms_at"] is not None and (last_ended is None or float(facts["vms_at"]) >= last_ended)
+    fresh = current and time.time() - float(facts["vms_at"]) <= max_age
     return {
         "tenant": {"name": row.name, "description": row.description},
         "vms": vms,
@@ -141,7 +145,7 @@ def portal_state(director: Director, tenant_id: str) -> dict[str, Any]:
         "listing_error": listing.message if listing is not None and listing.state == "failed" else "",
         "running": running.public(row.name) if running is not None else None,
         "runs": [r.public(row.name) for r in runs],
-        "next": next_actions(vms, runs),
+        "next": next_actions(vms if current else [], runs),
         "jobs_enabled": director.jobs.enabled,
     }
 

@@ -64,7 +64,14 @@ def test_groups_hosts_and_allocations(site: Path) -> None:
     hv = inv["_meta"]["hostvars"]
     assert hv["acme-target-01"]["tenantry_target_mgmt_mac"].startswith("00:50:56:")
     assert hv["acme-target-01"]["tenantry_target_tenant_ip"] == "10.210.0.100"
-    assert hv["acme-target-02"]["tenantry_target_switch_port"] == {"switch": "lab-bridge", "port": "vt-acme-2"}
+    assert hv["acme-target-02"]["tenantry_target_switch_port"] == {
+        "switch": "lab-bridge",
+        "port": "vt-acme-2",
+        "management": {"switch": "lab-mgmt", "port": "vm-acme-2"},
+    }
+    assert hv["acme-target-02"]["tenantry_target_mgmt_network"] == "10.0.16.0/20"  # the management_pool CIDR
+    assert hv["acme-target-02"]["tenantry_tenant_spec"]["default_gateway"] == "10.210.0.1"
+    assert {r["interface"] for r in hv["acme-target-02"]["tenantry_tenant_spec"]["routes"]} == {"management"}
     assert hv["globex-target-01"]["tenantry_tenant_spec"]["type"] == "remote"
     assert hv["globex-target-01"]["tenantry_tenant_spec"]["portgroups"]["replication"] == "tenant-globex-vlan220"
     macs = [hv[h][f"tenantry_target_{k}_mac"] for h in hv for k in ("mgmt", "tenant")]
@@ -80,7 +87,7 @@ def test_adding_a_tenant_moves_nobody(site: Path) -> None:
         vlan=230,
         network={"cidr": "10.230.0.0/24", "gateway": "10.230.0.1", "pool": "10.230.0.10-10.230.0.20"},
     )
-    new.update(failover={"destination_vlans": [330]}, switch_ports=[], routes=[])
+    new.update(failover={"destination_vlans": [330]}, switch_ports=[], routes=[], default_gateway="10.230.0.1")
     new["nfs"] = {**new["nfs"], "path": "/exports/tenants/initech"}
     (site / "tenants" / "initech.yml").write_text(yaml.safe_dump(new))
     after = listing(site)["_meta"]["hostvars"]

@@ -37,10 +37,15 @@ PRIVILEGES = {
     "VirtualMachine.Inventory.Register",
     "VirtualMachine.Inventory.Unregister",
 }
+# The seed's routing: the default gateway on the customer network, tight routes back to the provider's
+# infrastructure through the management network (vmk0), and a route of the tenant's own on its network.
+MANAGEMENT_NETWORK = "10.0.16.0/20"
 ROUTES = [
-    {"network": "10.0.0.0/24", "gateway": "10.210.0.1", "description": "provider vCenter"},
-    {"network": "10.0.8.0/24", "gateway": "10.210.0.1", "description": "provider DNS and AD"},
+    {"network": "10.0.0.0/24", "gateway": "10.0.16.1", "interface": "management", "description": "provider vCenter"},
+    {"network": "10.0.8.0/24", "gateway": "10.0.16.1", "description": "provider DNS and AD"},  # management: default
+    {"network": "172.16.0.0/16", "gateway": "10.210.0.254", "interface": "tenant", "description": "customer site"},
 ]
+DEFAULT_GATEWAY = {"gateway": "10.210.0.1"}  # interface tenant: the default
 
 
 def conn(ep: Any, **over: Any) -> dict[str, Any]:
@@ -61,6 +66,7 @@ def config(ep: Any, routes: list[dict[str, str]] | None = None, **over: Any) -> 
         vmkernel={"ip": "10.210.0.100/24", "mac": "00:50:56:00:0C:81"},
         nfs={"server": "192.168.50.10", "path": "/exports/tenants/t5host", "datastore": "nfs-t5host"},
         tenant_access={"user": "tenant-t5host", "password": PASSWORD},
+        management_network=MANAGEMENT_NETWORK,
         routes=routes or [],
     )
     args.update(over)
@@ -71,13 +77,12 @@ def host_of(si: Any) -> Any:
     return si.RetrieveContent().rootFolder.childEntity[0].hostFolder.childEntity[0].host[0]
 
 
-def routes_supported(si: Any) -> bool:
-    """Whether the simulator implements HostNetworkSystem.UpdateIpRouteTableConfig (an empty change is a no-op)."""
-    try:
-        host_of(si).configManager.networkSystem.UpdateIpRouteTableConfig(config=vim.host.IpRouteTableConfig())
-        return True
-    except vmodl.fault.MethodNotFound:
-        return False
+def lease(si: Any, address: str = "10.0.16.12", mask: str = "255.255.240.0") -> None:
+    """vmk0 as its DHCP reservation leaves it (the simulator's starts with 127.0.0.1/8)."""
+    ip = vim.host.IpConfig(dhcp=True, ipAddress=address, subnetMask=mask)
+    host_of(si).configManager.networkSystem.UpdateVirtualNic(
+        device="vmk0", nic=vim.host.VirtualNic.Specification(ip=ip)
+    )
 
 
 def services_supported(si: Any) -> bool:
@@ -120,8 +125,12 @@ def read_back(si: Any) -> dict[str, Any]:
         if role
         else perms,
         "routes": sorted(
-            (r.network, r.prefixLength, r.gateway) for r in net.routeTableInfo.ipRoute if r.gateway == "10.210.0.1"
+            (f"{r.network}/{r.prefixLength}", r.gateway, r.deviceName)
+            for r in net.routeTableInfo.ipRoute
+            if r.prefixLength and r.gateway not in ("0.0.0.0", "")
         ),
+        "default_gateway": (net.ipRouteConfig.defaultGateway or "", net.ipRouteConfig.gatewayDevice or ""),
+        "default_route": [(r.gateway, r.deviceName) for r in net.routeTableInfo.ipRoute if r.prefixLength == 0],
         "services": {s.key: (s.running, s.policy) for s in host.config.service.service if s.key in ("TSM", "TSM-SSH")},
     }
 
@@ -131,9 +140,10 @@ def test_configures_idempotently_and_removes(
 ) -> None:
     ep = esx_factory("t5host")
     si = vsphere_connect(ep)
-    with_routes = routes_supported(si)
-    args = config(ep, ROUTES if with_routes else [])
+    lease(si)
+    args = config(ep, ROUTES, default_gateway=DEFAULT_GATEWAY)
     empty = read_back(si)
+    assert empty["default_gateway"] == ("127.0.0.1", "") and empty["routes"] == []
 
     runs = [run_module(tmp_path, MODULE, args, check=True, diff=True)]
     assert read_back(si) == empty  # check mode changed nothing
@@ -158,9 +168,33 @@ def test_configures_idempotently_and_removes(
         ("vm_folder", True, True, False),
     ]
     assert got["services"] == {"TSM": (False, "off"), "TSM-SSH": (False, "off")}
-    if with_routes:
-        assert got["routes"] == [("10.0.0.0", 24, "10.210.0.1"), ("10.0.8.0", 24, "10.210.0.1")]
+    # Routing read back from the host: each route through the VMkernel NIC of the interface it names, the
+    # default gateway on the customer network through the tenant NIC.
+    assert got["routes"] == [
+        ("10.0.0.0/24", "10.0.16.1", "vmk0"),
+        ("10.0.8.0/24", "10.0.16.1", "vmk0"),
+        ("172.16.0.0/16", "10.210.0.254", "vmk1"),
+    ]
+    assert got["default_gateway"] == ("10.210.0.1", "vmk1") and got["default_route"] == [("10.210.0.1", "vmk1")]
+    assert runs[0].result["diff"]["after"]["default_gateway"] == {"gateway": "10.210.0.1", "interface": "tenant"}
+    assert runs[0].result["diff"]["before"]["default_gateway"] == {"gateway": "127.0.0.1", "interface": None}
     assert runs[1].result["vmkernel_device"] == "vmk1"
+    assert not runs[1].result.get("warnings")  # vmk0 has its reserved address in the management network
+
+    # Tight routes: a route added by hand through the management NIC is removed; a changed default gateway is
+    # put back.
+    ns = host_of(si).configManager.networkSystem
+    stray = vim.host.IpRouteEntry(network="10.99.0.0", prefixLength=16, gateway="10.0.16.1", deviceName="vmk0")
+    ns.UpdateIpRouteTableConfig(
+        config=vim.host.IpRouteTableConfig(ipRoute=[vim.host.IpRouteOp(changeOperation="add", route=stray)])
+    )
+    ns.UpdateIpRouteConfig(config=vim.host.IpRouteConfig(defaultGateway="10.0.16.1", gatewayDevice="vmk0"))
+    fix = run_module(tmp_path, MODULE, args, diff=True)
+    assert fix.rc == 0 and fix.result["changed"] is True
+    assert {"network": "10.99.0.0/16", "gateway": "10.0.16.1", "interface": "management"} in fix.result["diff"][
+        "before"
+    ]["routes"]
+    assert (read_back(si)["routes"], read_back(si)["default_gateway"]) == (got["routes"], got["default_gateway"])
 
     # The password is never printed, not in the diff either.
     diff = runs[1].result["diff"]
@@ -193,22 +227,29 @@ def test_configures_idempotently_and_removes(
         [],
     )
     assert got["permissions"] == [] and got["routes"] == []
+    assert got["default_gateway"] == ("", "") and got["default_route"] == []  # it left by the NIC that is gone
     assert got["follow"] == 1
 
 
-def test_routes_fail_cleanly_where_the_simulator_lacks_them(
+def test_management_routes_check_the_management_nic(
     tmp_path: Path, esx_factory: Callable[..., Any], vsphere_connect: Callable[[Any], Any]
 ) -> None:
-    ep = esx_factory("t5routes")
-    si = vsphere_connect(ep)
-    if routes_supported(si):
-        pytest.skip("the simulator implements UpdateIpRouteTableConfig; routes are tested with the rest")
+    """vmk0 without its reserved address: a declared management network warns, an undeclared one refuses."""
+    ep = esx_factory("t5mgmt")
+    si = vsphere_connect(ep)  # vmk0 still has the simulator's 127.0.0.1/8: no DHCP reservation in effect
     before = read_back(si)
-    run = run_module(tmp_path, MODULE, config(ep, ROUTES))
-    assert run.result.get("failed") is True
-    assert "does not implement HostNetworkSystem.UpdateIpRouteTableConfig" in run.result["msg"]
-    assert "nothing was changed" in run.result["msg"]
+    refused = run_module(tmp_path, MODULE, config(ep, ROUTES[:1], management_network=None))
+    assert refused.result.get("failed") is True
+    assert (
+        "routes[0].gateway 10.0.16.1 is not reachable on interface management: vmk0 has 127.0.0.1/8"
+        in (refused.result["msg"])
+    )
     assert read_back(si) == before
+    warned = run_module(tmp_path, MODULE, config(ep, ROUTES[:1]))
+    assert warned.rc == 0 and warned.result["changed"] is True
+    assert any("vmk0 (management) has 127.0.0.1/8, not an address in management_network 10.0.16.0/20" in w
+               for w in warned.result["warnings"])  # fmt: skip
+    assert read_back(si)["routes"] == [("10.0.0.0/24", "10.0.16.1", "vmk0")]
 
 
 def test_stops_and_disables_ssh_and_shell(
@@ -240,6 +281,11 @@ def test_bad_input_fails_before_any_change(
     cases = {
         "prefix": config(ep, vmkernel={"ip": "10.210.0.100"}),
         "gateway": config(ep, routes=[{"network": "10.0.0.0/24", "gateway": "10.99.0.1"}]),
+        "tenant gateway": config(
+            ep, routes=[{"network": "10.0.0.0/24", "gateway": "10.99.0.1", "interface": "tenant"}]
+        ),
+        "default route": config(ep, routes=[{"network": "0.0.0.0/0", "gateway": "10.0.16.1"}]),
+        "default gateway": config(ep, default_gateway={"gateway": "10.0.16.1"}),
         "host privilege": config(
             ep, tenant_access={"user": "tenant-t5host", "password": PASSWORD, "privileges": ["Host.Config.Network"]}
         ),
@@ -262,7 +308,12 @@ def test_bad_input_fails_before_any_change(
     results = dict(zip(cases, run.results, strict=True))
     expected = {
         "prefix": "vmkernel.ip '10.210.0.100' is not an address like 10.210.0.100/24",
-        "gateway": "routes[0].gateway 10.99.0.1 is not in the tenant network 10.210.0.0/24",
+        "gateway": "routes[0].gateway 10.99.0.1 is not reachable on interface management: it is not a host address "
+        "of 10.0.16.0/20",
+        "tenant gateway": "routes[0].gateway 10.99.0.1 is not reachable on interface tenant: it is not a host "
+        "address of 10.210.0.0/24",
+        "default route": "routes[0].network 0.0.0.0/0 is the default route; set default_gateway instead",
+        "default gateway": "default_gateway.gateway 10.0.16.1 is not reachable on interface tenant",
         "host privilege": "tenant_access.privileges Host.Config.Network would let the tenant configure the host",
         "no password": "tenant_access.password is required to create the account tenant-t5host",
         "unknown service": "the host has no service no-such-service",

@@ -73,6 +73,24 @@ def portgroups(si: Any) -> dict[str, dict[str, int]]:
     return out
 
 
+def security(si: Any, name: str) -> dict[str, tuple[Any, ...]]:
+    """host name -> the portgroup's own (spec) and effective (computed) promiscuous / MAC changes / forged transmits."""
+    out = {}
+    for host in hosts(si):
+        for pg in host.config.network.portgroup:
+            if pg.spec.name == name:
+                own, computed = pg.spec.policy.security, pg.computedPolicy.security
+                out[host.name] = (
+                    own.allowPromiscuous,
+                    own.macChanges,
+                    own.forgedTransmits,
+                    computed.allowPromiscuous,
+                    computed.macChanges,
+                    computed.forgedTransmits,
+                )
+    return out
+
+
 def networks(si: Any) -> set[str]:
     return {n.name for n in content(si).searchIndex.FindByInventoryPath("provider").network}
 
@@ -150,6 +168,32 @@ def test_stamp_out_idempotent_drift_and_teardown(tmp_path: Path, vcenter: Any, v
     pgs = portgroups(vsphere_si)
     assert pgs["tenant-t5alpha-vlan3501"] == {h.name: 3501 for h in hosts(vsphere_si)}
     assert pgs["tenant-t5beta-vlan3502"] == {h.name: 3502 for h in hosts(vsphere_si)}
+    # The target's provider-side portgroups reject promiscuous mode, MAC changes and forged transmits, on the
+    # portgroup itself (not inherited from the switch) and in effect.
+    rejected = {h.name: (False,) * 6 for h in hosts(vsphere_si)}
+    for name in ("tenant-t5alpha-vlan3501", "tenant-t5beta-vlan3502", "management"):
+        assert security(vsphere_si, name) == rejected, name
+    secure = {"allow_promiscuous": False, "mac_changes": False, "forged_transmits": False}
+    assert apply["portgroup_security"]["management"] == {h.name: secure for h in hosts(vsphere_si)}
+
+    # Drift in the security policy: someone accepts forged transmits on a tenant portgroup and promiscuous mode
+    # on the management portgroup of one host; one run rejects them again, keeping VLAN and other policies.
+    host = hosts(vsphere_si)[0]
+    for name, field in (("tenant-t5alpha-vlan3501", "forgedTransmits"), ("management", "allowPromiscuous")):
+        spec = next(pg.spec for pg in host.config.network.portgroup if pg.spec.name == name)
+        setattr(spec.policy.security, field, True)
+        host.configManager.networkSystem.UpdatePortGroup(pgName=name, portgrp=spec)
+    assert security(vsphere_si, "management")[host.name][0] is True
+    drift = [run_module(tmp_path, MODULE, args, check=check, diff=True) for check in (True, False, False)]
+    assert summary(drift) == [(0, True), (0, True), (0, False)]
+    assert drift[1].result["actions"]["portgroups_secured"] == {
+        "management": [host.name],
+        "tenant-t5alpha-vlan3501": [host.name],
+    }
+    assert drift[0].result["diff"]["before"]["portgroup_security"]["management"][host.name]["allow_promiscuous"]
+    for name in ("tenant-t5alpha-vlan3501", "management"):
+        assert security(vsphere_si, name) == rejected, name
+    assert portgroups(vsphere_si)["tenant-t5alpha-vlan3501"] == {h.name: 3501 for h in hosts(vsphere_si)}
 
     # Drift: someone powers a target off and shrinks its memory; one run puts it back.
     vm = vms(vsphere_si, "t5alpha")["t5alpha-target-02"]

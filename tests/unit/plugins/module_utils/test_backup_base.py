@@ -20,6 +20,9 @@ from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import 
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.director_api import DirectorApiError
 
 ACME = yaml.safe_load((REPO / "inventories/lab/tenants/acme.yml").read_text())
+# The lab's site settings (its routes go by the provider's management network).
+_LAB_SITE = yaml.safe_load((REPO / "inventories/lab/tenants.tenantry.yaml").read_text())
+SITE = {"management_pool": _LAB_SITE["management_pool"]}
 
 
 def test_repository_options_given_are_managed_the_rest_kept() -> None:
@@ -96,7 +99,7 @@ def test_restore_spec_needs_a_vcenter_for_production() -> None:
 
 
 def test_tenant_file_backups_section_is_validated() -> None:
-    good = validate_tenant(copy.deepcopy(ACME), "acme.yml")
+    good = validate_tenant(copy.deepcopy(ACME), "acme.yml", SITE)
     assert good["backups"]["jobs"][0]["retention"]["keep_daily"] == 7
     assert backup_repositories_of([good])[0] == {
         "tenant": "acme",
@@ -113,7 +116,7 @@ def test_tenant_file_backups_section_is_validated() -> None:
     bad["backups"]["jobs"][0]["retention"] = {"keep_last": -1}
     bad["backups"]["repository"]["location"] = "site"
     with pytest.raises(TenantError) as err:
-        validate_tenant(bad, "acme.yml")
+        validate_tenant(bad, "acme.yml", SITE)
     text = str(err.value)
     assert "acme.yml: backups.jobs[0].schedule: 'every night' is not five cron fields" in text
     assert "backups.jobs[0].retention.keep_last: -1 must be 0 or more" in text
@@ -122,7 +125,7 @@ def test_tenant_file_backups_section_is_validated() -> None:
     unknown = copy.deepcopy(ACME)
     unknown["backups"]["jobs"][0]["every"] = "day"
     with pytest.raises(TenantError, match="every"):
-        validate_tenant(unknown, "acme.yml")
+        validate_tenant(unknown, "acme.yml", SITE)
     none = copy.deepcopy(ACME)
     del none["backups"]
-    assert backup_repositories_of([validate_tenant(none, "acme.yml")]) == []
+    assert backup_repositories_of([validate_tenant(none, "acme.yml", SITE)]) == []

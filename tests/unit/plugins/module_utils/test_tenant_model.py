@@ -192,7 +192,7 @@ def test_tenant_networks_stay_clear_of_the_management_pool_and_of_routed_infrast
     with pytest.raises(TenantError) as err:
         load_all([("tenants/acme.yml", tenant())], {"management_pool": "10.210.0.0/16"})
     assert "network.cidr: 10.210.0.0/24 overlaps the provider's management_pool 10.210.0.0/16" in str(err.value)
-    routed = tenant(routes=[{"network": "10.210.0.0/25", "gateway": "10.210.0.1"}])
+    routed = tenant(routes=[{"network": "10.210.0.0/25", "gateway": "10.0.16.1"}])
     assert "routes[0].network: 10.210.0.0/25 overlaps the tenant network 10.210.0.0/24" in errors_of(routed)
 
 
@@ -205,4 +205,87 @@ def test_a_misspelt_key_is_one_message_with_a_suggestion() -> None:
         "tenants/acme.yml: network.gatway: unknown field; did you mean 'gateway'?",
         "tenants/acme.yml: vlna: unknown field; did you mean 'vlan'?",
     ]
-    assert "allowed: backups, contact, description" in errors_of(tenant(colour="blue"))
+    assert "allowed: backups, contact, default_gateway, description" in errors_of(tenant(colour="blue"))
+
+
+MGMT_ROUTES = [
+    {"network": "10.0.0.0/24", "gateway": "10.0.16.1", "interface": "management", "description": "vCenter"},
+    {"network": "192.168.50.10/32", "gateway": "10.0.16.1", "description": "NFS"},
+]
+
+
+def test_default_gateway_is_on_the_customer_network_and_routes_name_their_interface() -> None:
+    (t,) = load_all([("tenants/acme.yml", tenant(routes=copy.deepcopy(MGMT_ROUTES)))], SITE)
+    assert t["default_gateway"] == "10.210.0.1"  # network.gateway unless given
+    assert [(r["network"], r["gateway"], r["interface"]) for r in t["routes"]] == [
+        ("10.0.0.0/24", "10.0.16.1", "management"),
+        ("192.168.50.10/32", "10.0.16.1", "management"),  # management is the default interface
+    ]
+    first = t["targets_allocated"][0]
+    assert (first["mgmt_network"], first["mgmt_vlan"]) == ("10.0.16.0/20", None)
+    own = tenant(default_gateway="10.210.0.254", routes=[{"network": "172.16.0.0/16", "gateway": "10.210.0.254",
+                                                          "interface": "tenant"}])  # fmt: skip
+    (t,) = load_all([("tenants/acme.yml", own)], {**SITE, "management_network": "10.0.16.0/22", "management_vlan": 16})
+    assert t["default_gateway"] == "10.210.0.254" and t["routes"][0]["interface"] == "tenant"
+    assert t["targets_allocated"][0]["mgmt_network"] == "10.0.16.0/22"
+    assert t["targets_allocated"][0]["mgmt_vlan"] == 16
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"default_gateway": "10.9.9.9"}, "default_gateway: 10.9.9.9 is not an address inside the tenant network"),
+        ({"default_gateway": "10.210.0.120"}, "default_gateway: 10.210.0.120 is inside network.pool"),
+        ({"default_gateway": "10.210.0.255"}, "default_gateway: 10.210.0.255 is the network or broadcast address"),
+        (
+            {"routes": [{"network": "10.0.0.0/24", "gateway": "10.210.0.1"}]},
+            "routes[0].gateway: 10.210.0.1 is not reachable on interface management: it is not a host address of "
+            "the management network 10.0.16.0/20 (a gateway on the other network needs interface: tenant)",
+        ),
+        (
+            {"routes": [{"network": "10.0.0.0/24", "gateway": "10.0.16.1", "interface": "tenant"}]},
+            "routes[0].gateway: 10.0.16.1 is not reachable on interface tenant: it is not a host address of the "
+            "tenant network 10.210.0.0/24",
+        ),
+        ({"routes": [{"network": "0.0.0.0/0", "gateway": "10.0.16.1"}]}, "is the default route: set default_gateway"),
+        (
+            {"routes": [{"network": "10.0.17.0/24", "gateway": "10.0.16.1"}]},
+            "routes[0].network: 10.0.17.0/24 overlaps the management network 10.0.16.0/20",
+        ),
+        ({"routes": MGMT_ROUTES + MGMT_ROUTES[:1]}, "routes[2].network: 10.0.0.0/24 is already routes[0]"),
+        ({"routes": [{"network": "10.0.0.0/24", "gateway": "vcenter"}]}, "routes[0].gateway: 'vcenter' is not an IPv4"),
+        ({"routes": [{"network": "10.0.0.0/24", "gateway": "10.0.16.1", "interface": "vmk0"}]}, "interface"),
+        (
+            {
+                "switch_ports": [
+                    {"target": 1, "switch": "sw", "port": "p1", "management": {"switch": "sw", "port": "p1"}}
+                ]
+            },
+            "switch_ports[0].management: port p1 on switch sw is already switch_ports[0]",
+        ),
+    ],
+)
+def test_bad_routes_and_ports_are_named(change: dict[str, Any], expected: str) -> None:
+    assert expected in errors_of(tenant(**copy.deepcopy(change)))
+
+
+def test_management_routes_need_a_management_network() -> None:
+    with pytest.raises(TenantError) as err:
+        load_all(
+            [("tenants/acme.yml", tenant(routes=copy.deepcopy(MGMT_ROUTES)))],
+            {"management_pool": "10.0.16.5-10.0.16.99"},
+        )
+    assert "routes[0].gateway: interface management needs the provider's management network" in str(err.value)
+
+
+def test_management_ports_and_routed_infrastructure_are_not_shared() -> None:
+    mgmt = [{"target": 1, "switch": "sw", "port": "p1", "management": {"switch": "mgmt", "port": "m1"}}]
+    other = [{"target": 1, "switch": "sw", "port": "p2", "management": {"switch": "mgmt", "port": "m1"}}]
+    msg = errors_of(tenant(switch_ports=mgmt), tenant("beta", tid=7, vlan=300, octet=30, switch_ports=other))
+    assert "switch port ('mgmt', 'm1') is already used by tenant 'acme'" in msg
+    routed = tenant(routes=[{"network": "10.30.0.0/16", "gateway": "10.0.16.1"}])
+    msg = errors_of(routed, tenant("beta", tid=7, vlan=300, octet=30))
+    assert (
+        "tenants/beta.yml: network.cidr 10.30.0.0/24 overlaps 10.30.0.0/16, the provider infrastructure tenant "
+        "'acme' routes to (tenants/acme.yml routes[0])" in msg
+    )
