@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,7 +48,11 @@ type config struct {
 	latency   string
 	nfsRoot   string
 	hosts     int
-	vms       int
+
+	datastoreDir string
+	clientVMs    string
+	diskMiB      int
+	vms          int
 
 	questionTimeout time.Duration
 	watchStdin      bool
@@ -60,7 +65,7 @@ func main() {
 	log.SetOutput(quietLog{os.Stderr})
 
 	var cfg config
-	flag.StringVar(&cfg.mode, "mode", "vcenter", "vcenter (MSP provider site) or esx (one standalone ESXi)")
+	flag.StringVar(&cfg.mode, "mode", "vcenter", "vcenter (MSP provider site), esx (one standalone ESXi) or client (a tenant's own vCenter)")
 	flag.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address to listen on; port 0 picks a free port")
 	flag.StringVar(&cfg.certFile, "tls-cert", "", "PEM server certificate (chain); with -tls-key serves https")
 	flag.StringVar(&cfg.keyFile, "tls-key", "", "PEM private key for -tls-cert")
@@ -68,7 +73,10 @@ func main() {
 	flag.StringVar(&cfg.readyFile, "ready-file", "", "write {url,host,port,pid} JSON here once listening")
 	flag.StringVar(&cfg.latency, "latency", "", `per-method delay, e.g. "RegisterVM=120ms,PowerOnVM_Task=80ms,*=5ms"`)
 	flag.StringVar(&cfg.nfsRoot, "nfs-root", "", "directory for NAS datastores whose localPath is relative (default: a temporary directory)")
-	flag.IntVar(&cfg.hosts, "hosts", 3, "vcenter mode: number of hosts in cluster 'production'")
+	flag.IntVar(&cfg.hosts, "hosts", 3, "vcenter mode: number of hosts in cluster 'production' (client: 'site-cluster')")
+	flag.StringVar(&cfg.datastoreDir, "datastore-dir", "", "client mode: directory of datastore site-ds-01 (default: a temporary directory)")
+	flag.StringVar(&cfg.clientVMs, "client-vms", "", "client mode: comma-separated VMs to create, each with one disk full of bytes")
+	flag.IntVar(&cfg.diskMiB, "disk-mib", 256, "client mode: size of each -client-vms disk, MiB")
 	flag.IntVar(&cfg.vms, "vms", 0, "number of powered-on VMs to create (vcenter: in folder 'production')")
 	flag.DurationVar(&cfg.questionTimeout, "question-timeout", 30*time.Second,
 		`a power-on waiting for the "moved or copied?" answer fails after this long (0: waits forever, as vSphere does)`)
@@ -86,8 +94,8 @@ func main() {
 
 func (c config) validate() error {
 	switch {
-	case c.mode != "vcenter" && c.mode != "esx":
-		return fmt.Errorf("-mode must be vcenter or esx, not %q", c.mode)
+	case c.mode != "vcenter" && c.mode != "esx" && c.mode != "client":
+		return fmt.Errorf("-mode must be vcenter, esx or client, not %q", c.mode)
 	case c.username == "" || c.password == "":
 		return fmt.Errorf("-username and $%s are both required", PasswordEnv)
 	case (c.certFile == "") != (c.keyFile == ""):
@@ -148,6 +156,7 @@ func run(cfg config) error {
 		return fmt.Errorf("creating the %s model: %w", cfg.mode, err)
 	}
 	installPropertyCollector()
+	installChangeTracking()
 	lab.nfsRoot = cfg.nfsRoot
 	fixHosts(lab)
 
@@ -156,9 +165,14 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	if cfg.mode == "vcenter" {
-		if err := buildProvider(ctx, client, lab, cfg.hosts, cfg.vms); err != nil {
-			return fmt.Errorf("building the provider inventory: %w", err)
+	if cfg.mode == "vcenter" || cfg.mode == "client" {
+		build := func() error { return buildProvider(ctx, client, lab, cfg.hosts, cfg.vms) }
+		if cfg.mode == "client" {
+			vms := strings.FieldsFunc(cfg.clientVMs, func(r rune) bool { return r == ',' })
+			build = func() error { return buildClientSite(ctx, client, lab, cfg.hosts, cfg.datastoreDir, vms, cfg.diskMiB) }
+		}
+		if err := build(); err != nil {
+			return fmt.Errorf("building the %s inventory: %w", cfg.mode, err)
 		}
 	}
 
@@ -175,7 +189,7 @@ func run(cfg config) error {
 	}
 	// Already serving, but no client knows the address before the ready file
 	// below exists, so no request races with this swap.
-	strict := newInterceptor(server.Config.Handler, cfg, client)
+	strict := newInterceptor(withChangeTracking(server.Config.Handler, cfg.username, cfg.password), cfg, client)
 	strict.syncAll()
 	server.Config.Handler = withLatency(withSerializedCreates(strict), delays)
 

@@ -56,6 +56,44 @@ ROUTES_SPEC: dict[str, Any] = {
     },
 }
 
+# Backups (docs/backup.md): the tenant's repository and its backup jobs, applied by onboarding.
+_RETENTION = {
+    k: {"type": "int", "default": 0}
+    for k in ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+}
+BACKUPS_SPEC: dict[str, Any] = {
+    "type": "dict",
+    "default": {},
+    "options": {
+        "repository": {
+            "type": "dict",
+            "default": {},
+            "options": {
+                "location": {"type": "str", "default": "msp", "choices": ["msp", "site"]},
+                "quota_gb": {"type": "float", "default": 0},
+                "secondary": {"type": "bool", "default": False},
+                "check_subset": {"type": "str", "default": "5%"},
+                "check_schedule": {"type": "str", "default": "30 3 * * *"},
+            },
+        },
+        "jobs": {
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {
+                "name": {"type": "str", "required": True},
+                "vms": {"type": "list", "elements": "str", "required": True},
+                "schedule": {"type": "str", "default": ""},
+                "retention": {"type": "dict", "default": {}, "options": _RETENTION},
+                "changed_blocks": {"type": "bool", "default": False},
+                "enabled": {"type": "bool", "default": True},
+            },
+        },
+    },
+}
+_JOB_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+_CRON_CHARS = set("0123456789*,-/")
+
 # The switch port of a target's management vNIC (the provider management network), locked like the tenant port.
 MANAGEMENT_PORT_SPEC: dict[str, Any] = {
     "type": "dict",
@@ -130,6 +168,7 @@ TENANT_SPEC: dict[str, Any] = {
     },
     "default_gateway": {"type": "str"},
     "routes": ROUTES_SPEC,
+    "backups": BACKUPS_SPEC,
     "switch_ports": {
         "type": "list",
         "elements": "dict",
@@ -439,6 +478,7 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
     for i, step in enumerate(t["failover"]["boot_order"]):
         if step["delay"] < 0:
             err("failover.boot_order[%d].delay" % i, "%d must be 0 or more seconds" % step["delay"])
+    _check_backups(t["backups"], err)
     if errors:
         raise TenantError(errors)
 
@@ -452,6 +492,40 @@ def validate_tenant(data: Any, source: str, site: dict[str, Any] | None = None) 
     t["production"]["resource_pool"] = t["production"]["resource_pool"] or "tenant-%s" % name
     t["source"] = source
     return t
+
+
+def _cron(text: str) -> bool:
+    fields = text.split()
+    return len(fields) == 5 and all(set(f) <= _CRON_CHARS for f in fields)
+
+
+def _check_backups(backups: dict[str, Any], err: Any) -> None:
+    """Ranges and names in ``backups`` (the Director checks schedules fully when they are applied)."""
+    repo = backups["repository"]
+    if repo["quota_gb"] < 0:
+        err("backups.repository.quota_gb", "%s must be 0 (no quota) or more" % repo["quota_gb"])
+    if repo["secondary"] and repo["location"] != "msp":
+        err("backups.repository.secondary", "3-2-1 copies are made at the MSP: location must be msp")
+    if repo["check_schedule"] and not _cron(repo["check_schedule"]):
+        err("backups.repository.check_schedule", "%r is not five cron fields" % repo["check_schedule"])
+    names: set[str] = set()
+    for i, job in enumerate(backups["jobs"]):
+        where = "backups.jobs[%d]" % i
+        name = job["name"]
+        if not name or len(name) > 63 or not set(name) <= _JOB_NAME_CHARS or name[0] == "-" or name[-1] == "-":
+            err(where + ".name", "%r must be lower-case letters, digits and dashes (at most 63)" % name)
+        if name in names:
+            err(where + ".name", "job %r is defined twice" % name)
+        names.add(name)
+        if not job["vms"]:
+            err(where + ".vms", "a backup job needs at least one VM")
+        if len(set(job["vms"])) != len(job["vms"]):
+            err(where + ".vms", "a VM is listed twice")
+        if job["schedule"] and not _cron(job["schedule"]):
+            err(where + ".schedule", "%r is not five cron fields (minute hour day month weekday)" % job["schedule"])
+        for key, value in job["retention"].items():
+            if value < 0:
+                err("%s.retention.%s" % (where, key), "%d must be 0 or more" % value)
 
 
 def check_conflicts(tenants: list[dict[str, Any]]) -> None:

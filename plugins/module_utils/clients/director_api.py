@@ -204,6 +204,70 @@ class DirectorClient:
         result: dict[str, Any] = self.request("POST", "/api/v1/tenants/%s/credentials" % _segment(name))
         return result
 
+    # ------------------------------------------------------------------ backups (docs/backup.md)
+    def backup_repository(self, tenant: str) -> dict[str, Any] | None:
+        """The tenant's backup repository settings and usage, or ``None`` when it has none."""
+        try:
+            result: dict[str, Any] = self.request("GET", "/api/v1/tenants/%s/backup-repository" % _segment(tenant))
+        except NotFound as exc:
+            if "no backup repository" in str(exc):
+                return None
+            raise
+        return result
+
+    def put_backup_repository(self, tenant: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "PUT", "/api/v1/tenants/%s/backup-repository" % _segment(tenant), dict(spec)
+        )
+        return result
+
+    def repository_action(self, tenant: str, action: str) -> dict[str, Any]:
+        """Start a check, retention or copy run at the MSP; the run."""
+        result: dict[str, Any] = self.request(
+            "POST", "/api/v1/tenants/%s/backup-repository/%s" % (_segment(tenant), _segment(action))
+        )
+        return result
+
+    def backup_jobs(self, tenant: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/tenants/%s/backup-jobs" % _segment(tenant))
+        return result
+
+    def put_backup_job(self, tenant: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "PUT", "/api/v1/tenants/%s/backup-jobs/%s" % (_segment(tenant), _segment(name)), dict(spec)
+        )
+        return result
+
+    def delete_backup_job(self, tenant: str, name: str) -> None:
+        self.request("DELETE", "/api/v1/tenants/%s/backup-jobs/%s" % (_segment(tenant), _segment(name)))
+
+    def run_backup_job(self, tenant: str, name: str, vms: list[str] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST",
+            "/api/v1/tenants/%s/backup-jobs/%s/run" % (_segment(tenant), _segment(name)),
+            {"vms": vms} if vms else None,
+        )
+        return result
+
+    def restore(self, tenant: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/api/v1/tenants/%s/restores" % _segment(tenant), dict(spec))
+        return result
+
+    def backup_run(self, run_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/api/v1/backup-runs/%d" % int(run_id))
+        return result
+
+    def backup_runs(self, tenant: str, limit: int = 20) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request(
+            "GET", "/api/v1/tenants/%s/backup-runs?limit=%d" % (_segment(tenant), int(limit))
+        )
+        return result
+
+    def backups(self, tenant: str, vm: str | None = None) -> list[dict[str, Any]]:
+        query = "?vm=" + quote(vm, safe="") if vm else ""
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/tenants/%s/backups%s" % (_segment(tenant), query))
+        return result
+
     # ------------------------------------------------------------------ console users
     def user(self, username: str) -> dict[str, Any] | None:
         """The console/portal user called ``username``, or ``None``."""

@@ -71,6 +71,13 @@ class DirectorConfig(BaseModel):
     argon2_iterations: int = Field(2, ge=1, le=100)
     log_level: str | None = Field(None, description="overrides the Expert Setting log_level at start")
     access_log: bool = False
+    repository_root: Path | None = Field(
+        None, description="tenants' backup repositories at the MSP (default: <state_dir>/repositories)"
+    )
+    secondary_repository_root: Path | None = Field(
+        None, description="3-2-1: where the verified copies go (another disk or host mount); none: no copies"
+    )
+    restic_binary: str = Field("restic", description="the restic program (Debian's restic package)")
     seed_settings: dict[str, Any] = Field(
         default_factory=dict, description="Expert Settings applied on first start only (e.g. heartbeat_interval)"
     )

@@ -24,17 +24,19 @@ from tenantry.director import firewall
 from tenantry.director.accounts import Accounts
 from tenantry.director.alarms import AlarmManager, Figures, Metrics, TenantView
 from tenantry.director.authority import Authority, CredentialHasher, EnrollmentKey
+from tenantry.director.backups.service import Backups
 from tenantry.director.cluster import Cluster, Handlers, RemoteSession
 from tenantry.director.config import DirectorConfig
 from tenantry.director.errors import DirectorError, SessionElsewhere
 from tenantry.director.jobs import JobManager, RunRow
 from tenantry.director.limits import SharedAttemptLimiter, Slots
+from tenantry.director.repository.manager import Repositories
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes, shown
 from tenantry.director.store import IntegrityError, Store, TenantRow
 from tenantry.director.tunnels import TunnelManager
 from tenantry.director.uplink import GOAWAY_REPLACED, GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
 from tenantry.protocol import tls
-from tenantry.protocol.channel import ChannelClosed, Response, StreamError
+from tenantry.protocol.channel import Channel, ChannelClosed, Response, StreamError
 from tenantry.protocol.identity import new_tenant_id, serial_hex
 from tenantry.protocol.messages import SiteInfo, bad_fields
 
@@ -119,6 +121,22 @@ class Director:
             session_owner=self._session_owner,
             director_id=self.director_id if self.cluster is not None else None,
         )
+        self.repositories = Repositories(
+            self.store.db,
+            root=config.repository_root or config.state_dir / "repositories",
+            secondary_root=config.secondary_repository_root,
+            keys_dir=config.state_dir / "repository-keys",
+            cache_dir=config.state_dir / "restic-cache",
+            binary=config.restic_binary,
+        )
+        self.backups = Backups(
+            repositories=self.repositories,
+            channel_of=self._channel_of,
+            settings=lambda: self.settings,
+            events=self.event,
+            tenant_name=lambda tid: row.name if (row := self.store.tenant(tid)) else tid,
+            staging=config.state_dir / "restore-staging",
+        )
         # Console and portal: accounts, jobs, alarms (each room gets what it needs, not the Director).
         self.accounts = Accounts(
             self.store.db,
@@ -146,6 +164,8 @@ class Director:
             console_url=self.public_url,
         )
         self.jobs.on_finished += [self.alarms.run_finished, self._audit_finished]
+        self.backups.on_alarm.append(self.alarms.backup_alarm)
+        self.backups.on_recovered.append(self.alarms.backup_recovered)
         self.metrics = Metrics(self._figures)
 
     @functools.cached_property
@@ -422,6 +442,7 @@ class Director:
         self.hub.close_tenant(row.id, "tenant revoked", GOAWAY_REVOKED)
         self.tunnels.close_tenant(row.id)
         if remove:
+            self.backups.tenant_removed(row.id)
             self.accounts.tenant_removed(row.id)
         what = "revoked and removed" if remove else "revoked"
         self.event("tenant_revoked", f"tenant {row.name} {what}; {count} certificate(s) revoked", row.id)
@@ -587,6 +608,10 @@ class Director:
             "enrolled": enrolled,
         }
 
+    def _channel_of(self, tenant_id: str) -> Channel | None:
+        session = self.hub.sessions.get(tenant_id)
+        return session.channel if session is not None and session.channel.is_open else None
+
     def statuses(self, rows: list[TenantRow]) -> dict[str, dict[str, Any]]:
         """:meth:`status` of many tenants at once (one look at the cluster registry for all of them)."""
         elsewhere = None
@@ -728,6 +753,7 @@ class Director:
         if self.cluster is not None:
             self.cluster.start()
         self._background(asyncio.get_running_loop().create_task(self._flush_forever()))
+        self.backups.start()
         interrupted = self.jobs.recover()
         if interrupted:
             log.warning("%d run(s) of the previous Director process marked interrupted", interrupted)
@@ -769,6 +795,7 @@ class Director:
         await self.tunnels.close_all()
         await self.jobs.stop()
         await self.alarms.stop()
+        await self.backups.stop()
         await self.hub.shutdown(grace)
         for task in list(getattr(self, "_bg", ())):
             task.cancel()

@@ -102,6 +102,14 @@ class ExpertSettings(BaseModel):
         ge=1,
         le=100000,
     )
+    # ---- backups
+    repository_frame_size: int = _f(
+        1 << 20,
+        "largest HTTP/2 frame a Transporter may send once its session has carried a backup job (repository "
+        "data in fewer, larger frames); other sessions keep max_frame_size",
+        ge=16384,
+        le=16777215,
+    )
     enroll_concurrency: int = _f(
         2, "enrollment attempts verified (Argon2id) at once; more wait briefly, then get HTTP 429", ge=1, le=64
     )

@@ -24,7 +24,7 @@ from tenantry.lab.build import binary_path
 from tenantry.lab.errors import LabError
 from tenantry.lab.tls import ensure_tls
 
-Mode = Literal["vcenter", "esx"]
+Mode = Literal["vcenter", "esx", "client"]
 
 PASSWORD_ENV = "TENANTRY_VCSIM_PASSWORD"
 DEFAULT_USERNAME = "administrator@vsphere.local"
@@ -165,6 +165,9 @@ class Simulator:
         *,
         hosts: int | None = None,
         vms: int | None = None,
+        datastore_dir: Path | None = None,
+        client_vms: list[str] | None = None,
+        disk_mib: int | None = None,
         username: str = DEFAULT_USERNAME,
         question_timeout: float | None = None,
         timeout: float = 30.0,
@@ -181,8 +184,8 @@ class Simulator:
         """
         if self._process is not None:
             raise LabError(f"simulator {name} already started")
-        if mode not in ("vcenter", "esx"):
-            raise LabError(f"mode must be 'vcenter' or 'esx', not {mode!r}")
+        if mode not in ("vcenter", "esx", "client"):
+            raise LabError(f"mode must be 'vcenter', 'esx' or 'client', not {mode!r}")
         binary = self._binary or binary_path()
         if not binary.exists():
             raise LabError(f"{binary} is missing: run 'python -m tenantry.lab build'")
@@ -217,6 +220,12 @@ class Simulator:
             argv.append(f"-question-timeout={question_timeout}s")
         if mode == "vcenter":
             argv.append(f"-directory={directory_file(state_dir, name)}")
+        if datastore_dir is not None:
+            argv.append(f"-datastore-dir={datastore_dir}")
+        if client_vms:
+            argv.append(f"-client-vms={','.join(client_vms)}")
+        if disk_mib is not None:
+            argv.append(f"-disk-mib={disk_mib}")
         if not detach:
             argv.append("-watch-stdin")
 

@@ -47,6 +47,34 @@ class DirectConnectConfig(BaseModel):
     control_frames_per_second: float = Field(default=100.0, gt=0, le=100000, description="PING/SETTINGS/RST/... budget")
 
 
+class VSphereConfig(BaseModel):
+    """The client site's vCenter (or ESXi) the Transporter backs up from and restores to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hostname: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=443, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=200)
+    password_file: Path = Field(description="file holding the vCenter password (never in this file)")
+    ca_file: Path | None = Field(default=None, description="CA that signed the vCenter's certificate")
+    insecure: bool = Field(default=False, description="skip certificate verification (labs only)")
+    datacenter: str | None = None
+
+
+class BackupConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vsphere: VSphereConfig | None = None
+    staging_dir: Path | None = Field(default=None, description="default: <state_dir>/backup-staging")
+    staging_bytes: int = Field(
+        default=1 << 30, ge=16 << 20, le=1 << 42, description="changed segments staged before restic runs"
+    )
+    restic: str = Field(default="restic", description="the restic binary")
+    site_repository: Path | None = Field(
+        default=None, description="own repository at this site (tenants with their own standalone instance)"
+    )
+
+
 class TransporterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,6 +84,7 @@ class TransporterConfig(BaseModel):
     allow: list[str] = Field(default_factory=list, description="host:port resources the MSP may reach (tunnels)")
     repository_paths: list[Path] = Field(default_factory=list, description="reported with free space on dashboards")
     direct_connect: DirectConnectConfig = Field(default_factory=lambda: DirectConnectConfig())
+    backup: BackupConfig = Field(default_factory=lambda: BackupConfig())
     backoff_base: float = Field(1.0, gt=0, le=60)
     log_level: str = "INFO"
 

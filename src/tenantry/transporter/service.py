@@ -51,6 +51,9 @@ class Transporter:
         tasks: list[asyncio.Task[None]] = []
         if self.uplink is not None:
             tasks.append(loop.create_task(self.uplink.run_forever()))
+        if self.config.backup.vsphere is not None:
+            # Backup snapshots a killed Transporter left on its VMs are removed at start.
+            tasks.append(loop.create_task(self._janitor()))
         await self.stopping.wait()
         log.info("stopping")
         if self.uplink is not None:
@@ -60,3 +63,6 @@ class Transporter:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _janitor(self) -> None:
+        await self.site.jobs.janitor()

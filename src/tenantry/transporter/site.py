@@ -46,6 +46,7 @@ from tenantry.protocol.messages import (
     split_target,
 )
 from tenantry.protocol.relay import CHUNK, relay
+from tenantry.transporter.backup.jobs import Jobs
 from tenantry.transporter.config import StateDir, TransporterConfig
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class Site:
         self.tasks: dict[str, TaskInfo] = {}
         self.direct_connect_port: int | None = None
         self._allow = set(config.allow)
+        self.jobs = Jobs(config, state_dir, self.tasks, lambda: self.max_tasks)
 
     @property
     def max_tasks(self) -> int:
@@ -114,6 +116,9 @@ class Site:
             await _reply(stream, 401, ErrorBody(error="pre-shared-key proof missing or wrong"))
             return
         method, path = stream.method, stream.path
+        if path.startswith("/v1/jobs/") and guard.kind == "uplink":
+            await self.jobs.handle(stream, extra)  # backups and restores: uplink only
+            return
         if method == "CONNECT":
             await self._tunnel(stream, extra)
             return

@@ -9,7 +9,11 @@
 * ``run_stuck``: such a run has been running longer than ``alarm_run_stuck_after``; cleared when it ends;
 * ``drift``: the drift audit reports a finding; cleared when an audit no longer reports it;
 * ``quota_exceeded``: a tenant has more workloads (VMs) than its ``workload_quota``; cleared when it is
-  within its quota.
+  within its quota;
+* backups (docs/backup.md): ``backup_failed`` (per job, also a scheduled run that could not start),
+  ``restore_failed``, ``retention_failed``, ``repository_check_failed``, ``repository_copy_failed``
+  (the 3-2-1 copy not verified), ``repository_maintenance_failed``; cleared when a later run of the
+  same kind (and job) succeeds, a check passes or a copy verifies.
 
 An alarm is one row from raise to clear (one open alarm per condition, ``open_key``); history
 stays.  Operators acknowledge alarms; only recovery clears them.
@@ -38,7 +42,15 @@ SEVERITY = {
     "run_stuck": "major",
     "drift": "warning",
     "quota_exceeded": "warning",
+    "backup_failed": "major",
+    "restore_failed": "major",
+    "retention_failed": "warning",
+    "repository_check_failed": "major",
+    "repository_copy_failed": "major",
+    "repository_maintenance_failed": "warning",
 }
+# A failed check or copy run raises the same alarm as the failure it found.
+_BACKUP_ALIASES = {"check_failed": "repository_check_failed", "copy_failed": "repository_copy_failed"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,10 @@ class RunView(Protocol):
     message: str
     started_at: float | None
     created_at: float
+
+
+def _backup_key(kind: str, tenant_id: str, job: Any) -> str:
+    return f"{kind}:{tenant_id}" + (f":{job}" if job else "")
 
 
 def _minutes(seconds: float) -> str:
@@ -214,6 +230,20 @@ class AlarmManager:
         for key in self.records.open_by_key():
             if key.startswith("drift:") and key not in wanted:
                 self._clear(key, "no longer found by the audit")
+
+    def backup_alarm(self, kind: str, message: str, tenant_id: str | None, data: dict[str, Any]) -> None:
+        """A backup, restore or repository failure (``Backups.on_alarm``): one open alarm per tenant, kind and job."""
+        kind = _BACKUP_ALIASES.get(kind, kind)
+        if kind not in SEVERITY or tenant_id is None:
+            return
+        job = data.get("job")
+        name = self._names.get(tenant_id) or next((t.name for t in self._tenants() if t.id == tenant_id), tenant_id)
+        info = {k: v for k, v in data.items() if k in ("run", "job")}
+        self._raise(_backup_key(kind, tenant_id, job), kind, tenant_id, name, f"tenant {name}: {message}"[:1000], info)
+
+    def backup_recovered(self, kind: str, tenant_id: str, job: str | None, why: str) -> None:
+        """What failed works again (``Backups.on_recovered``)."""
+        self._clear(_backup_key(_BACKUP_ALIASES.get(kind, kind), tenant_id, job), why)
 
     # ------------------------------------------------------------------ raise / clear / ack
     def _raise(

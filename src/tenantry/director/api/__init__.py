@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 import tenantry
-from tenantry.director.api import enrollment, settings, status, tenants, tunnels
+from tenantry.director.api import backups, enrollment, settings, status, tenants, tunnels
 from tenantry.director.api.deps import UnauthorizedError
 from tenantry.director.errors import DirectorError, SessionElsewhere
 from tenantry.director.service import Director
@@ -56,7 +56,7 @@ def create_app(director: Director) -> FastAPI:
     app.add_exception_handler(DirectorError, _director_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(UnauthorizedError, _unauthorized)
-    for module in (enrollment, tenants, tunnels, settings, status):
+    for module in (enrollment, tenants, tunnels, settings, status, backups):
         app.include_router(module.router)
     from tenantry.director import web  # the console and portal: pages and their routes, same app and TLS
 

@@ -47,6 +47,8 @@ def migrations() -> list[tuple[int, str, str]]:
             found.append((int(match.group(1)), match.group(2), entry.read_text()))
     found.sort()
     versions = [v for v, _n, _s in found]
+    # Numbers are reserved per room (0002 the console's, 0003 backups'), so a branch may ship a
+    # later number before an earlier one exists; a missing one is applied when it arrives.
     if len(set(versions)) != len(versions) or (versions and versions[0] != 1):
         raise SchemaError(f"migrations must be numbered from 1, each number once, found {versions}")
     return found

@@ -205,7 +205,7 @@ def test_a_misspelt_key_is_one_message_with_a_suggestion() -> None:
         "tenants/acme.yml: network.gatway: unknown field; did you mean 'gateway'?",
         "tenants/acme.yml: vlna: unknown field; did you mean 'vlan'?",
     ]
-    assert "allowed: contact, default_gateway, description" in errors_of(tenant(colour="blue"))
+    assert "allowed: backups, contact, default_gateway, description" in errors_of(tenant(colour="blue"))
 
 
 MGMT_ROUTES = [

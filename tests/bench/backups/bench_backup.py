@@ -1,0 +1,261 @@
+"""Backup throughput through the whole path vs plain restic, incrementals, changed-block tracking, restore.
+
+    .venv/bin/python tests/bench/backups/bench_backup.py [--gib 4] [--keep DIR]
+
+Everything real on this machine: the client site's vCenter simulator with one VM whose disk holds
+``--gib`` GiB (40 % incompressible, 40 % text-like, 20 % zeros), a Director and an enrolled
+Transporter (processes, TLS uplink), restic 0.14 at both ends.  Figures and ratios of one run:
+
+1. full backup of the VM through the whole path (snapshot, datastore HTTP read, segments, restic at
+   the site, relay, carriers on the uplink, the Director's REST server) vs ``restic backup`` of the
+   same bytes (the disk's file) into a local repository (target ratio >= 0.7);
+2. 1 % of the disk changed in 16 contiguous regions: bytes on the uplink (<= 3 % of the disk) and
+   time (<= 0.5x the full backup);
+3. the same with 1 % changed as scattered 4 KiB writes: what it costs, and why;
+4. changed-block tracking on: a full, then 1 % in 16 regions, reading only the changed areas
+   (<= 0.2x the full time);
+5. restore of the VM to the site (restic dump through the uplink, datastore upload, register) vs
+   ``restic restore`` from the local repository (target ratio >= 0.7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parents[2]))  # tests/ (integration.services.services_harness)
+sys.path.insert(0, str(HERE.parents[2] / "integration" / "backups"))
+
+from backuplab import BackupLab, start_lab  # noqa: E402
+
+from tenantry.lab import Simulator, build  # noqa: E402
+from tenantry.lab import client as site_vms  # noqa: E402
+
+MIB = 1 << 20
+
+
+def _cpu(pid: int) -> tuple[float, float]:
+    """(own, waited-for children) CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def _uptime() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _plain_backup(flat: Path, work: Path, name: str) -> tuple[float, float]:
+    """``restic backup`` of the disk file into a new local repository: (seconds, CPU seconds)."""
+    repo = work / name
+    shutil.rmtree(repo, ignore_errors=True)
+    env = {
+        **os.environ,
+        "RESTIC_PASSWORD": "bench",
+        "RESTIC_REPOSITORY": str(repo),
+        "RESTIC_CACHE_DIR": str(work / "c"),
+    }
+    subprocess.run(["restic", "init", "--repository-version", "2", "-q"], env=env, check=True)
+    cpu = _children_cpu()
+    t = time.monotonic()
+    subprocess.run(["restic", "backup", "-q", "--host", "bench", flat.name], env=env, check=True, cwd=flat.parent)
+    return time.monotonic() - t, _children_cpu() - cpu
+
+
+def _plain_restic(flat: Path, work: Path) -> tuple[float, float, int]:
+    repo = work / "plain-repo"
+    env = {
+        **os.environ,
+        "RESTIC_PASSWORD": "bench",
+        "RESTIC_REPOSITORY": str(repo),
+        "RESTIC_CACHE_DIR": str(work / "c"),
+    }
+    backup, cpu = _plain_backup(flat, work, "plain-repo")
+    print(f"   (plain restic backup used {cpu:.1f} CPU seconds)")
+    out = work / "plain-restore"
+    t = time.monotonic()
+    subprocess.run(["restic", "restore", "latest", "-q", "--target", str(out)], env=env, check=True)
+    restore = time.monotonic() - t
+    size = sum(p.stat().st_size for p in repo.rglob("*") if p.is_file())
+    shutil.rmtree(out, ignore_errors=True)
+    return backup, restore, size
+
+
+def _datastore_file(lab: BackupLab, vm: str) -> Path:
+    from pyVim.connect import Disconnect, SmartConnect
+
+    si = SmartConnect(
+        host=lab.site.hostname,
+        port=lab.site.port,
+        user=lab.site.username,
+        pwd=lab.site.password,
+        sslContext=lab.site.ssl_context(),
+    )
+    try:
+        ds = si.RetrieveContent().searchIndex.FindByInventoryPath(f"site/vm/{vm}").datastore[0]
+        return Path(ds.info.url) / vm / f"{vm}-flat.vmdk"
+    finally:
+        Disconnect(si)
+
+
+def _regions(lab: BackupLab, vm: str, disk: int, count: int, total: int, seed: int) -> None:
+    size = total // count
+    rng = random.Random(seed)
+    step = disk // count
+    for i in range(count):
+        offset = i * step + rng.randrange(0, step - size)
+        site_vms.guest_write(lab.site, vm, offset, rng.randbytes(size))
+
+
+def _scattered(lab: BackupLab, vm: str, disk: int, total: int, seed: int) -> int:
+    rng = random.Random(seed)
+    writes = total // 4096
+    for _ in range(writes):
+        site_vms.guest_write(lab.site, vm, rng.randrange(0, disk // 4096) * 4096, rng.randbytes(4096))
+    return writes
+
+
+def _vm(run: dict[str, object], vm: str) -> dict[str, object]:
+    detail = run["detail"]
+    assert isinstance(detail, dict)
+    result = detail["vms"][vm]
+    assert isinstance(result, dict)
+    if not result.get("ok"):
+        raise SystemExit(f"backup failed: {result}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gib", type=float, default=4.0)
+    parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temporary one, removed)")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-backup-"))
+    work.mkdir(parents=True, exist_ok=True)
+    disk = int(args.gib * 1024) * MIB
+    print(f"load before: {_uptime()}  (2 shared cores; other work on the machine skews timings)")
+    with Simulator(build()) as sim:
+        site = sim.start("client", work / "lab", "client", hosts=1)
+        t = time.monotonic()
+        site_vms.seed(site, ["bench-vm", "bench-cbt"], disk_mib=disk // MIB)
+        print(f"client site: 2 VMs with {disk / (1 << 30):.1f} GiB disks written in {time.monotonic() - t:.1f} s")
+        (work / "services").mkdir(exist_ok=True)
+        lab = start_lab(work / "services", site, staging_bytes=1 << 30, seeds={"heartbeat_interval": 15.0})
+        try:
+            flat = _datastore_file(lab, "bench-vm")
+            plain_backup, plain_restore, plain_size = _plain_restic(flat, work)
+            print(
+                f"plain restic backup of the disk file into a local repository: {plain_backup:.1f} s "
+                f"({disk / MIB / plain_backup:.0f} MiB/s), repository {plain_size / MIB:.0f} MiB"
+            )
+
+            lab.job("bench", ["bench-vm"])
+            pids = {
+                "director": lab.director.proc.pid,
+                "transporter (+restic)": lab.transporter.proc.pid,  # type: ignore[union-attr]
+                "simulator": site.pid,
+            }
+            before = {k: _cpu(v) for k, v in pids.items()}
+            full = _vm(lab.run("bench", timeout=7200), "bench-vm")
+            cpu = {k: (_cpu(v)[0] - before[k][0], _cpu(v)[1] - before[k][1]) for k, v in pids.items()}
+            again, _c = _plain_backup(flat, work, "plain-repo-2")
+            mean = (plain_backup + again) / 2
+            print(f"plain restic backup again, right after: {again:.1f} s; baseline = the mean, {mean:.1f} s")
+            plain_backup = mean
+            t_full = float(full["seconds"])  # type: ignore[arg-type]
+            up_full = int(full["uplink_bytes"])  # type: ignore[arg-type]
+            print(
+                f"\n1. full backup through the whole path: {t_full:.1f} s ({disk / MIB / t_full:.0f} MiB/s), "
+                f"{up_full / MIB:.0f} MiB on the uplink; ratio to plain restic {plain_backup / t_full:.2f} "
+                "(target >= 0.7)"
+            )
+            print(
+                "   CPU seconds during it: "
+                + ", ".join(f"{k} {own:.1f} + children {kids:.1f}" for k, (own, kids) in cpu.items())
+            )
+
+            _regions(lab, "bench-vm", disk, 16, disk // 100, 1)
+            inc = _vm(lab.run("bench", timeout=7200), "bench-vm")
+            t_inc = float(inc["seconds"])  # type: ignore[arg-type]
+            up_inc = int(inc["uplink_bytes"])  # type: ignore[arg-type]
+            print(
+                f"2. 1 % changed in 16 regions: {up_inc / MIB:.1f} MiB on the uplink = {100 * up_inc / disk:.2f} % "
+                f"of the disk (target <= 3 %); {t_inc:.1f} s = {t_inc / t_full:.2f}x the full (target <= 0.5x); "
+                f"{inc['segments_changed']} of {inc['segments_total']} segments read back by restic"
+            )
+
+            t = time.monotonic()
+            writes = _scattered(lab, "bench-vm", disk, disk // 100, 2)
+            print(f"   ({writes} scattered 4 KiB guest writes issued in {time.monotonic() - t:.0f} s)")
+            sc = _vm(lab.run("bench", timeout=7200), "bench-vm")
+            up_sc = int(sc["uplink_bytes"])  # type: ignore[arg-type]
+            print(
+                f"3. 1 % changed as scattered 4 KiB writes: {up_sc / MIB:.0f} MiB on the uplink = "
+                f"{100 * up_sc / disk:.1f} % of the disk; {float(sc['seconds']):.1f} s; "  # type: ignore[arg-type]
+                f"{sc['segments_changed']} of {sc['segments_total']} segments changed"
+            )
+
+            lab.job("cbt", ["bench-cbt"], changed_blocks=True)
+            cfull = _vm(lab.run("cbt", timeout=7200), "bench-cbt")
+            _regions(lab, "bench-cbt", disk, 16, disk // 100, 3)
+            cinc = _vm(lab.run("cbt", timeout=7200), "bench-cbt")
+            t_cfull, t_cinc = float(cfull["seconds"]), float(cinc["seconds"])  # type: ignore[arg-type]
+            print(
+                f"4. changed-block tracking: full {t_cfull:.1f} s; 1 % in 16 regions {t_cinc:.1f} s = "
+                f"{t_cinc / t_cfull:.2f}x the full (target <= 0.2x); read {int(cinc['bytes_read']) / MIB:.0f} MiB "  # type: ignore[call-overload]
+                f"from the datastore, {int(cinc['uplink_bytes']) / MIB:.1f} MiB on the uplink"
+            )  # type: ignore[call-overload]
+
+            before = {k: _cpu(v) for k, v in pids.items()}
+            done = lab.restore(vm="bench-vm", name="bench-vm-restored", timeout=7200)
+            cpu = {k: (_cpu(v)[0] - before[k][0], _cpu(v)[1] - before[k][1]) for k, v in pids.items()}
+            if done["state"] != "succeeded":
+                raise SystemExit(f"restore failed: {done['message']}")
+            t_restore = float(done["detail"]["seconds"])
+            print(
+                f"5. restore to the site: {t_restore:.1f} s ({disk / MIB / t_restore:.0f} MiB/s) vs plain restic "
+                f"restore from a local repository {plain_restore:.1f} s: ratio {plain_restore / t_restore:.2f} "
+                "(target >= 0.7)"
+            )
+            print(
+                "   CPU seconds during it: "
+                + ", ".join(f"{k} {own:.1f} + children {kids:.1f}" for k, (own, kids) in cpu.items())
+            )
+            print(f"\nload after: {_uptime()}")
+            print(
+                json.dumps(
+                    {
+                        "full": full,
+                        "incremental": inc,
+                        "scattered": sc,
+                        "cbt_full": cfull,
+                        "cbt": cinc,
+                        "restore": done["detail"],
+                    },
+                    default=str,
+                )[:4000]
+            )
+        finally:
+            lab.transporter.stop()
+            lab.director.stop()
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
