@@ -40,7 +40,7 @@ TENANT_ROLE: tuple[tuple[str, str], ...] = (
 )
 
 #: The privilege ids alone, sorted: the default of ``nested_host``'s ``tenant_access.privileges``.
-TENANT_PRIVILEGES: list[str] = sorted(privilege for privilege, _ in TENANT_ROLE)
+TENANT_PRIVILEGES: list[str] = sorted(entry[0] for entry in TENANT_ROLE)
 
 
 #: The collection-managed role the tenant's production account gets on each of its VMs after a
@@ -68,7 +68,7 @@ PRODUCTION_ROLE: tuple[tuple[str, str], ...] = (
 
 #: The privilege ids alone, sorted (vSphere adds ``System.Anonymous``, ``System.View`` and
 #: ``System.Read`` to every role).
-PRODUCTION_PRIVILEGES: list[str] = sorted(privilege for privilege, _ in PRODUCTION_ROLE)
+PRODUCTION_PRIVILEGES: list[str] = sorted(entry[0] for entry in PRODUCTION_ROLE)
 
 #: Privileges vSphere puts in every role; a role is compared without them.
 SYSTEM_PRIVILEGES = frozenset({"System.Anonymous", "System.View", "System.Read"})

@@ -80,7 +80,7 @@ options:
     description:
       - The vCenter role the tenant's production account gets on each of its VMs and test copies.
       - The default is the collection's role, created by the run (and its privileges put back when they were
-        changed) with exactly the privileges of C(PRODUCTION_ROLE) in C(plugins/module_utils/_tenant_role.py):
+        changed) with exactly the privileges of C(PRODUCTION_ROLE) in C(plugins/module_utils/_tenant_role.py) -
         power on, off and reset, answer a question, console, snapshots. Nothing on hosts, networks,
         datastores or other tenants.
       - Another role must exist. C(Admin) is refused unless O(allow_admin_role=true).
