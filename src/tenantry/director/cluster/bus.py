@@ -20,8 +20,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
-
 log = logging.getLogger(__name__)
 
 CHANNEL = "tenantry_cluster"
@@ -79,6 +77,9 @@ class Bus:
 
     # ------------------------------------------------------------------ listening
     async def _listen_forever(self) -> None:
+        # Only with PostgreSQL (the ``postgres`` extra): a Director on SQLite never imports it.
+        import psycopg  # pylint: disable=import-outside-toplevel
+
         delay = 0.5
         while True:
             try:
