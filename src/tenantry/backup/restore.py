@@ -375,4 +375,34 @@ def _register(vs: VSphere, target: Target, manifest: VmManifest, vmx_path: str, 
     if changes or spec.numCPUs or spec.memoryMB:
         vs.wait(vm.ReconfigVM_Task(spec), f"configure {target.name}")
     if target.power_on:
-        vs.wait(vm.PowerOnVM_Task(), f"power on {target.name}")
+        _power_on_as_copy(vs, vm, target.name)
+
+
+def _power_on_as_copy(vs: VSphere, vm: Any, name: str) -> None:
+    """Power on a restored VM; vSphere asks "moved or copied?" of a .vmx registered anew, and a restore
+    is a new VM beside any original: "I Copied It" (a new UUID, new generated MACs)."""
+    task = vm.PowerOnVM_Task()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = task.info.state
+        if state not in ("queued", "running"):
+            break
+        question = vm.runtime.question
+        if question is not None and _is_moved_or_copied(question):
+            key = next(
+                (
+                    str(c.key)
+                    for c in question.choice.choiceInfo or []
+                    if str(c.label) == "button.uuid.copiedTheVM" or str(c.summary).replace("_", "") == "I Copied It"
+                ),
+                None,
+            )
+            if key is not None:
+                vm.AnswerVM(questionId=question.id, answerChoice=key)
+        time.sleep(0.2)
+    vs.wait(task, f"power on {name}")
+
+
+def _is_moved_or_copied(question: Any) -> bool:
+    ids = {str(m.id) for m in getattr(question, "message", None) or []}
+    return "msg.uuid.altered" in ids or str(getattr(question, "text", "")).startswith("msg.uuid.altered")
