@@ -140,6 +140,25 @@ def apply(backend: str, ports: Sequence[int], target: Path, run: Callable[[Seque
     return True
 
 
+def follow(ports_file: Path, apply_ports: Callable[[list[int]], bool], rounds: int = 5) -> tuple[list[int], bool]:
+    """Apply the published ports until the file still says what was applied.
+
+    The path unit starts this service when the file changes; a change made while the service runs (the
+    Director opens a new uplink port, then closes the old one a moment later) starts nothing, so the
+    file is read again after each apply and applied again when it moved meanwhile.
+    """
+    applied: list[int] | None = None
+    changed = False
+    for _ in range(rounds):
+        ports = read_ports(ports_file)
+        if ports == applied:
+            break
+        changed = apply_ports(ports) or changed
+        applied = ports
+    assert applied is not None
+    return applied, changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tenantry.director.firewall", description=__doc__.splitlines()[0])
     parser.add_argument("--ports-file", type=Path, required=True)
@@ -147,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=Path, required=True, help="the define file, service definition or profile")
     args = parser.parse_args(argv)
     try:
-        ports = read_ports(args.ports_file)
-        changed = apply(args.backend, ports, args.target)
+        ports, changed = follow(args.ports_file, lambda wanted: apply(args.backend, wanted, args.target))
     except FirewallError as exc:
         print(f"tenantry firewall: {exc}; the firewall was left as it was", file=sys.stderr)
         return 1

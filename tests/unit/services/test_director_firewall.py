@@ -113,3 +113,21 @@ def test_the_peer_port_of_several_directors_is_published_and_read(tmp_path: Path
     assert firewall.read_ports(path) == [4443, 6702]
     with pytest.raises(FirewallError):
         firewall.read_ports(_published(tmp_path, {"setup_port": 4443, "uplink_ports": [6702], "peer_port": 0}))
+
+
+def test_a_change_published_while_applying_is_applied_too(tmp_path: Path) -> None:
+    """The Director opens a new uplink port, then closes the old one while the firewall service runs: the
+    path unit starts nothing for the second change, so the service reads the file again after applying."""
+    ports_file = tmp_path / "ports.json"
+    firewall.publish(ports_file, 4443, [6702, 7702])
+    applied: list[list[int]] = []
+
+    def apply_ports(ports: list[int]) -> bool:
+        applied.append(ports)
+        if len(applied) == 1:
+            firewall.publish(ports_file, 4443, [7702])  # the old listener closed meanwhile
+        return True
+
+    ports, changed = firewall.follow(ports_file, apply_ports)
+    assert applied == [[4443, 6702, 7702], [4443, 7702]]
+    assert ports == [4443, 7702] and changed
