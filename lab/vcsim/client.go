@@ -28,31 +28,11 @@ func siteHostName(i int) string { return fmt.Sprintf("esx-site-%02d.lab.local", 
 // buildClientSite creates the client site's inventory through the in-process client, and the
 // VMs named in vms, each with one disk of diskMiB MiB full of bytes (see diskContent).
 func buildClientSite(ctx context.Context, c *vim25.Client, l *lab, hosts int, datastoreDir string, vms []string, diskMiB int) error {
-	dc, err := object.NewRootFolder(c).CreateDatacenter(ctx, siteDatacenter)
+	site, err := newLabSite(ctx, c, l, siteDatacenter, siteCluster, hosts, siteHostName)
 	if err != nil {
 		return err
 	}
-	folders, err := dc.Folders(ctx)
-	if err != nil {
-		return err
-	}
-	cluster, err := folders.HostFolder.CreateCluster(ctx, siteCluster, types.ClusterConfigSpecEx{})
-	if err != nil {
-		return err
-	}
-	var members []*object.HostSystem
-	for i := 1; i <= hosts; i++ {
-		task, err := cluster.AddHost(ctx, types.HostConnectSpec{HostName: siteHostName(i)}, true, nil, nil)
-		if err != nil {
-			return err
-		}
-		info, err := task.WaitForResult(ctx, nil)
-		if err != nil {
-			return err
-		}
-		members = append(members, object.NewHostSystem(c, info.Result.(types.ManagedObjectReference)))
-	}
-	fixHosts(l)
+	folders, cluster, members := site.folders, site.cluster, site.members
 	if datastoreDir == "" {
 		if datastoreDir, err = l.tempDir("govcsim-site-ds-"); err != nil {
 			return err

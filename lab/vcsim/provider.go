@@ -28,32 +28,11 @@ func productionHostName(i int) string { return fmt.Sprintf("esx-prod-%02d.lab.lo
 // buildProvider creates the MSP provider inventory through the in-process
 // client, so every call goes through the same handlers as a remote client.
 func buildProvider(ctx context.Context, c *vim25.Client, l *lab, hosts, vms int) error {
-	dc, err := object.NewRootFolder(c).CreateDatacenter(ctx, providerDatacenter)
+	site, err := newLabSite(ctx, c, l, providerDatacenter, productionCluster, hosts, productionHostName)
 	if err != nil {
 		return err
 	}
-	folders, err := dc.Folders(ctx)
-	if err != nil {
-		return err
-	}
-	cluster, err := folders.HostFolder.CreateCluster(ctx, productionCluster, types.ClusterConfigSpecEx{})
-	if err != nil {
-		return err
-	}
-
-	var members []*object.HostSystem
-	for i := 1; i <= hosts; i++ {
-		task, err := cluster.AddHost(ctx, types.HostConnectSpec{HostName: productionHostName(i)}, true, nil, nil)
-		if err != nil {
-			return err
-		}
-		info, err := task.WaitForResult(ctx, nil)
-		if err != nil {
-			return err
-		}
-		members = append(members, object.NewHostSystem(c, info.Result.(types.ManagedObjectReference)))
-	}
-	fixHosts(l)
+	folders, cluster, members := site.folders, site.cluster, site.members
 
 	for _, name := range productionDatastores {
 		dir, err := l.tempDir("govcsim-provider-" + name + "-")
@@ -171,4 +150,41 @@ func createVM(ctx context.Context, folder *object.Folder, pool *object.ResourceP
 		return nil, err
 	}
 	return object.NewVirtualMachine(folder.Client(), info.Result.(types.ManagedObjectReference)), nil
+}
+
+// labSite is a datacenter with one cluster of hosts, as both the provider and a client site start.
+type labSite struct {
+	folders *object.DatacenterFolders
+	cluster *object.ClusterComputeResource
+	members []*object.HostSystem
+}
+
+// newLabSite creates datacenter dcName with cluster clusterName of hosts hosts named by hostName.
+func newLabSite(ctx context.Context, c *vim25.Client, l *lab, dcName, clusterName string, hosts int, hostName func(int) string) (*labSite, error) {
+	dc, err := object.NewRootFolder(c).CreateDatacenter(ctx, dcName)
+	if err != nil {
+		return nil, err
+	}
+	folders, err := dc.Folders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cluster, err := folders.HostFolder.CreateCluster(ctx, clusterName, types.ClusterConfigSpecEx{})
+	if err != nil {
+		return nil, err
+	}
+	var members []*object.HostSystem
+	for i := 1; i <= hosts; i++ {
+		task, err := cluster.AddHost(ctx, types.HostConnectSpec{HostName: hostName(i)}, true, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		info, err := task.WaitForResult(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, object.NewHostSystem(c, info.Result.(types.ManagedObjectReference)))
+	}
+	fixHosts(l)
+	return &labSite{folders: folders, cluster: cluster, members: members}, nil
 }

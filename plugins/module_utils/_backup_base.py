@@ -226,6 +226,14 @@ RESTORE_ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
+def exit_run(module: Any, result: dict[str, Any], what: str) -> None:
+    """End the module with a run's result: failed when the run failed or was cancelled."""
+    run = result["run"]
+    if run.get("state") in ("failed", "cancelled"):
+        module.fail_json(msg="%s %s %s: %s" % (what, run["id"], run["state"], run.get("message")), **result)
+    module.exit_json(**result)
+
+
 def restore_spec(params: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         k: params[k]

@@ -73,19 +73,18 @@ vms:
            data_added: 52428800, uplink_bytes: 30408704, seconds: 41.2}}
 """
 
-from ansible_collections.tenantry.msp.plugins.module_utils._backup_base import BACKUP_NOW_ARGUMENT_SPEC, BackupNowRun
+from ansible_collections.tenantry.msp.plugins.module_utils._backup_base import (
+    BACKUP_NOW_ARGUMENT_SPEC,
+    BackupNowRun,
+    exit_run,
+)
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import director_module, run
 
 
 def main() -> None:
     module = director_module(argument_spec=BACKUP_NOW_ARGUMENT_SPEC, supports_check_mode=True)
     result = run(module, BackupNowRun(module.params, module.check_mode))
-    if result["run"].get("state") in ("failed", "cancelled"):
-        module.fail_json(
-            msg="backup run %s %s: %s" % (result["run"]["id"], result["run"]["state"], result["run"].get("message")),
-            **result,
-        )
-    module.exit_json(**result)
+    exit_run(module, result, "backup run")
 
 
 if __name__ == "__main__":

@@ -127,7 +127,11 @@ run:
   type: dict
 """
 
-from ansible_collections.tenantry.msp.plugins.module_utils._backup_base import RESTORE_ARGUMENT_SPEC, RestoreRun
+from ansible_collections.tenantry.msp.plugins.module_utils._backup_base import (
+    RESTORE_ARGUMENT_SPEC,
+    RestoreRun,
+    exit_run,
+)
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import director_module, run
 
 
@@ -138,12 +142,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     result = run(module, RestoreRun(module.params, module.check_mode))
-    if result["run"].get("state") in ("failed", "cancelled"):
-        module.fail_json(
-            msg="restore %s %s: %s" % (result["run"]["id"], result["run"]["state"], result["run"].get("message")),
-            **result,
-        )
-    module.exit_json(**result)
+    exit_run(module, result, "restore")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,17 @@ Subset = Annotated[str, StringConstraints(pattern=r"^(\d{1,3}(\.\d{1,2})?%|\d+/\
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
+def _cron(value: str | None) -> str | None:
+    """A five-field cron expression, normalized; empty means none."""
+    if value is None or not value.strip():
+        return None
+    try:
+        Schedule.parse(value)
+    except ScheduleError as exc:
+        raise ValueError(str(exc)) from None
+    return " ".join(value.split())
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,13 +55,7 @@ class JobSpec(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            Schedule.parse(value)
-        except ScheduleError as exc:
-            raise ValueError(str(exc)) from None
-        return " ".join(value.split())
+        return _cron(value)
 
     @field_validator("vms")
     @classmethod
@@ -91,13 +96,7 @@ class RepositorySpec(_Strict):
     @field_validator("check_schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            Schedule.parse(value)
-        except ScheduleError as exc:
-            raise ValueError(str(exc)) from None
-        return " ".join(value.split())
+        return _cron(value)
 
 
 class RepositoryOut(RepositorySpec):
@@ -142,6 +141,18 @@ class RestoreSpec(_Strict):
     power_on: bool = False
     network_map: dict[Text, Text] = Field(default_factory=dict, max_length=16)
     vcenter: VCenterSpec | None = Field(default=None, description="destination production: where to restore")
+
+    def placement(self) -> dict[str, Any]:
+        """Where the restored VM goes (the fields a restore target has beside its name), for either path."""
+        return {
+            "datastore": self.datastore,
+            "folder": self.folder,
+            "resource_pool": self.resource_pool,
+            "host": self.host,
+            "power_on": self.power_on,
+            "replace": self.replace,
+            "network_map": dict(self.network_map),
+        }
 
 
 class RunRequest(_Strict):

@@ -285,22 +285,32 @@ class Backups:
             except Exception:
                 log.exception("recovery hook failed")
 
+    def _job_repository(self, tenant_id: str, location: str) -> tuple[Channel, RestSession | None, RepositoryAccess]:
+        """The tenant's uplink, and how its Transporter reaches the repository of ``location`` for one job
+        (the MSP's: a one-job token on a REST session the Director serves over the uplink)."""
+        channel = self._channel_of(tenant_id)
+        if channel is None:
+            raise JobFailed("the tenant's Transporter is offline")
+        if location != "msp":
+            return channel, None, RepositoryAccess(location="site")
+        token = secrets.token_urlsafe(24)
+        session = RestSession(self.repos.directory(tenant_id), token)
+        return channel, session, RepositoryAccess(location="msp", token=token)
+
+    def _job_body(self, req: BackupJob | RestoreJob, tenant_id: str, location: str) -> dict[str, Any]:
+        """The job's request; the MSP repository's password goes only into the request, never a model."""
+        body = req.model_dump(mode="json")
+        if location == "msp":
+            body["repository"]["password"] = self.repos.password(tenant_id)
+        return body
+
     async def _backup_vm(
         self, run: RunRow, spec: JobSpec, vm: str, location: str, progress: dict[str, Any]
     ) -> dict[str, Any]:
         tenant_id = run.tenant_id
-        channel = self._channel_of(tenant_id)
-        if channel is None:
-            raise JobFailed("the tenant's Transporter is offline")
+        channel, session, access = self._job_repository(tenant_id, location)
         job_id = secrets.token_hex(8)
         parent = self.store.latest(tenant_id, vm, location)
-        session: RestSession | None = None
-        if location == "msp":
-            token = secrets.token_urlsafe(24)
-            session = RestSession(self.repos.directory(tenant_id), token)
-            access = RepositoryAccess(location="msp", token=token)
-        else:
-            access = RepositoryAccess(location="site")
         req = BackupJob(
             job_id=job_id,
             vm=vm,
@@ -310,9 +320,7 @@ class Backups:
             tags=[f"job={run.job_name}", f"run={run.id}"],
             retention=spec.retention.flags() if location == "site" else {},
         )
-        body = req.model_dump(mode="json")
-        if location == "msp":
-            body["repository"]["password"] = self.repos.password(tenant_id)
+        body = self._job_body(req, tenant_id, location)
         started = time.monotonic()
         result = await self._follow(channel, "/v1/jobs/backup", job_id, body, session, progress, vm)
         data = result.result
@@ -608,36 +616,16 @@ class Backups:
         self, run: RunRow, spec: RestoreSpec, snap: SnapshotRow, name: str, location: str, progress: dict[str, Any]
     ) -> dict[str, Any]:
         tenant_id = run.tenant_id
-        channel = self._channel_of(tenant_id)
-        if channel is None:
-            raise JobFailed("the tenant's Transporter is offline")
+        channel, session, access = self._job_repository(tenant_id, location)
         job_id = secrets.token_hex(8)
-        session: RestSession | None = None
-        if location == "msp":
-            token = secrets.token_urlsafe(24)
-            session = RestSession(self.repos.directory(tenant_id), token)
-            access = RepositoryAccess(location="msp", token=token)
-        else:
-            access = RepositoryAccess(location="site")
         req = RestoreJob(
             job_id=job_id,
             repository=access,
             snapshot=snap.snapshot_id,
             vm_dir=snap.path or f"/{spec.vm}",
-            target=RestoreTargetSpec(
-                name=name,
-                datastore=spec.datastore,
-                folder=spec.folder,
-                resource_pool=spec.resource_pool,
-                host=spec.host,
-                power_on=spec.power_on,
-                replace=spec.replace,
-                network_map=spec.network_map,
-            ),
+            target=RestoreTargetSpec(name=name, **spec.placement()),
         )
-        body = req.model_dump(mode="json")
-        if location == "msp":
-            body["repository"]["password"] = self.repos.password(tenant_id)
+        body = self._job_body(req, tenant_id, location)
         async with self.repos.gate(tenant_id).shared():
             event = await self._follow(channel, "/v1/jobs/restore", job_id, body, session, progress, spec.vm)
         out = {k: event.result.get(k) for k in ("vm", "datastore", "disks", "bytes_written", "seconds")}
@@ -668,16 +656,7 @@ class Backups:
                     snap.snapshot_id,
                     snap.path or f"/{spec.vm}",
                     vs,
-                    Target(
-                        name=name,
-                        datastore=spec.datastore,
-                        folder=spec.folder,
-                        resource_pool=spec.resource_pool,
-                        host=spec.host,
-                        power_on=spec.power_on,
-                        replace=spec.replace,
-                        network_map=dict(spec.network_map),
-                    ),
+                    Target(name=name, **spec.placement()),
                     lambda m: progress.__setitem__(spec.vm, m),
                     staging=self.staging,
                 )
