@@ -92,9 +92,12 @@ def test_folder_filter_returns_only_that_folder(tmp_path: Path, vcenter: Any, ta
     run = run_module(tmp_path, "tenantry.msp.vsphere_info", conn(vcenter, gather=["vms"], folder="replication-targets"))
     assert run.rc == 0, run.result
     vms = run.result["vms"]
-    # The session's vCenter also holds other tests' targets in this folder (the audit test stamps one):
-    # every VM returned is in the folder, ours among them, and none from the other folders.
-    assert {v["folder"] for v in vms} == {"/provider/vm/replication-targets"}
+    # The session's vCenter also holds other tests' targets in this folder or below it (the audit test stamps
+    # one into a tenant's sub-folder): every VM returned is in the folder or below, ours among them, and none
+    # from the other folders (the template sits in /provider/vm).
+    top = "/provider/vm/replication-targets"
+    assert all(v["folder"] == top or v["folder"].startswith(top + "/") for v in vms), [v["folder"] for v in vms]
+    assert "nested-esxi-template" not in {v["name"] for v in vms}
     ours = next(v for v in vms if v["name"] == "acme-target-01")
     assert ours["macs"] == ["00:50:56:00:12:34"]
     assert ours["nics"][0]["address_type"] == "manual"
