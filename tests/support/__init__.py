@@ -92,3 +92,22 @@ def run_module(
     if diff:
         flags.append("--diff")
     return run_playbook(path, *flags, env=env)
+
+
+def unmount_under(root: Path) -> list[str]:
+    """Unmount everything mounted at or below root, deepest first (a loop mount frees its loop device), and
+    detach any loop device still backed by a file below root. For tests that mount filesystems; returns what
+    it unmounted."""
+    prefix = str(root.resolve())
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        for line in handle:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    for point in sorted(set(points), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        if backing.read_text().strip().startswith(prefix + "/"):
+            subprocess.run(["losetup", "-d", f"/dev/{backing.parts[3]}"], check=False, capture_output=True)
+    return points

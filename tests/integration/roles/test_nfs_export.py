@@ -1,51 +1,104 @@
 """The nfs_export role for real on this machine, into a scratch root (no NFS server runs here: the
-install and re-export steps are switched off by their public variables, and the test says so)."""
+install and re-export steps are switched off by their public variables, and the test says so).
+
+With nfs_export_quota filesystem (the default) each tenant's path becomes a real ext4 filesystem on a sparse
+loop-mounted image of size_gb: the tests mount them (root, /dev/loop-control) and unmount them, and detach
+their loop devices, whatever the outcome."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from support import run_playbook
+import pytest
+from support import run_playbook, unmount_under
+
+GIB = 1024**3
 
 
-def play(tmp_path: Path, exports: list[dict[str, Any]]) -> Path:
+@pytest.fixture
+def scratch(tmp_path: Path) -> Iterator[Path]:
+    try:
+        yield tmp_path
+    finally:
+        unmount_under(tmp_path)
+
+
+def play(tmp_path: Path, exports: list[dict[str, Any]], **extra: Any) -> Path:
     path = tmp_path / "nfs.yml"
     role_vars = {
         "nfs_export_list": exports,
         "nfs_export_root": str(tmp_path / "srv"),
         "nfs_export_file": str(tmp_path / "exports.d" / "tenantry.exports"),
+        "nfs_export_image_dir": str(tmp_path / "images"),
+        "nfs_export_fstab": str(tmp_path / "fstab"),
         "nfs_export_install": False,
         "nfs_export_reload": False,
+        **extra,
     }
     path.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False,
                                  "roles": [{"role": "tenantry.msp.nfs_export", "vars": role_vars}]}]))  # fmt: skip
     return path
 
 
+def run(tmp_path: Path, exports: list[dict[str, Any]], *flags: str, **extra: Any) -> Any:
+    return run_playbook(play(tmp_path, exports, **extra), "-i", "localhost,", "-c", "local", *flags)
+
+
 def changed(run: Any) -> bool:
     return any(r.get("changed") for r in run.results)
 
 
+def usage(run: Any) -> dict[str, Any]:
+    facts = [r.get("ansible_facts", {}) for r in run.results]
+    found = [f["nfs_export_usage"] for f in facts if "nfs_export_usage" in f]
+    return found[-1] if found else {}
+
+
+def mount_of(path: Path) -> tuple[str, str] | None:
+    """(source, fstype) of the mount at path, or None."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        found = None
+        for line in handle:
+            left, _, right = line.partition(" - ")
+            if left.split()[4] == str(path):
+                found = (right.split()[1], right.split()[0])
+    return found
+
+
+def snapshot(tmp_path: Path) -> list[tuple[str, int]]:
+    """Every file under the scratch root but the playbook, with its size: what a run may not change."""
+    return sorted((str(p.relative_to(tmp_path)), p.stat().st_size) for p in tmp_path.rglob("*") if p.name != "nfs.yml")
+
+
 EXPORTS = [
-    {"tenant": "acme", "path": "/exports/tenants/acme", "clients": ["10.0.16.0/20"]},
+    {"tenant": "acme", "path": "/exports/tenants/acme", "clients": ["10.0.16.0/20"], "size_gb": 1},
     {
         "tenant": "globex",
         "path": "/exports/tenants/globex",
         "clients": ["10.0.16.0/20", "10.0.32.5"],
         "options": "rw,sync",
+        "size_gb": 2,
     },
 ]
 
 
-def test_idempotent_exports(tmp_path: Path) -> None:
-    path = play(tmp_path, EXPORTS)
+def test_idempotent_plain_directories(tmp_path: Path) -> None:
+    """nfs_export_quota none: plain directories as before, size_gb not enforced, nothing mounted."""
+    path = play(tmp_path, EXPORTS, nfs_export_quota="none")
     args = ["-i", "localhost,", "-c", "local"]
     runs = [run_playbook(path, *args, *(["--check"] if check else [])) for check in (True, False, True, False)]
     assert [r.rc for r in runs] == [0, 0, 0, 0], runs[1].stdout[-2000:]
     assert [changed(r) for r in runs] == [True, True, False, False]
     assert (tmp_path / "srv" / "exports" / "tenants" / "acme").is_dir()
+    assert mount_of(tmp_path / "srv" / "exports" / "tenants" / "acme") is None
+    assert not (tmp_path / "images").exists() and not (tmp_path / "fstab").exists()
+    assert usage(runs[-1]) == {}
     lines = [
         ln for ln in (tmp_path / "exports.d" / "tenantry.exports").read_text().splitlines() if not ln.startswith("#")
     ]
@@ -53,12 +106,130 @@ def test_idempotent_exports(tmp_path: Path) -> None:
     assert f"{tmp_path}/srv/exports/tenants/globex 10.0.16.0/20(rw,sync) 10.0.32.5(rw,sync)" in lines
 
 
+def test_each_tenant_gets_its_own_filesystem_of_size_gb(scratch: Path) -> None:
+    tmp_path = scratch
+    acme, globex = (tmp_path / "srv" / "exports" / "tenants" / t for t in ("acme", "globex"))
+
+    checked = run(tmp_path, EXPORTS, "--check", "--diff")
+    assert checked.rc == 0 and changed(checked), checked.stdout[-3000:]
+    assert snapshot(tmp_path) == [] and mount_of(acme) is None  # check mode: nothing at all
+    planned = next(r for r in checked.results if "actions" in r)["actions"]
+    assert f"create a 1 GB filesystem for acme ({tmp_path}/images/acme.img)" in planned, planned
+
+    runs = [run(tmp_path, EXPORTS, *flags) for flags in ((), ("--check",), ())]
+    assert [r.rc for r in runs] == [0, 0, 0], runs[0].stdout[-3000:]
+    assert [changed(r) for r in runs] == [True, False, False]
+
+    for path, tenant, size in ((acme, "acme", 1), (globex, "globex", 2)):
+        source, fstype = mount_of(path) or ("", "")
+        assert fstype == "ext4" and source.startswith("/dev/loop"), (source, fstype)
+        backing = Path(f"/sys/block/{Path(source).name}/loop/backing_file").read_text().strip()
+        assert backing == f"{tmp_path}/images/{tenant}.img"
+        image = tmp_path / "images" / f"{tenant}.img"
+        assert image.stat().st_size == size * GIB and image.stat().st_blocks * 512 < 64 * 1024**2  # sparse
+        assert f"{image} {path} ext4 loop,nofail,x-tenantry-nfs 0 0" in (tmp_path / "fstab").read_text()
+        assert oct(path.stat().st_mode & 0o777) == "0o770"
+
+    report = usage(runs[-1])
+    assert sorted(report) == ["acme", "globex"] and report["acme"]["size_gb"] == 1, report
+    assert 0.9 * GIB < report["acme"]["size_bytes"] <= GIB and report["acme"]["used_percent"] < 5, report
+    assert 1.9 * GIB < report["globex"]["size_bytes"] <= 2 * GIB, report
+    printed = [r for r in runs[-1].results if isinstance(r.get("msg"), list)]
+    assert any(line.startswith("acme: 1 GB at ") for r in printed for line in r["msg"]), printed
+
+    # The size is enforced: fill acme, then a few MB more fail with ENOSPC; globex is unaffected.
+    too_big = subprocess.run(["fallocate", "-l", str(GIB), str(acme / "too-big")], capture_output=True, text=True)
+    assert too_big.returncode != 0 and "No space left" in too_big.stderr, too_big
+    (acme / "too-big").unlink(missing_ok=True)
+    free = os.statvfs(acme).f_bavail * os.statvfs(acme).f_frsize
+    subprocess.run(["fallocate", "-l", str(free - 4 * 1024**2), str(acme / "fill")], check=True)
+    with pytest.raises(OSError) as full, open(acme / "more", "wb") as handle:
+        for _ in range(8):
+            handle.write(os.urandom(1024**2))
+            handle.flush()
+            os.fsync(handle.fileno())
+    assert full.value.errno == errno.ENOSPC
+    (globex / "vm.vmdk").write_bytes(os.urandom(4 * 1024**2))
+    full_report = usage(run(tmp_path, EXPORTS, "--check"))
+    assert full_report["acme"]["used_percent"] > 99 and full_report["globex"]["used_percent"] < 5, full_report
+
+
+def test_growth_is_online_and_shrinking_refused(scratch: Path) -> None:
+    tmp_path = scratch
+    acme = tmp_path / "srv" / "exports" / "tenants" / "acme"
+    first = run(tmp_path, EXPORTS[:1])
+    assert first.rc == 0, first.stdout[-3000:]
+    device = (mount_of(acme) or ("", ""))[0]
+    with open(acme / "vm.vmdk", "wb") as busy:  # held open across the growth: the filesystem stays mounted
+        busy.write(b"replica")
+        bigger = [{**EXPORTS[0], "size_gb": 3}]
+        planned = run(tmp_path, bigger, "--check")
+        assert planned.rc == 0 and changed(planned) and (tmp_path / "images" / "acme.img").stat().st_size == GIB
+        grown = run(tmp_path, bigger, "--diff")
+        assert grown.rc == 0 and changed(grown), grown.stdout[-3000:]
+        assert (mount_of(acme) or ("", ""))[0] == device  # same mount, same loop device: grown online
+        assert 2.9 * GIB < os.statvfs(acme).f_blocks * os.statvfs(acme).f_frsize <= 3 * GIB
+        assert usage(grown)["acme"]["size_gb"] == 3
+        assert not changed(run(tmp_path, bigger))
+    assert (acme / "vm.vmdk").read_bytes() == b"replica"
+
+    before = snapshot(tmp_path)
+    fstab = (tmp_path / "fstab").read_text()
+    shrunk = run(tmp_path, [{**EXPORTS[0], "size_gb": 2}])
+    assert shrunk.rc != 0
+    message = json.dumps(shrunk.results)
+    assert "nfs_export_list (acme): size_gb 2 is smaller than the tenant's filesystem (3 GB" in message, message
+    assert "nothing was changed" in message
+    assert snapshot(tmp_path) == before and (tmp_path / "fstab").read_text() == fstab
+
+
+def test_a_path_holding_data_is_refused_not_hidden(scratch: Path) -> None:
+    tmp_path = scratch
+    acme = tmp_path / "srv" / "exports" / "tenants" / "acme"
+    acme.mkdir(parents=True)
+    (acme / "old-replica.vmdk").write_bytes(b"data")
+    refused = run(tmp_path, EXPORTS)
+    assert refused.rc != 0
+    message = json.dumps(refused.results)
+    assert f"nfs_export_list (acme): {acme} already holds data but not on the tenant's own filesystem" in message
+    assert "nfs_export_quota: none" in message
+    assert mount_of(acme) is None and not (tmp_path / "images").exists() and not (tmp_path / "fstab").exists()
+    assert not (tmp_path / "srv" / "exports" / "tenants" / "globex").exists()  # every entry checked first
+    assert (acme / "old-replica.vmdk").read_bytes() == b"data"
+
+
+def test_state_absent_unmounts_and_removes_the_tenants_filesystem(scratch: Path) -> None:
+    tmp_path = scratch
+    acme = tmp_path / "srv" / "exports" / "tenants" / "acme"
+    assert run(tmp_path, EXPORTS).rc == 0
+    (acme / "vm.vmdk").write_bytes(b"replica")
+    gone = [{**EXPORTS[0], "state": "absent"}, EXPORTS[1]]
+
+    before = snapshot(tmp_path)
+    checked = run(tmp_path, gone, "--check")
+    assert checked.rc == 0 and changed(checked) and snapshot(tmp_path) == before and mount_of(acme) is not None
+
+    removed = run(tmp_path, gone)
+    assert removed.rc == 0 and changed(removed), removed.stdout[-3000:]
+    assert mount_of(acme) is None and not acme.exists()
+    assert not (tmp_path / "images" / "acme.img").exists() and (tmp_path / "images" / "globex.img").exists()
+    fstab = (tmp_path / "fstab").read_text()
+    assert "acme" not in fstab and "globex.img" in fstab
+    assert "acme" not in (tmp_path / "exports.d" / "tenantry.exports").read_text()
+    assert sorted(usage(removed)) == ["globex"]
+    assert not changed(run(tmp_path, gone))
+
+
 def test_bad_entries_fail_before_any_change(tmp_path: Path) -> None:
     for bad, expected in (
         ([{"tenant": "acme", "path": "exports/acme", "clients": ["10.0.16.0/20"]}], "nfs_export_list[0] (acme)"),
         ([{"tenant": "acme", "path": "/x", "clients": []}], "at least one client"),
         ([EXPORTS[0], {**EXPORTS[0], "tenant": "acme2"}], "a path is exported twice"),
+        ([{**EXPORTS[0], "path": "/exports/tenants/../../etc"}], "without '..'"),
+        ([EXPORTS[1], {**EXPORTS[0], "size_gb": 0}], "nfs_export_list[1] (acme)"),
+        ([{**EXPORTS[0], "size_gb": "lots"}], "size_gb a whole number of GB"),
+        ([{**EXPORTS[0], "state": "gone"}], "state present or absent"),
     ):
-        run = run_playbook(play(tmp_path, bad), "-i", "localhost,", "-c", "local")
-        assert run.rc != 0 and expected in json.dumps(run.results)
-        assert not (tmp_path / "srv").exists() and not (tmp_path / "exports.d").exists()
+        run_ = run(tmp_path, bad)
+        assert run_.rc != 0 and expected in json.dumps(run_.results), (expected, run_.results[-1:])
+        assert snapshot(tmp_path) == [], snapshot(tmp_path)
