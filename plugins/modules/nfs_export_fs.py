@@ -18,8 +18,11 @@ description:
     loop-mounted at the export path, with a line in O(fstab) (marked C(x-tenantry-nfs)) so that it is mounted
     again at boot.
   - A larger O(exports[].size_gb) grows the image and the filesystem online (truncate, C(losetup -c),
-    C(resize2fs)); a smaller one is refused. A path that holds data (or another mount) but not the tenant's own
-    filesystem is refused, so that mounting never hides data. Every entry is checked before anything changes.
+    C(resize2fs)); a smaller one is refused. Where the kernel refuses an online resize (no C(CAP_SYS_RESOURCE),
+    as in an unprivileged container) the filesystem is grown unmounted for a moment, or, when it is busy, the
+    run fails saying so and a later run finishes the growth.
+  - A path that holds data (or another mount) but not the tenant's own filesystem is refused, so that mounting
+    never hides data. Every entry is checked before anything changes.
   - With O(state=absent) the filesystem is unmounted, its fstab line and its image removed (the tenant's data is
     gone) and the empty mount point removed.
   - Returns the usage of each mounted filesystem (statvfs).
@@ -253,9 +256,25 @@ class Filesystems:
                 self.run(["losetup", "-c", device])
         if (fs_bytes(image) or 0) < os.path.getsize(image):
             if device:
-                self.run(["resize2fs", device])
-            else:
-                self.run(["e2fsck", "-f", "-p", image])
+                rc, out, err = self.module.run_command(["resize2fs", device])
+                if rc != 0 and "Permission denied" in err + out:
+                    # No CAP_SYS_RESOURCE (a container): ext4 cannot grow mounted; grow it a moment unmounted.
+                    self.actions.append(f"{tenant}: no online resize here (no CAP_SYS_RESOURCE): grown unmounted")
+                    rc, out, err = self.module.run_command(["umount", path])
+                    if rc != 0:
+                        self.module.fail_json(
+                            msg=f"nfs_export_list ({tenant}): {path} cannot grow online here (resize2fs needs "
+                            f"CAP_SYS_RESOURCE) nor be unmounted to grow: {(err or out).strip()}; its image is "
+                            "already larger, the next run finishes the growth once it can",
+                            actions=self.actions,
+                        )
+                    device = None
+                elif rc != 0:
+                    self.module.fail_json(msg=f"resize2fs {device} failed ({rc}): {(err or out).strip()}")
+            if not device:
+                rc, out, err = self.module.run_command(["e2fsck", "-f", "-p", image])
+                if rc > 1:
+                    self.module.fail_json(msg=f"e2fsck -f -p {image} failed ({rc}): {(err or out).strip()}")
                 self.run(["resize2fs", image])
         if not device:
             os.makedirs(path, exist_ok=True)
