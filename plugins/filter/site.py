@@ -125,11 +125,15 @@ def nfs_exports_of(
     groups: Mapping[str, Sequence[str]],
     extra_clients: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """One export per tenant, to its targets' management IPs and the production hosts."""
+    """One export per tenant, to its targets' management IPs and the production hosts, of the tenant file's
+    nfs.size_gb (the nfs_export role gives it a filesystem of that size)."""
     exports: dict[str, dict[str, Any]] = {}
     for t in _targets(hostvars, groups, tenants):
         spec = t["tenantry_tenant_spec"]
-        entry = exports.setdefault(spec["name"], {"tenant": spec["name"], "path": spec["nfs"]["path"], "clients": []})
+        entry = exports.setdefault(
+            spec["name"],
+            {"tenant": spec["name"], "path": spec["nfs"]["path"], "clients": [], "size_gb": spec["nfs"]["size_gb"]},
+        )
         if t.get("tenantry_target_mgmt_ip"):
             entry["clients"].append(t["tenantry_target_mgmt_ip"])
     for entry in exports.values():

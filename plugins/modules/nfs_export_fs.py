@@ -23,8 +23,8 @@ description:
     run fails saying so and a later run finishes the growth.
   - A path that holds data (or another mount) but not the tenant's own filesystem is refused, so that mounting
     never hides data. Every entry is checked before anything changes.
-  - With O(state=absent) the filesystem is unmounted, its fstab line and its image removed (the tenant's data is
-    gone) and the empty mount point removed.
+  - With O(state=absent) the filesystem is unmounted, its fstab line and the empty mount point removed; the image
+    (the tenant's data) is kept for the MSP to decide, or removed with O(image=remove).
   - Returns the usage of each mounted filesystem (statvfs).
 author:
   - tenantry maintainers (@tenantry)
@@ -47,10 +47,17 @@ options:
         description: Size of the filesystem in GB (GiB, 1024^3 bytes), at least 1. Required with O(state=present).
         type: int
   state:
-    description: The filesystems present (created, grown, mounted) or absent (unmounted, image removed).
+    description: The filesystems present (created, grown, mounted) or absent (unmounted, out of O(fstab)).
     type: str
     choices: [present, absent]
     default: present
+  image:
+    description:
+      - With O(state=absent), V(keep) the image file (unmounted, the data stays for the MSP to decide; a later
+        O(state=present) mounts it again) or V(remove) it (the tenant's data is gone).
+    type: str
+    choices: [keep, remove]
+    default: keep
   image_dir:
     description: Folder of the image files (created 0700).
     type: path
@@ -77,6 +84,7 @@ EXAMPLES = r"""
   tenantry.msp.nfs_export_fs:
     exports: [{tenant: acme, path: /exports/tenants/acme}]
     state: absent
+    image: remove
     image_dir: /srv/tenantry/nfs-images
 """
 
@@ -327,7 +335,8 @@ class Filesystems:
         device = self.ours(path, image) if os.path.exists(image) else None
         if device:
             steps.append(f"unmount {tenant}'s filesystem from {path}")
-        if os.path.exists(image):
+        purge = self.params["image"] == "remove" and os.path.exists(image)
+        if purge:
             steps.append(f"remove {tenant}'s image {image} and its data")
         if device or (os.path.isdir(path) and not os.path.ismount(path) and not os.listdir(path)):
             steps.append(f"remove the empty mount point {path}")
@@ -335,7 +344,7 @@ class Filesystems:
             return steps
         if device:
             self.run(["umount", path])
-        if os.path.exists(image):
+        if purge:
             os.remove(image)
         if os.path.isdir(path) and not os.path.ismount(path) and not os.listdir(path):
             os.rmdir(path)
@@ -356,6 +365,7 @@ def main() -> None:
                 },
             },
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "image": {"type": "str", "choices": ["keep", "remove"], "default": "keep"},
             "image_dir": {"type": "path", "required": True},
             "fstab": {"type": "path", "default": "/etc/fstab"},
         },
@@ -391,7 +401,12 @@ def main() -> None:
         fs.mounts = mounts()
         fstab_changed = fs.fstab({}, {e["path"] for e in exports})
         result_usage = {}
-        after = "".join(f"{e['tenant']}: no filesystem\n" for e in exports)
+        after = "".join(
+            f"{e['tenant']}: no filesystem\n"
+            if module.params["image"] == "remove" or not os.path.exists(fs.image(e["tenant"]))
+            else f"{e['tenant']}: image {fs.image(e['tenant'])} kept, not mounted\n"
+            for e in exports
+        )
     if fstab_changed:
         fs.actions.append(f"update {module.params['fstab']}")
     diff = [{"before_header": "filesystems", "after_header": "filesystems", "before": before, "after": after}]

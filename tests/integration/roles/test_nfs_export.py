@@ -205,26 +205,38 @@ def test_a_path_holding_data_is_refused_not_hidden(scratch: Path) -> None:
     assert (acme / "old-replica.vmdk").read_bytes() == b"data"
 
 
-def test_state_absent_unmounts_and_removes_the_tenants_filesystem(scratch: Path) -> None:
+def test_state_absent_unmounts_and_keeps_or_removes_the_image(scratch: Path) -> None:
     tmp_path = scratch
     acme = tmp_path / "srv" / "exports" / "tenants" / "acme"
+    image = tmp_path / "images" / "acme.img"
     assert run(tmp_path, EXPORTS).rc == 0
     (acme / "vm.vmdk").write_bytes(b"replica")
     gone = [{**EXPORTS[0], "state": "absent"}, EXPORTS[1]]
 
     before = snapshot(tmp_path)
-    checked = run(tmp_path, gone, "--check")
+    checked = run(tmp_path, gone, "--check", "--diff")
     assert checked.rc == 0 and changed(checked) and snapshot(tmp_path) == before and mount_of(acme) is not None
 
+    # By default the image stays (unmounted, unexported, out of fstab) for the MSP to decide.
     removed = run(tmp_path, gone)
     assert removed.rc == 0 and changed(removed), removed.stdout[-3000:]
-    assert mount_of(acme) is None and not acme.exists()
-    assert not (tmp_path / "images" / "acme.img").exists() and (tmp_path / "images" / "globex.img").exists()
+    assert mount_of(acme) is None and not acme.exists() and image.exists()
     fstab = (tmp_path / "fstab").read_text()
     assert "acme" not in fstab and "globex.img" in fstab
     assert "acme" not in (tmp_path / "exports.d" / "tenantry.exports").read_text()
     assert sorted(usage(removed)) == ["globex"]
     assert not changed(run(tmp_path, gone))
+
+    # The same tenant onboarded again gets its filesystem and data back.
+    again = run(tmp_path, EXPORTS)
+    assert again.rc == 0 and mount_of(acme) is not None and (acme / "vm.vmdk").read_bytes() == b"replica"
+
+    # nfs_export_absent_image remove: nothing of the tenant is left.
+    purged = run(tmp_path, gone, nfs_export_absent_image="remove")
+    assert purged.rc == 0 and changed(purged), purged.stdout[-3000:]
+    assert mount_of(acme) is None and not acme.exists() and not image.exists()
+    assert (tmp_path / "images" / "globex.img").exists() and mount_of(tmp_path / "srv/exports/tenants/globex")
+    assert not changed(run(tmp_path, gone, nfs_export_absent_image="remove"))
 
 
 def test_bad_entries_fail_before_any_change(tmp_path: Path) -> None:

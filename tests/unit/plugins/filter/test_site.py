@@ -130,4 +130,5 @@ def test_nfs_exports(inventory: Any) -> None:
         "tenant": "acme",
         "path": "/exports/tenants/acme",
         "clients": ["10.0.22.65", "10.0.22.66", "10.0.0.0/24"],
+        "size_gb": 2048,
     }
