@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
@@ -228,16 +229,46 @@ def cmd_down(args: argparse.Namespace) -> int:
             _stop(path)
         _stop(_vcenter_state(state_dir))
         network.LabNet(state_dir / "net", args.instance.prefix).down()
-        for leftover in _RUN_STATE:
+        busy = _unmount_under(state_dir / "exports")
+        removed = [name for name in _RUN_STATE if not (name == "exports" and busy)]
+        for leftover in removed:
             shutil.rmtree(state_dir / leftover, ignore_errors=True)
         archived = _archive_failover(state_dir)
-    print(f"lab instance {args.instance.name}: stopped; removed {', '.join(_RUN_STATE)} from {state_dir}")
+    print(f"lab instance {args.instance.name}: stopped; removed {', '.join(removed)} from {state_dir}")
+    if busy:
+        print(
+            f"kept {state_dir / 'exports'}: could not unmount {', '.join(busy)} (in use?); run `make lab-down` "
+            "again once it is free"
+        )
     kept = [name for name in ("tls", "logs", "secrets", "console", "previous") if (state_dir / name).exists()]
     print(f"kept in {state_dir}: {', '.join(kept) or 'nothing'} (the lab CA, logs, the tenants' account "
           "passwords and console logins, failover reports of earlier labs); `make clean` removes .lab")  # fmt: skip
     if archived:
         print(f"failover reports and journals of this lab moved to {archived} (the next lab's summary ignores them)")
     return 0
+
+
+def _unmount_under(root: Path) -> list[str]:
+    """Unmount the tenants' NFS filesystems (loop-mounted images, the nfs_export role) below root, deepest
+    first, and detach their loop devices; returns the mount points still mounted (never rmtree into those)."""
+    prefix = str(root.resolve())
+
+    def mounted() -> list[str]:
+        points = []
+        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+            for line in handle:
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+                if point == prefix or point.startswith(prefix + "/"):
+                    points.append(point)
+        return sorted(set(points), key=len, reverse=True)
+
+    for point in mounted():
+        subprocess.run(["umount", point], check=False, capture_output=True)
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        with contextlib.suppress(OSError):
+            if backing.read_text().strip().startswith(prefix + "/"):
+                subprocess.run(["losetup", "-d", f"/dev/{backing.parts[3]}"], check=False, capture_output=True)
+    return mounted()
 
 
 def _archive_failover(state_dir: Path) -> Path | None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import unmount_under
 
 from tenantry.lab.cli import main
 from tenantry.lab.simulator import is_simulator
@@ -64,3 +65,26 @@ def test_module_entry_point_reports_errors_cleanly(tmp_path: Path) -> None:
     )
     assert run.returncode == 1
     assert run.stderr.startswith("error: invalid ESX name")
+
+
+def test_down_unmounts_the_tenant_filesystems_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The nfs_export role loop-mounts each lab tenant's image under exports/: down unmounts them before it
+    removes exports/, and keeps exports/ (never deleting into a mounted filesystem) when one is busy."""
+    state = tmp_path / "state"
+    image, point = state / "exports" / "images" / "acme.img", state / "exports" / "exports" / "tenants" / "acme"
+    image.parent.mkdir(parents=True)
+    point.mkdir(parents=True)
+    image.write_bytes(b"")
+    try:
+        subprocess.run(["truncate", "-s", "64M", str(image)], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(image), str(point)], check=True)
+        with open(point / "vm.vmdk", "w"):  # busy
+            out = lab(state, "down", capsys=capsys)
+            assert f"could not unmount {point}" in out and (point / "vm.vmdk").exists()
+            assert "removed run, nfs, esx, net, credentials from" in out
+        out = lab(state, "down", capsys=capsys)
+        assert "removed run, nfs, esx, net, exports, credentials" in out and not (state / "exports").exists()
+        assert str(point) not in Path("/proc/self/mountinfo").read_text()
+    finally:
+        unmount_under(tmp_path)
