@@ -4,14 +4,16 @@ when it is gone.  The DHCP server is this machine (check mode: its configuration
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import failoverlab as fl
 import pytest
 from pyVmomi import vim
-from support import REPO, run_playbook
+from support import REPO, run_playbook, unmount_under
 
 sys.path.insert(0, str(REPO / "tests" / "integration" / "services"))
 from services_harness import DirectorProc
@@ -186,20 +188,33 @@ def test_audit_finds_drift_posts_it_and_clears_it(lab_tenant: Any, tmp_path: Pat
 
 
 def nfs_server(tmp_path: Path) -> dict[str, Any]:
-    """This machine as the NFS server, into a scratch root (no NFS server runs here: no install, no exportfs)."""
+    """This machine as the NFS server, into a scratch root (no NFS server runs here: no install, no exportfs);
+    each tenant's export is a real loop-mounted filesystem of its size_gb (the test unmounts it)."""
     return {
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "nfs_export_root": str(tmp_path / "srv"),
         "nfs_export_file": str(tmp_path / "exports.d" / "tenantry.exports"),
+        "nfs_export_image_dir": str(tmp_path / "images"),
+        "nfs_export_fstab": str(tmp_path / "fstab"),
         "nfs_export_install": False,
         "nfs_export_reload": False,
     }
 
 
-def test_audit_checks_stamped_targets_and_exports(lab_tenant: Any, tmp_path: Path) -> None:
-    """A target stamped by onboard_tenant.yml audits clean; drift on its nested host, on the provider vCenter and
-    in the exports file becomes findings and alarms; onboard_tenant.yml (what the messages say) clears them."""
+@pytest.fixture
+def unmounted(tmp_path: Path) -> Iterator[Path]:
+    try:
+        yield tmp_path
+    finally:
+        unmount_under(tmp_path)
+
+
+def test_audit_checks_stamped_targets_and_exports(lab_tenant: Any, unmounted: Path) -> None:
+    """A target stamped by onboard_tenant.yml audits clean; drift on its nested host, on the provider vCenter,
+    in the exports file and on the tenant's NFS filesystem (nearly full) becomes findings and alarms;
+    onboard_tenant.yml (what the messages say) and freeing space clear them."""
+    tmp_path = unmounted
     t = lab_tenant("ads", vms=0, build=False)
     inventory = fl.write_inventory(tmp_path / "inventory", t.vcenter, [(t.data, t.target)])
     (inventory / "group_vars" / "nested_targets.yml").write_text(
@@ -214,6 +229,8 @@ def test_audit_checks_stamped_targets_and_exports(lab_tenant: Any, tmp_path: Pat
     assert stamped.rc == 0, stamped.stdout[-3000:] + stamped.stderr[-2000:]
     exports = tmp_path / "exports.d" / "tenantry.exports"
     assert f"{tmp_path}/srv/exports/tenants/{t.name} " in exports.read_text()
+    export_path = f"{tmp_path}/srv/exports/tenants/{t.name}"
+    assert f"{tmp_path}/images/{t.name}.img {export_path} ext4" in (tmp_path / "fstab").read_text()
 
     (tmp_path / "director").mkdir()
     director = DirectorProc(tmp_path / "director").start()
@@ -237,10 +254,17 @@ def test_audit_checks_stamped_targets_and_exports(lab_tenant: Any, tmp_path: Pat
         vm = fl.vms_of(t.vc_si)[target]
         fl.wait(t.vc_si, [vm.PowerOffVM_Task()])
         exports.write_text(exports.read_text().replace("(rw,", "(insecure,rw,") + "/srv/stray *(rw)\n")
+        # ... and the tenant's NFS filesystem (its size_gb, 1024 GB sparse) filled over 90 % (allocated, not written).
+        subprocess.run(["fallocate", "-l", str(950 * 1024**3), f"{export_path}/fill"], check=True)
 
         drift = audit(inventory, tmp_path, director)
         found = {(f["check"], f["subject"]): f for f in drift["findings"]}
-        assert sorted(c for c, s in found if s in (target, "lab-nfs")) == ["nested_host", "nested_target", "nfs_export"]
+        assert sorted(c for c, s in found if s.startswith((target, "lab-nfs"))) == [
+            "nested_host",
+            "nested_target",
+            "nfs_export",
+            "nfs_export",
+        ]
         host_msg = found[("nested_host", target)]["message"]
         assert found[("nested_host", target)]["tenant"] == t.name
         assert "nfs: missing" in host_msg and "services: TSM-SSH" in host_msg, host_msg
@@ -248,20 +272,29 @@ def test_audit_checks_stamped_targets_and_exports(lab_tenant: Any, tmp_path: Pat
         assert "power_state: poweredoff -> poweredon" in found[("nested_target", target)]["message"], found
         nfs_msg = found[("nfs_export", "lab-nfs")]["message"]
         assert "1 export line(s) to restore" in nfs_msg and "/srv/stray *(rw)" in nfs_msg, nfs_msg
+        full = found[("nfs_export", f"lab-nfs:/exports/tenants/{t.name}")]
+        assert full["key"] == f"nfs-full:lab-nfs:{t.name}" and full["tenant"] == t.name, full
+        assert f"of tenant {t.name} on lab-nfs is 9" in full["message"] and "raise nfs.size_gb" in full["message"]
         alarms = {a["key"]: a for a in director.api("GET", "/api/v1/alarms") if a["kind"] == "drift"}
-        for key in (f"drift:nested-host:{target}", f"drift:nested-target:{target}", "drift:nfs-export:lab-nfs"):
+        for key in (
+            f"drift:nested-host:{target}",
+            f"drift:nested-target:{target}",
+            "drift:nfs-export:lab-nfs",
+            f"drift:nfs-full:lab-nfs:{t.name}",
+        ):
             assert key in alarms, sorted(alarms)
         assert alarms[f"drift:nested-host:{target}"]["tenant"] == t.name
         assert "Audit-Tenant-Secret-1" not in json.dumps(drift) + json.dumps(alarms)
 
         # Repaired by what the findings say to run: the alarms clear.
+        Path(f"{export_path}/fill").unlink()
         fixed = run_playbook(Path(onboard[0]), *onboard[1:])
         assert fixed.rc == 0, fixed.stdout[-3000:] + fixed.stderr[-2000:]
         repaired = audit(inventory, tmp_path, director)
         assert [f for f in repaired["findings"] if f["tenant"] == t.name] == [], repaired["findings"]
         assert not any(f["check"] == "nfs_export" for f in repaired["findings"]), repaired["findings"]
         open_drift = {a["key"] for a in director.api("GET", "/api/v1/alarms") if a["kind"] == "drift"}
-        assert not {k for k in open_drift if target in k or "nfs-export" in k}, open_drift
+        assert not {k for k in open_drift if target in k or "nfs-" in k}, open_drift
 
         # What cannot be checked (here: the role refuses its input) is a finding, not a silent pass.
         unchecked = audit(inventory, tmp_path, director, "-e", "nested_esxi_target_account_password=")
