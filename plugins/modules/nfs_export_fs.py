@@ -14,9 +14,9 @@ description:
   - Used by the C(tenantry.msp.nfs_export) role (with C(nfs_export_quota=filesystem)); runs on the NFS server,
     as root.
   - One sparse image file per tenant, C(<image_dir>/<tenant>.img), formatted ext4 (C(-T largefile), no reserved
-    blocks, lazy inode table and journal initialisation: a 2 TB image takes about 30 MB until written) and
-    loop-mounted at the export path, with a line in O(fstab) (marked C(x-tenantry-nfs)) so that it is mounted
-    again at boot.
+    blocks, lazy inode table and journal initialisation; a 2 TB image takes about 30 MB until written) and
+    loop-mounted at the export path, with a line in O(fstab) (marked C(x-tenantry-nfs), C(nofail), mounted
+    before C(nfs-server.service)) so that it is mounted again at boot.
   - A larger O(exports[].size_gb) grows the image and the filesystem online (truncate, C(losetup -c),
     C(resize2fs)); a smaller one is refused. Where the kernel refuses an online resize (no C(CAP_SYS_RESOURCE),
     as in an unprivileged container) the filesystem is grown unmounted for a moment, or, when it is busy, the
@@ -113,6 +113,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 GIB = 1024**3
 MARKER = "x-tenantry-nfs"
+# nofail: a broken image does not stop the boot (the export's mp option keeps an unmounted path unexported).
+FSTAB_OPTIONS = f"loop,nofail,x-systemd.before=nfs-server.service,{MARKER}"
 MKFS = ["mkfs.ext4", "-q", "-F", "-m", "0", "-T", "largefile", "-E", "lazy_itable_init=1,lazy_journal_init=1"]
 
 
@@ -129,7 +131,7 @@ def mounts() -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     with open("/proc/self/mountinfo", encoding="utf-8") as handle:
         for line in handle:
-            left, _, right = line.partition(" - ")
+            left, right = line.split(" - ", 1)
             fields, rest = left.split(), right.split()
             found[_unescape(fields[4])] = (_unescape(rest[1]), rest[0])
     return found
@@ -298,7 +300,7 @@ class Filesystems:
         except FileNotFoundError:
             lines = []
         wanted = {
-            path: f"{_escape(image)} {_escape(path)} ext4 loop,nofail,{MARKER} 0 0" for path, image in present.items()
+            path: f"{_escape(image)} {_escape(path)} ext4 {FSTAB_OPTIONS} 0 0" for path, image in present.items()
         }
         kept: list[str] = []
         for line in lines:

@@ -130,8 +130,13 @@ def test_each_tenant_gets_its_own_filesystem_of_size_gb(scratch: Path) -> None:
         assert backing == f"{tmp_path}/images/{tenant}.img"
         image = tmp_path / "images" / f"{tenant}.img"
         assert image.stat().st_size == size * GIB and image.stat().st_blocks * 512 < 64 * 1024**2  # sparse
-        assert f"{image} {path} ext4 loop,nofail,x-tenantry-nfs 0 0" in (tmp_path / "fstab").read_text()
+        options = "loop,nofail,x-systemd.before=nfs-server.service,x-tenantry-nfs"
+        assert f"{image} {path} ext4 {options} 0 0" in (tmp_path / "fstab").read_text()
         assert oct(path.stat().st_mode & 0o777) == "0o770"
+
+    exported = (tmp_path / "exports.d" / "tenantry.exports").read_text().splitlines()
+    assert f"{acme} 10.0.16.0/20(rw,sync,no_subtree_check,no_root_squash,mp)" in exported, exported  # only mounted
+    assert f"{globex} 10.0.16.0/20(rw,sync,mp) 10.0.32.5(rw,sync,mp)" in exported, exported
 
     report = usage(runs[-1])
     assert sorted(report) == ["acme", "globex"] and report["acme"]["size_gb"] == 1, report
