@@ -299,9 +299,7 @@ class Filesystems:
                 lines = handle.read().splitlines()
         except FileNotFoundError:
             lines = []
-        wanted = {
-            path: f"{_escape(image)} {_escape(path)} ext4 {FSTAB_OPTIONS} 0 0" for path, image in present.items()
-        }
+        wanted = {path: f"{_escape(image)} {_escape(path)} ext4 {FSTAB_OPTIONS} 0 0" for path, image in present.items()}
         kept: list[str] = []
         for line in lines:
             fields = line.split()
