@@ -313,7 +313,7 @@ class Filesystems:
         kept.extend(wanted[path] for path in sorted(wanted))
         if kept == lines:
             return False
-        self.fstab_diff = {"before": "\n".join(lines) + "\n", "after": "\n".join(kept) + "\n"}
+        self.fstab_diff = {"before": "".join(f"{ln}\n" for ln in lines), "after": "".join(f"{ln}\n" for ln in kept)}
         if not self.module.check_mode:
             os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
             temp = f"{name}.tenantry-new"
