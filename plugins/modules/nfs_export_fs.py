@@ -339,7 +339,7 @@ class Filesystems:
         if purge:
             steps.append(f"remove {tenant}'s image {image} and its data")
         if device or (os.path.isdir(path) and not os.path.ismount(path) and not os.listdir(path)):
-            steps.append(f"remove the empty mount point {path}")
+            steps.append(f"remove the mount point {path} once empty")
         if self.module.check_mode:
             return steps
         if device:
@@ -380,6 +380,17 @@ def main() -> None:
                     msg=f"nfs_export_list ({entry['tenant']}): size_gb must be a whole number of GB, at least 1, "
                     f"got {entry['size_gb']!r}; nothing was changed"
                 )
+    names = [e["tenant"] for e in exports]
+    for entry in exports:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", entry["tenant"]):
+            module.fail_json(
+                msg=f"nfs_export_list ({entry['tenant']}): tenant must be letters, digits, '.', '_' or '-' (it names "
+                "the image file); nothing was changed"
+            )
+        if names.count(entry["tenant"]) > 1:
+            module.fail_json(
+                msg=f"nfs_export_list ({entry['tenant']}): the tenant is listed twice; nothing was changed"
+            )
     before = "".join(fs.describe(e) + "\n" for e in exports)
     if module.params["state"] == "present":
         plans = {e["tenant"]: fs.plan(e) for e in exports}  # every entry checked before anything changes

@@ -249,6 +249,8 @@ def test_bad_entries_fail_before_any_change(tmp_path: Path) -> None:
         ([{"tenant": "acme", "path": "exports/acme", "clients": ["10.0.16.0/20"]}], "nfs_export_list[0] (acme)"),
         ([{"tenant": "acme", "path": "/x", "clients": []}], "at least one client"),
         ([EXPORTS[0], {**EXPORTS[0], "tenant": "acme2"}], "a path is exported twice"),
+        ([EXPORTS[0], {**EXPORTS[1], "tenant": "acme"}], "a tenant is listed twice"),
+        ([{**EXPORTS[0], "tenant": "../acme"}], "nfs_export_list[0] (../acme): needs tenant (letters"),
         ([{**EXPORTS[0], "path": "/exports/tenants/../../etc"}], "without '..'"),
         ([EXPORTS[1], {**EXPORTS[0], "size_gb": 0}], "nfs_export_list[1] (acme)"),
         ([{**EXPORTS[0], "size_gb": "lots"}], "size_gb a whole number of GB"),
