@@ -123,5 +123,7 @@ test: setup
 molecule: setup
 	lab/containers/molecule.sh
 
+# --one-file-system: never into a lab tenant's NFS filesystem still mounted (another instance kept up:
+# make lab-down LAB_INSTANCE=NAME first).
 clean: lab-down
-	rm -rf .lab .collections .mypy_cache .ruff_cache .pytest_cache tests/output
+	rm -rf --one-file-system .lab .collections .mypy_cache .ruff_cache .pytest_cache tests/output
