@@ -107,6 +107,7 @@ usage:
 import os
 import re
 import subprocess
+import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -144,6 +145,16 @@ def backing_file(device: str) -> str | None:
             return handle.read().strip()
     except OSError:
         return None
+
+
+def loops_of(image: str) -> list[str]:
+    """The loop devices backed by image."""
+    target = os.path.realpath(image)
+    found = []
+    for name in sorted(os.listdir("/sys/block")):
+        if name.startswith("loop") and backing_file(f"/dev/{name}") == target:
+            found.append(f"/dev/{name}")
+    return found
 
 
 def fs_bytes(image: str) -> int | None:
@@ -279,9 +290,11 @@ class Filesystems:
                             actions=self.actions,
                         )
                     device = None
+                    self.released(tenant, path, image)
                 elif rc != 0:
                     self.module.fail_json(msg=f"resize2fs {device} failed ({rc}): {(err or out).strip()}")
             if not device:
+                self.released(tenant, path, image)
                 rc, out, err = self.module.run_command(["e2fsck", "-f", "-p", image])
                 if rc > 1:
                     self.module.fail_json(msg=f"e2fsck -f -p {image} failed ({rc}): {(err or out).strip()}")
@@ -289,6 +302,24 @@ class Filesystems:
         if not device:
             os.makedirs(path, exist_ok=True)
             self.run(["mount", "-t", "ext4", "-o", "loop", image, path])
+
+    def released(self, tenant: str, path: str, image: str) -> None:
+        """Before an offline check and resize: no loop device may still hold the image. One does when the
+        filesystem is still mounted in another mount namespace (a process started while it was mounted, e.g.
+        by ip netns exec, on a host whose / is not a shared mount); then nothing is touched, it is mounted back."""
+        for _ in range(50):
+            if not loops_of(image):
+                return
+            time.sleep(0.1)
+        if not os.path.ismount(path):
+            self.run(["mount", "-t", "ext4", "-o", "loop", image, path])
+        self.module.fail_json(
+            msg=f"nfs_export_list ({tenant}): its filesystem cannot grow online here (resize2fs needs "
+            f"CAP_SYS_RESOURCE) and is still in use by {', '.join(loops_of(image))} (mounted in another mount "
+            f"namespace) so it cannot grow unmounted either; it stays mounted at {path} at its old size, its image "
+            "is already larger: a later run finishes the growth once the other namespace has let it go",
+            actions=self.actions,
+        )
 
     # -- fstab --------------------------------------------------------------------------------------
     def fstab(self, present: dict[str, str], absent: set[str]) -> bool:

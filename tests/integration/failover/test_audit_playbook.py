@@ -254,14 +254,18 @@ def test_audit_checks_stamped_targets_and_exports(lab_tenant: Any, unmounted: Pa
         vm = fl.vms_of(t.vc_si)[target]
         fl.wait(t.vc_si, [vm.PowerOffVM_Task()])
         exports.write_text(exports.read_text().replace("(rw,", "(insecure,rw,") + "/srv/stray *(rw)\n")
-        # ... and the tenant's NFS filesystem (its size_gb, 1024 GB sparse) filled over 90 % (allocated, not written).
+        # ... and the tenant's NFS filesystem (its size_gb, 1024 GB sparse) filled over 90 % (allocated, not written),
+        # while its tenant file now asks for 1100 GB.
         subprocess.run(["fallocate", "-l", str(950 * 1024**3), f"{export_path}/fill"], check=True)
+        tenant_file = inventory / "tenants" / f"{t.name}.yml"
+        tenant_file.write_text(json.dumps({**t.data, "nfs": {**t.data["nfs"], "size_gb": 1100}}))
 
         drift = audit(inventory, tmp_path, director)
         found = {(f["check"], f["subject"]): f for f in drift["findings"]}
-        assert sorted(c for c, s in found if s.startswith((target, "lab-nfs"))) == [
+        assert sorted(f["check"] for f in drift["findings"] if f["subject"].startswith((target, "lab-nfs"))) == [
             "nested_host",
             "nested_target",
+            "nfs_export",
             "nfs_export",
             "nfs_export",
         ]
@@ -272,22 +276,28 @@ def test_audit_checks_stamped_targets_and_exports(lab_tenant: Any, unmounted: Pa
         assert "power_state: poweredoff -> poweredon" in found[("nested_target", target)]["message"], found
         nfs_msg = found[("nfs_export", "lab-nfs")]["message"]
         assert "1 export line(s) to restore" in nfs_msg and "/srv/stray *(rw)" in nfs_msg, nfs_msg
-        full = found[("nfs_export", f"lab-nfs:/exports/tenants/{t.name}")]
-        assert full["key"] == f"nfs-full:lab-nfs:{t.name}" and full["tenant"] == t.name, full
+        tenant_findings = {f["key"]: f for f in drift["findings"] if f["subject"].startswith("lab-nfs:")}
+        full = tenant_findings[f"nfs-full:lab-nfs:{t.name}"]
+        assert full["tenant"] == t.name and full["subject"] == f"lab-nfs:/exports/tenants/{t.name}", full
         assert f"of tenant {t.name} on lab-nfs is 9" in full["message"] and "raise nfs.size_gb" in full["message"]
+        size = tenant_findings[f"nfs-size:lab-nfs:{t.name}"]["message"]
+        assert "is 1024 GB, its tenant file says 1100 (nfs.size_gb); run playbooks/onboard_tenant.yml" in size, size
         alarms = {a["key"]: a for a in director.api("GET", "/api/v1/alarms") if a["kind"] == "drift"}
         for key in (
             f"drift:nested-host:{target}",
             f"drift:nested-target:{target}",
             "drift:nfs-export:lab-nfs",
             f"drift:nfs-full:lab-nfs:{t.name}",
+            f"drift:nfs-size:lab-nfs:{t.name}",
         ):
             assert key in alarms, sorted(alarms)
         assert alarms[f"drift:nested-host:{target}"]["tenant"] == t.name
         assert "Audit-Tenant-Secret-1" not in json.dumps(drift) + json.dumps(alarms)
 
-        # Repaired by what the findings say to run: the alarms clear.
+        # Repaired by what the findings say to run, space freed and the tenant file's size back (growth is proven
+        # in tests/integration/roles/test_nfs_export.py): the alarms clear.
         Path(f"{export_path}/fill").unlink()
+        tenant_file.write_text(json.dumps(t.data))
         fixed = run_playbook(Path(onboard[0]), *onboard[1:])
         assert fixed.rc == 0, fixed.stdout[-3000:] + fixed.stderr[-2000:]
         repaired = audit(inventory, tmp_path, director)

@@ -185,12 +185,33 @@ def test_growth_is_online_and_shrinking_refused(scratch: Path) -> None:
     assert not changed(run(tmp_path, bigger))
     assert (acme / "vm.vmdk").read_bytes() == b"replica"
 
+    if not ONLINE_RESIZE:
+        # Grown unmounted only when nothing else holds it: a process in another mount namespace (here one made
+        # by unshare, as ip netns exec does) keeps its own copy of the mount; the run refuses, puts it back.
+        holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "300"])
+        try:
+            held = run(tmp_path, [{**EXPORTS[0], "size_gb": 4}])
+            assert held.rc != 0
+            message = json.dumps(held.results)
+            assert "nfs_export_list (acme): its filesystem cannot grow online here" in message, message
+            assert "mounted in another mount namespace" in message and mount_of(acme) is not None
+            assert (acme / "vm.vmdk").read_bytes() == b"replica"
+            assert os.statvfs(acme).f_blocks * os.statvfs(acme).f_frsize <= 3 * GIB
+        finally:
+            holder.kill()
+            holder.wait()
+        finished = run(tmp_path, [{**EXPORTS[0], "size_gb": 4}])
+        assert finished.rc == 0, finished.stdout[-3000:]
+        assert 3.9 * GIB < os.statvfs(acme).f_blocks * os.statvfs(acme).f_frsize <= 4 * GIB
+        assert (acme / "vm.vmdk").read_bytes() == b"replica"
+
+    size = 4 if not ONLINE_RESIZE else 3
     before = snapshot(tmp_path)
     fstab = (tmp_path / "fstab").read_text()
     shrunk = run(tmp_path, [{**EXPORTS[0], "size_gb": 2}])
     assert shrunk.rc != 0
     message = json.dumps(shrunk.results)
-    assert "nfs_export_list (acme): size_gb 2 is smaller than the tenant's filesystem (3 GB" in message, message
+    assert f"nfs_export_list (acme): size_gb 2 is smaller than the tenant's filesystem ({size} GB" in message, message
     assert "nothing was changed" in message
     assert snapshot(tmp_path) == before and (tmp_path / "fstab").read_text() == fstab
 
