@@ -307,7 +307,8 @@ class Filesystems:
         """Before an offline check and resize: no loop device may still hold the image. One does when the
         filesystem is still mounted in another mount namespace (a process started while it was mounted, e.g.
         by ip netns exec, on a host whose / is not a shared mount); then nothing is touched, it is mounted back."""
-        for _ in range(50):
+        deadline = time.monotonic() + 5  # the loop device is freed (autoclear) just after the unmount
+        while time.monotonic() < deadline:
             if not loops_of(image):
                 return
             time.sleep(0.1)
