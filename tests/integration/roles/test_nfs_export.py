@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,19 @@ def play(tmp_path: Path, exports: list[dict[str, Any]], **extra: Any) -> Path:
 
 def run(tmp_path: Path, exports: list[dict[str, Any]], *flags: str, **extra: Any) -> Any:
     return run_playbook(play(tmp_path, exports, **extra), "-i", "localhost,", "-c", "local", *flags)
+
+
+def grow(tmp_path: Path, exports: list[dict[str, Any]], *flags: str) -> Any:
+    """Run a growth. Without CAP_SYS_RESOURCE it happens unmounted, and is refused (safely, the filesystem put
+    back) while a process of another mount namespace still holds a copy of the mount: on this shared machine
+    other sessions' labs start such processes (ip netns exec) at any time. Retry for a minute, as an operator
+    would; the refusal itself is asserted in the test with a holder of its own."""
+    for _ in range(12):
+        result = run(tmp_path, exports, *flags)
+        if result.rc == 0 or "mounted in another mount namespace" not in json.dumps(result.results):
+            return result
+        time.sleep(5)
+    return result
 
 
 def changed(run: Any) -> bool:
@@ -172,10 +186,10 @@ def test_growth_is_online_and_shrinking_refused(scratch: Path) -> None:
     bigger = [{**EXPORTS[0], "size_gb": 3}]
     planned = run(tmp_path, bigger, "--check")
     assert planned.rc == 0 and changed(planned) and (tmp_path / "images" / "acme.img").stat().st_size == GIB
-    grown = run(tmp_path, bigger, "--diff")
+    grown = grow(tmp_path, bigger, "--diff")
     assert grown.rc == 0 and changed(grown), grown.stdout[-3000:]
     actions = next(r for r in grown.results if "actions" in r)["actions"]
-    assert "grow acme from 1 to 3 GB" in actions, actions
+    assert {"grow acme from 1 to 3 GB", "grow acme's filesystem to its image (3 GB)"} & set(actions), actions
     if ONLINE_RESIZE:  # ext4 grows mounted only with CAP_SYS_RESOURCE (this machine's sandbox may lack it)
         assert (mount_of(acme) or ("", ""))[0] == device and not any("grown unmounted" in a for a in actions)
     else:
@@ -200,7 +214,7 @@ def test_growth_is_online_and_shrinking_refused(scratch: Path) -> None:
         finally:
             holder.kill()
             holder.wait()
-        finished = run(tmp_path, [{**EXPORTS[0], "size_gb": 4}])
+        finished = grow(tmp_path, [{**EXPORTS[0], "size_gb": 4}])
         assert finished.rc == 0, finished.stdout[-3000:]
         assert 3.9 * GIB < os.statvfs(acme).f_blocks * os.statvfs(acme).f_frsize <= 4 * GIB
         assert (acme / "vm.vmdk").read_bytes() == b"replica"
