@@ -15,6 +15,9 @@ WHEEL := .lab/wheels/ansible-$(ANSIBLE_VERSION)-py3-none-any.whl
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+# What Ansible, ansible-lint and molecule write for themselves (local temporary files, caches, connection
+# sockets) stays in the project, and `make clean` removes it; ~/.ansible is left alone.
+export ANSIBLE_HOME := $(CURDIR)/.ansible
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # This tree's sources first, also when the virtualenv's editable install points at another checkout.
 export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
@@ -124,4 +127,4 @@ molecule: setup
 	lab/containers/molecule.sh
 
 clean: lab-down
-	rm -rf .lab .collections .mypy_cache .ruff_cache .pytest_cache tests/output
+	rm -rf .lab .collections .ansible .mypy_cache .ruff_cache .pytest_cache tests/output
