@@ -72,13 +72,3 @@ def run(module: AnsibleModule, work: Callable[[VSphereClient], T]) -> T:
     except vmodl.MethodFault as exc:
         module.fail_json(msg="vSphere refused the request: %s" % fault_message(exc))
     raise AssertionError("unreachable: fail_json exits")  # pragma: no cover
-
-
-def exit_with_diff(module: AnsibleModule, result: dict[str, Any]) -> None:
-    """Exit with ``result``: its ``warnings`` become module warnings, its ``diff`` is kept only in diff mode."""
-    diff = result.pop("diff", None)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if module._diff and diff is not None:
-        result["diff"] = diff
-    module.exit_json(**result)

@@ -75,12 +75,13 @@ repository:
 """
 
 from ansible_collections.tenantry.msp.plugins.module_utils._backup_base import REPOSITORY_ARGUMENT_SPEC, RepositoryRun
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import director_module, run
 
 
 def main() -> None:
     module = director_module(argument_spec=REPOSITORY_ARGUMENT_SPEC, supports_check_mode=True)
-    module.exit_json(**run(module, RepositoryRun(module.params, module.check_mode)))
+    exit_result(module, run(module, RepositoryRun(module.params, module.check_mode)))
 
 
 if __name__ == "__main__":

@@ -101,6 +101,7 @@ user:
            created_at: 1796300000.0, updated_at: 1796300000.0}
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import (
     USER_ARGUMENT_SPEC,
     UserRun,
@@ -115,7 +116,7 @@ def main() -> None:
         supports_check_mode=True,
         required_if=[("role", "tenant", ("tenant",))],
     )
-    module.exit_json(**run(module, UserRun(module.params, module.check_mode)))
+    exit_result(module, run(module, UserRun(module.params, module.check_mode)))
 
 
 if __name__ == "__main__":

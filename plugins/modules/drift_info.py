@@ -131,6 +131,7 @@ read:
   type: dict
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._drift import audit
 from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import connection_params, vsphere_module
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import VSphereError, fault_message, vmodl
@@ -173,7 +174,7 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     except vmodl.MethodFault as exc:
         module.fail_json(msg="vSphere refused the request: %s" % fault_message(exc))
-    module.exit_json(changed=False, **result)
+    exit_result(module, {"changed": False, **result})
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ restart_required:
   sample: [setup_port]
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import SettingsRun, director_module, run
 
 
@@ -98,7 +99,7 @@ def main() -> None:
     for key, value in module.params["settings"].items():
         if key.endswith(("_password", "_secret", "_token")) and value:
             module.no_log_values.add(str(value))
-    module.exit_json(**run(module, SettingsRun(module.params["settings"], module.check_mode)))
+    exit_result(module, run(module, SettingsRun(module.params["settings"], module.check_mode)))
 
 
 if __name__ == "__main__":

@@ -283,6 +283,7 @@ from http.client import HTTPException
 from ssl import SSLError
 from typing import Any
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._failover import api
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import PRODUCTION_ROLE_NAME
 from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import (
@@ -400,7 +401,7 @@ def run_module(hooks: api.Hooks | None = None) -> None:
             msg="lost the connection to vSphere (%s: %s); a started run is journaled: run the same mode again to "
             "resume it" % (type(exc).__name__, exc)
         )
-    module.exit_json(**result)
+    exit_result(module, result)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import JournalError
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import Tenant
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.status import (
@@ -242,7 +243,7 @@ def main() -> None:
         result = follow(query_of(p), p["wait_for"], p["job_file"], p["timeout"])
     except (FollowError, JournalError) as exc:
         module.fail_json(msg=str(exc), **listing)
-    module.exit_json(**result, **listing)
+    exit_result(module, {**result, **listing})
 
 
 if __name__ == "__main__":

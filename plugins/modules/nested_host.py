@@ -256,13 +256,14 @@ vmkernel_device:
   sample: vmk1
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._nested_host import (
     ARGUMENT_SPEC,
     NestedHostError,
     check_input,
     run_nested_host,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import exit_with_diff, run, vsphere_module
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import run, vsphere_module
 
 
 def main() -> None:
@@ -272,7 +273,7 @@ def main() -> None:
     except NestedHostError as exc:
         module.fail_json(msg="nested_host: " + str(exc), errors=exc.errors)
     result = run(module, lambda client: run_nested_host(client, module.params, module.check_mode))
-    exit_with_diff(module, result)
+    exit_result(module, result)
 
 
 if __name__ == "__main__":

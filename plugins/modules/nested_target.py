@@ -214,13 +214,14 @@ actions:
            folders_created: [acme], folders_removed: []}
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._nested_target import (
     ARGUMENT_SPEC,
     NestedTargetError,
     check_input,
     run_nested_target,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import exit_with_diff, run, vsphere_module
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import run, vsphere_module
 
 
 def main() -> None:
@@ -230,7 +231,7 @@ def main() -> None:
     except NestedTargetError as exc:
         module.fail_json(msg="nested_target: " + str(exc), errors=exc.errors)
     result = run(module, lambda client: run_nested_target(client, module.params, module.check_mode))
-    exit_with_diff(module, result)
+    exit_result(module, result)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,7 @@ credentials:
            ca_sha256: 9f86d0..., setup_url: "https://director.example:4443", expires_at: 1795910626.6}
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import (
     TENANT_ARGUMENT_SPEC,
     TenantRun,
@@ -159,7 +160,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._director_base import
 
 def main() -> None:
     module = director_module(argument_spec=TENANT_ARGUMENT_SPEC, supports_check_mode=True)
-    module.exit_json(**run(module, TenantRun(module.params, module.check_mode)))
+    exit_result(module, run(module, TenantRun(module.params, module.check_mode)))
 
 
 if __name__ == "__main__":

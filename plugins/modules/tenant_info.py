@@ -72,12 +72,13 @@ online:
   sample: [acme]
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import director_module, run, tenants_info
 
 
 def main() -> None:
     module = director_module(argument_spec={"name": {"type": "str"}}, supports_check_mode=True)
-    module.exit_json(**run(module, lambda client: tenants_info(client, module.params["name"])))
+    exit_result(module, run(module, lambda client: tenants_info(client, module.params["name"])))
 
 
 if __name__ == "__main__":

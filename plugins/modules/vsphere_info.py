@@ -110,6 +110,7 @@ vms:
                     network: management, connected: true}], moid: vm-50}]
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import run, vsphere_module
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere_inventory import KINDS, gather
 
@@ -124,7 +125,7 @@ def main() -> None:
     )
     kinds = tuple(module.params["gather"])
     result = run(module, lambda client: gather(client, kinds=kinds, folder=module.params["folder"]))
-    module.exit_json(changed=False, **result)
+    exit_result(module, {"changed": False, **result})
 
 
 if __name__ == "__main__":

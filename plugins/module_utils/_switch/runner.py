@@ -20,6 +20,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._switch import ios, nftables
 from ansible_collections.tenantry.msp.plugins.module_utils._switch.bindings import (
     ACTION_STATES,
@@ -123,9 +124,8 @@ def _action_result(
         "after": after.as_dict(backend),
         "added": added,
         "removed": removed,
+        "diff": {"before": before.describe(backend), "after": after.describe(backend)},
     }
-    if module._diff:
-        result["diff"] = {"before": before.describe(backend), "after": after.describe(backend)}
     return result
 
 
@@ -156,7 +156,7 @@ def run_ios(module: AnsibleModule) -> None:
     if lines and not module.check_mode:
         _ios_call(module, connection, "edit_config", candidate=lines)
         after = ios.to_config(ios.parse_running_config(_ios_call(module, connection, "get_config")))
-    module.exit_json(**_action_result(module, "ios", lines, before, after))
+    exit_result(module, _action_result(module, "ios", lines, before, after))
 
 
 def _ios_connection(module: AnsibleModule) -> Any:
@@ -264,4 +264,4 @@ def run_bridge(module: AnsibleModule) -> None:
         now = nft.read()
         after, counters = nftables.to_config(now), now.counters
     result = _action_result(module, "linux_bridge", plan.lines, plan.before, after)
-    module.exit_json(counters=counters, **result)
+    exit_result(module, dict(result, counters=counters))
