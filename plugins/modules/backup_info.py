@@ -32,13 +32,8 @@ options:
     default: 10
 extends_documentation_fragment:
   - tenantry.msp.director
-attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.info_module
 """
 
 EXAMPLES = r"""

@@ -63,13 +63,14 @@ options:
     default: present
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reports what would change and sends nothing.
+    details: Reports what would change and sends nothing.
   diff_mode:
-    support: full
-    description: The job's definition before and after.
+    details: The job's definition before and after.
 """
 
 EXAMPLES = r"""

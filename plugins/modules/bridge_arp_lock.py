@@ -103,13 +103,15 @@ options:
 requirements:
   - netaddr
   - nft (nftables 1.0 or later) and ip (iproute2) on the host
+extends_documentation_fragment:
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads the table and returns the C(nft) lines it would run, without running them.
+    details: Reads the table and returns the C(nft) lines it would run, without running them.
   diff_mode:
-    support: full
-    description: Shows the bindings before and after.
+    details: Shows the bindings before and after.
 """
 
 EXAMPLES = r"""

@@ -61,13 +61,14 @@ options:
     default: present
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads the user and reports what would change.
+    details: Reads the user and reports what would change.
   diff_mode:
-    support: full
-    description: The user's fields before and after; a password only as C(********).
+    details: The user's fields before and after; a password only as C(********).
 """
 
 EXAMPLES = r"""

@@ -88,13 +88,8 @@ options:
     type: path
 extends_documentation_fragment:
   - tenantry.msp.vsphere
-attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: Nothing changes.
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.info_module
 """
 
 EXAMPLES = r"""

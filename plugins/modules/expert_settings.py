@@ -34,13 +34,14 @@ options:
     required: true
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reports what would change and sends nothing.
+    details: Reports what would change and sends nothing.
   diff_mode:
-    support: full
-    description: Before and after values of the declared settings.
+    details: Before and after values of the declared settings.
 """
 
 EXAMPLES = r"""

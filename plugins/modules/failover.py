@@ -165,13 +165,14 @@ options:
     type: str
 extends_documentation_fragment:
   - tenantry.msp.vsphere
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads both sides, runs the preflight checks and returns the plan; changes nothing, writes no journal.
+    details: Reads both sides, runs the preflight checks and returns the plan; changes nothing, writes no journal.
   diff_mode:
-    support: full
-    description: Where each VM is registered, its power state, datastores and networks, before and after.
+    details: Where each VM is registered, its power state, datastores and networks, before and after.
 notes:
   - The production vCenter is given by the connection options (or C(module_defaults) for C(group/tenantry.msp.vsphere)).
   - In the lab's simulator, permissions are stored but not enforced and a VM registered from a C(.vmx) comes back

@@ -139,13 +139,17 @@ options:
         description: The production datacenter.
         type: str
         required: true
+extends_documentation_fragment:
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.info_module
+  - tenantry.msp.attributes.action
 attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: Nothing changes.
+  action:
+    details: With a local connection the action plugin reads the journal in the controller's worker;
+      with O(list_vms) or another connection the module runs.
+  platform:
+    platforms: posix
+    details: Reads the journal on the host it runs on (the controller, with the failover role).
 """
 
 EXAMPLES = r"""

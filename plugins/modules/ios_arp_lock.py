@@ -112,13 +112,15 @@ notes:
     (uplinks trusted and ARP access lists in place before a VLAN is inspected, and the reverse on removal).
   - IOS prints no line for its defaults (C(maximum 1), C(violation shutdown), C(limit rate 15)); the module
     compares with those defaults, so a second run sends nothing.
+extends_documentation_fragment:
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads the switch and returns the commands it would send, without sending them.
+    details: Reads the switch and returns the commands it would send, without sending them.
   diff_mode:
-    support: full
-    description: Shows the bindings and settings before and after.
+    details: Shows the bindings and settings before and after.
 """
 
 EXAMPLES = r"""

@@ -198,13 +198,14 @@ options:
     default: present
 extends_documentation_fragment:
   - tenantry.msp.vsphere
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads and validates everything and reports what would change; changes nothing.
+    details: Reads and validates everything and reports what would change; changes nothing.
   diff_mode:
-    support: full
-    description: Before and after state of every managed part; the password is never part of it.
+    details: Before and after state of every managed part; the password is never part of it.
 notes:
   - The connection options point at the nested ESXi (in the tenants inventory, the C(tenantry_target_api_*)
     variables), not at the provider vCenter; a vCenter is refused.

@@ -135,13 +135,14 @@ options:
     default: 16
 extends_documentation_fragment:
   - tenantry.msp.vsphere
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads and validates everything and reports what would change; changes nothing.
+    details: Reads and validates everything and reports what would change; changes nothing.
   diff_mode:
-    support: full
-    description: Before and after state of every target, the tenant portgroups (per host) and the tenant folders.
+    details: Before and after state of every target, the tenant portgroups (per host) and the tenant folders.
 notes:
   - CPU or memory changes of a powered-on target need CPU/memory hot-add on the template; otherwise power the
     targets off first with O(power_state=poweredoff).

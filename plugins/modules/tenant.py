@@ -84,13 +84,14 @@ options:
     default: present
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reports what would change and sends nothing; no credentials are issued.
+    details: Reports what would change and sends nothing; no credentials are issued.
   diff_mode:
-    support: full
-    description: The tenant's declared fields before and after; PSKs appear only as C(psk_set).
+    details: The tenant's declared fields before and after; PSKs appear only as C(psk_set).
 notes:
   - RV(credentials) holds a secret. Register the result of this task with C(no_log) set to V(true).
 """

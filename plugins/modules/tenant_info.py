@@ -23,13 +23,8 @@ options:
     type: str
 extends_documentation_fragment:
   - tenantry.msp.director
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.info_module
 """
 
 EXAMPLES = r"""
