@@ -23,8 +23,15 @@ from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere impor
     fault_message,
     vmodl,
 )
+from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere_inventory import KINDS
 
 T = TypeVar("T")
+
+# The options of ``tenantry.msp.vsphere_info`` (besides the connection options).
+VSPHERE_INFO_ARGUMENT_SPEC: dict[str, Any] = {
+    "gather": {"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
+    "folder": {"type": "str"},
+}
 
 
 def vsphere_module(argument_spec: dict[str, Any], **kwargs: Any) -> AnsibleModule:

@@ -155,14 +155,14 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tenantry.msp.plugins.module_utils._switch.runner import (
+    BRIDGE_ARGUMENT_SPEC,
     REQUIRED_IF,
-    bridge_argument_spec,
     run_bridge,
 )
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=bridge_argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=BRIDGE_ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
     run_bridge(module)
 
 

@@ -127,39 +127,14 @@ read:
 """
 
 from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
-from ansible_collections.tenantry.msp.plugins.module_utils._drift import audit
+from ansible_collections.tenantry.msp.plugins.module_utils._drift import ARGUMENT_SPEC, audit
 from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import connection_params, vsphere_module
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import VSphereError, fault_message, vmodl
 
 
 def main() -> None:
     module = vsphere_module(
-        argument_spec={
-            "datacenter": {"type": "str", "required": True},
-            "tenants": {
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {"name": {"type": "str", "required": True}, "datastore": {"type": "str", "required": True}},
-            },
-            "targets": {
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {
-                    "name": {"type": "str", "required": True},
-                    "tenant": {"type": "str", "required": True},
-                    "hostname": {"type": "str", "required": True},
-                    "port": {"type": "int", "default": 443},
-                    "username": {"type": "str", "required": True},
-                    "password": {"type": "str", "required": True, "no_log": True},
-                    "validate_certs": {"type": "bool", "default": True},
-                    "ca_file": {"type": "path"},
-                    "timeout": {"type": "int", "default": 60},
-                },
-            },
-            "journal_dir": {"type": "path"},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     p = module.params

@@ -91,11 +91,16 @@ restart_required:
 """
 
 from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
-from ansible_collections.tenantry.msp.plugins.module_utils._director_base import SettingsRun, director_module, run
+from ansible_collections.tenantry.msp.plugins.module_utils._director_base import (
+    SETTINGS_ARGUMENT_SPEC,
+    SettingsRun,
+    director_module,
+    run,
+)
 
 
 def main() -> None:
-    module = director_module(argument_spec={"settings": {"type": "dict", "required": True}}, supports_check_mode=True)
+    module = director_module(argument_spec=SETTINGS_ARGUMENT_SPEC, supports_check_mode=True)
     # Write-only settings (passwords, tokens, keys) never reach the output or the logs.
     for key, value in module.params["settings"].items():
         if key.endswith(("_password", "_secret", "_token")) and value:

@@ -147,14 +147,14 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tenantry.msp.plugins.module_utils._switch.runner import (
+    IOS_ARGUMENT_SPEC,
     REQUIRED_IF,
-    ios_argument_spec,
     run_ios,
 )
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ios_argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=IOS_ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
     run_ios(module)
 
 

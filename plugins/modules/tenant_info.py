@@ -68,11 +68,16 @@ online:
 """
 
 from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
-from ansible_collections.tenantry.msp.plugins.module_utils._director_base import director_module, run, tenants_info
+from ansible_collections.tenantry.msp.plugins.module_utils._director_base import (
+    TENANT_INFO_ARGUMENT_SPEC,
+    director_module,
+    run,
+    tenants_info,
+)
 
 
 def main() -> None:
-    module = director_module(argument_spec={"name": {"type": "str"}}, supports_check_mode=True)
+    module = director_module(argument_spec=TENANT_INFO_ARGUMENT_SPEC, supports_check_mode=True)
     exit_result(module, run(module, lambda client: tenants_info(client, module.params["name"])))
 
 

@@ -106,18 +106,16 @@ vms:
 """
 
 from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import run, vsphere_module
-from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere_inventory import KINDS, gather
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import (
+    VSPHERE_INFO_ARGUMENT_SPEC,
+    run,
+    vsphere_module,
+)
+from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere_inventory import gather
 
 
 def main() -> None:
-    module = vsphere_module(
-        argument_spec={
-            "gather": {"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
-            "folder": {"type": "str"},
-        },
-        supports_check_mode=True,
-    )
+    module = vsphere_module(argument_spec=VSPHERE_INFO_ARGUMENT_SPEC, supports_check_mode=True)
     kinds = tuple(module.params["gather"])
     result = run(module, lambda client: gather(client, kinds=kinds, folder=module.params["folder"]))
     exit_result(module, {"changed": False, **result})

@@ -62,23 +62,22 @@ def _config_options(ios_only: bool) -> dict[str, Any]:
     return options
 
 
-def ios_argument_spec() -> dict[str, Any]:
-    return {
-        "config": {"type": "dict", "options": _config_options(ios_only=True)},
-        "running_config": {"type": "str"},
-        "state": {"type": "str", "choices": list(STATES), "default": "merged"},
-    }
+# The options of ``tenantry.msp.ios_arp_lock`` and ``tenantry.msp.bridge_arp_lock``; O(config) is documented
+# once for both in plugins/doc_fragments/arp_lock.py.
+IOS_ARGUMENT_SPEC: dict[str, Any] = {
+    "config": {"type": "dict", "options": _config_options(ios_only=True)},
+    "running_config": {"type": "str"},
+    "state": {"type": "str", "choices": list(STATES), "default": "merged"},
+}
 
-
-def bridge_argument_spec() -> dict[str, Any]:
-    return {
-        "config": {"type": "dict", "options": _config_options(ios_only=False)},
-        "table": {"type": "str", "default": nftables.DEFAULT_TABLE},
-        "netns": {"type": "str"},
-        "bridge": {"type": "str"},
-        "running_config": {"type": "str"},
-        "state": {"type": "str", "choices": list(STATES), "default": "merged"},
-    }
+BRIDGE_ARGUMENT_SPEC: dict[str, Any] = {
+    "config": {"type": "dict", "options": _config_options(ios_only=False)},
+    "table": {"type": "str", "default": nftables.DEFAULT_TABLE},
+    "netns": {"type": "str"},
+    "bridge": {"type": "str"},
+    "running_config": {"type": "str"},
+    "state": {"type": "str", "choices": list(STATES), "default": "merged"},
+}
 
 
 REQUIRED_IF = [
