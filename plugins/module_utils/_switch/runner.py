@@ -112,9 +112,7 @@ def _want(module: AnsibleModule, backend: str) -> LockConfig:
     return config
 
 
-def _action_result(
-    module: AnsibleModule, backend: str, lines: list[str], before: LockConfig, after: LockConfig
-) -> dict[str, Any]:
+def _action_result(backend: str, lines: list[str], before: LockConfig, after: LockConfig) -> dict[str, Any]:
     added, removed = changes(before, after)
     result: dict[str, Any] = {
         "changed": bool(lines),
@@ -155,7 +153,7 @@ def run_ios(module: AnsibleModule) -> None:
     if lines and not module.check_mode:
         _ios_call(module, connection, "edit_config", candidate=lines)
         after = ios.to_config(ios.parse_running_config(_ios_call(module, connection, "get_config")))
-    exit_result(module, _action_result(module, "ios", lines, before, after))
+    exit_result(module, _action_result("ios", lines, before, after))
 
 
 def _ios_connection(module: AnsibleModule) -> Any:
@@ -262,5 +260,4 @@ def run_bridge(module: AnsibleModule) -> None:
         nft.apply(plan.lines)
         now = nft.read()
         after, counters = nftables.to_config(now), now.counters
-    result = _action_result(module, "linux_bridge", plan.lines, plan.before, after)
-    exit_result(module, dict(result, counters=counters))
+    exit_result(module, dict(_action_result("linux_bridge", plan.lines, plan.before, after), counters=counters))
