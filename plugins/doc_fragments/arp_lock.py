@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 
-# The options of plugins/module_utils/_switch/runner.py:_config_options(), the O(config) of both ARP-lock
-# modules. Ansible merges a fragment's options one level deep only (a module's O(config) would replace the
-# fragment's whole), so the fragment holds all of O(config): the bindings written once below, and what only
-# one backend has in its variant (IOS for tenantry.msp.ios_arp_lock, BRIDGE for tenantry.msp.bridge_arp_lock).
-def _config(port: str, vlan: str, removes: str, backend_options: str) -> str:
-    return (
-        r"""
+class ModuleDocFragment:
+    # O(config) of the two ARP-lock modules: the options of plugins/module_utils/_switch/runner.py:_config_options().
+    # Ansible merges a fragment's options one level deep only (a module's O(config) would replace the fragment's
+    # whole), and ansible-test wants each fragment as literal text, so each backend has its whole O(config) here:
+    # IOS for tenantry.msp.ios_arp_lock, BRIDGE for tenantry.msp.bridge_arp_lock. O(config.bindings) and
+    # O(config.tenants) are the same in both but for the words of the backend (a port's name, what the VLAN does);
+    # tests/unit/plugins/doc_fragments/test_arp_lock.py holds them to that.
+    IOS = r"""
 options:
   config:
     description:
@@ -30,9 +31,7 @@ options:
             description: Tenant name (letters, digits, C(.), C(_), C(-)). Required except with O(state=deleted).
             type: str
           port:
-            description: """
-        + port
-        + r"""
+            description: Interface, long or short (C(GigabitEthernet1/0/10), C(Gi1/0/10)).
             type: str
             required: true
           mac:
@@ -46,29 +45,15 @@ options:
             description: The tenant network in CIDR notation. Required except with O(state=deleted).
             type: str
           vlan:
-            description: """
-        + vlan
-        + r"""
+            description: The tenant VLAN (access VLAN of the port). Required except with O(state=deleted).
             type: int
       tenants:
         description:
-          - With O(state=deleted), remove every """
-        + removes
-        + r""" of these tenants.
+          - With O(state=deleted), remove every port of these tenants.
         type: list
         elements: str
         default: []
-"""
-        + backend_options
-    )
-
-
-class ModuleDocFragment:
-    IOS = _config(
-        port="Interface, long or short (C(GigabitEthernet1/0/10), C(Gi1/0/10)).",
-        vlan="The tenant VLAN (access VLAN of the port). Required except with O(state=deleted).",
-        removes="port",
-        backend_options=r"""      uplinks:
+      uplinks:
         description:
           - Trusted ports (DHCP snooping and ARP inspection trust), towards the DHCP server and the router.
           - With O(state=overridden), trusted ports not listed lose their trust; with O(state=deleted) the listed
@@ -97,14 +82,49 @@ attributes:
     platforms: ios
     details: Over C(ansible.netcommon.network_cli) with C(ansible_network_os=cisco.ios.ios); V(rendered) and
       V(parsed) need no switch.
-""",
-    )
+"""
 
-    BRIDGE = _config(
-        port="The bridge port (a Linux interface name, such as the host side of a veth or a tap).",
-        vlan="The tenant VLAN, recorded with the binding (the bridge's VLAN set-up is not changed).",
-        removes="binding",
-        backend_options=r"""      arp_rate:
+    BRIDGE = r"""
+options:
+  config:
+    description:
+      - The lock. Required for every state but V(parsed), V(gathered) and V(deleted).
+    type: dict
+    suboptions:
+      bindings:
+        description:
+          - One entry per tenant port.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          tenant:
+            description: Tenant name (letters, digits, C(.), C(_), C(-)). Required except with O(state=deleted).
+            type: str
+          port:
+            description: The bridge port (a Linux interface name, such as the host side of a veth or a tap).
+            type: str
+            required: true
+          mac:
+            description: The one MAC allowed on the port, any notation. Required except with O(state=deleted).
+            type: str
+          ip:
+            description: The one IPv4 address the MAC may use; inside O(config.bindings[].network).
+              Required except with O(state=deleted).
+            type: str
+          network:
+            description: The tenant network in CIDR notation. Required except with O(state=deleted).
+            type: str
+          vlan:
+            description: The tenant VLAN, recorded with the binding (the bridge's VLAN set-up is not changed).
+            type: int
+      tenants:
+        description:
+          - With O(state=deleted), remove every binding of these tenants.
+        type: list
+        elements: str
+        default: []
+      arp_rate:
         description: ARP packets per second each locked port may send (1-2048); more are dropped.
         type: int
         default: 15
@@ -112,5 +132,4 @@ attributes:
   platform:
     platforms: linux
     details: Runs on the host that owns the bridge, as root, with C(nft) and C(ip).
-""",
-    )
+"""
