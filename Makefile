@@ -117,9 +117,10 @@ pytest-rest: setup
 	$(BIN)/pytest $(foreach d,$(PYTEST_VSPHERE),--ignore=$(d))
 
 # The suites run at the same time (their logs: tests/output/suites/); molecule runs two scenarios
-# at once. Much of each suite waits on simulators, containers and sockets, not on the CPU.
+# at once, and lab-e2e the main job end to end on a lab instance of its own. Much of each suite waits on
+# simulators, containers and sockets, not on the CPU.
 test: setup
-	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest-vsphere pytest-rest molecule
+	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest-vsphere pytest-rest molecule lab-e2e
 
 # Role scenarios (molecule, podman, systemd as PID 1): builds the container image when missing, runs
 # every scenario under molecule/, and removes their containers even when one fails.
