@@ -15,6 +15,9 @@ WHEEL := .lab/wheels/ansible-$(ANSIBLE_VERSION)-py3-none-any.whl
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+# What Ansible, ansible-lint and molecule write for themselves (local temporary files, caches, connection
+# sockets) stays in the project, and `make clean` removes it; ~/.ansible is left alone.
+export ANSIBLE_HOME := $(CURDIR)/.ansible
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # This tree's sources first, also when the virtualenv's editable install points at another checkout.
 export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
@@ -114,9 +117,10 @@ pytest-rest: setup
 	$(BIN)/pytest $(foreach d,$(PYTEST_VSPHERE),--ignore=$(d))
 
 # The suites run at the same time (their logs: tests/output/suites/); molecule runs two scenarios
-# at once. Much of each suite waits on simulators, containers and sockets, not on the CPU.
+# at once, and lab-e2e the main job end to end on a lab instance of its own. Much of each suite waits on
+# simulators, containers and sockets, not on the CPU.
 test: setup
-	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest-vsphere pytest-rest molecule
+	MOLECULE_JOBS=$${MOLECULE_JOBS:-2} tests/run-suites.sh lint sanity pytest-vsphere pytest-rest molecule lab-e2e
 
 # Role scenarios (molecule, podman, systemd as PID 1): builds the container image when missing, runs
 # every scenario under molecule/, and removes their containers even when one fails.
@@ -126,4 +130,4 @@ molecule: setup
 # --one-file-system: never into a lab tenant's NFS filesystem still mounted (another instance kept up:
 # make lab-down LAB_INSTANCE=NAME first).
 clean: lab-down
-	rm -rf --one-file-system .lab .collections .mypy_cache .ruff_cache .pytest_cache tests/output
+	rm -rf --one-file-system .lab .collections .ansible .mypy_cache .ruff_cache .pytest_cache tests/output

@@ -3,7 +3,8 @@
 # any lab the user has up (`make lab` is the instance "default"; this one is $LAB_E2E_INSTANCE, "e2e"):
 #   bring-up, site.yml, DHCP leases, ARP locks, enrollment, a test failover (all by `make lab`), a real
 #   failover's preflight (--check), an independent audit of vCenter with the test copies up
-#   (tests/support/lab_audit.py, pyVmomi), the test failover's cleanup, offboarding a tenant (its
+#   (tests/support/lab_audit.py, pyVmomi), the test failover's cleanup, a real failover (audited with the
+#   VMs in production) and the failback, offboarding a tenant (its
 #   reservation gone and no lease), onboarding it again (lease, re-enrollment, Transporters online), then
 #   the audit again.
 # The instance is removed at the end (LAB_E2E_KEEP=1 keeps it; LAB_E2E_REUSE=1 starts after `make lab` on a
@@ -68,6 +69,11 @@ fi
 
 step "test failover cleanup"
 play playbooks/test_failover.yml -e tenant=acme -e cleanup=true
+
+step "a real failover of acme to VLAN 310, the audit with the VMs in production, then the failback"
+play playbooks/failover.yml -e tenant=acme -e destination_vlan=310
+"$python" tests/support/lab_audit.py --state-dir "$state" --tenants inventories/lab/tenants
+play playbooks/failback.yml -e tenant=acme
 
 step "offboard globex: its reservation is gone and its target gets no lease"
 globex_mac=$(ansible-inventory -i inventories/lab --host globex-target-01 | jq -r .tenantry_target_mgmt_mac)

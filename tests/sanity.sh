@@ -16,10 +16,13 @@ mkdir -p "$dest"
 for ns in "$repo"/.collections/ansible_collections/*/; do
   [ "$(basename "$ns")" = tenantry ] || ln -s "$ns" "$work/ansible_collections/$(basename "$ns")"
 done
+# ansible-test keeps its sanity virtualenvs and caches under ~/.ansible/test: give it a home in the project
+# (.ansible/home, removed by `make clean`), so that ~/.ansible is left alone.
+home="$repo/.ansible/home"
 # ansible-test bootstraps pip in its sanity venvs from a host this machine cannot reach;
 # give it our stand-in under the name it looks for (the pip version ansible-test pins).
 pip_version=$(python -c 'from ansible_test._internal.python_requirements import get_venv_packages as g; print(g(type("P", (), {"version": "3.11"})())["pip"])')
-mkdir -p ~/.ansible/test/cache
-cp "$repo/tests/get_pip_offline.py" ~/.ansible/test/cache/"get_pip_${pip_version//./_}.py"
+mkdir -p "$home/.ansible/test/cache"
+cp "$repo/tests/get_pip_offline.py" "$home/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 cd "$dest"
-ansible-test sanity --python 3.11 --color no "$@"
+HOME="$home" ansible-test sanity --python 3.11 --color no "$@"

@@ -18,6 +18,10 @@ mirror=${TENANTRY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # openssl and iproute2 (ss) for the checks, sshd and sudo like a real host.
 packages=python3,python3-venv,python3-packaging,python3-apt,systemd,systemd-sysv,dbus,nftables,openssh-server,openssl,iproute2,procps,ca-certificates,sudo
 
+# make test builds it from two suites at once (molecule, lab-e2e): one builds, the other waits and finds it.
+mkdir -p "$repo/.lab/containers"
+exec 8>"$repo/.lab/containers/.image.lock"
+flock 8
 if [ "${TENANTRY_IMAGE_REBUILD:-0}" != 1 ] && podman image exists "$image"; then
     echo "image $image exists"
     exit 0

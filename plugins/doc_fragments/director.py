@@ -42,6 +42,11 @@ options:
       - Seconds to wait for each answer of the Director.
     type: int
     default: 30
+attributes:
+  platform:
+    platforms: posix
+    details: Talks to the Director's REST API over HTTPS with Python's standard library, from the controller or
+      any host that reaches the API.
 notes:
   - Give the connection options once per play with C(module_defaults) and the action group
     C(group/tenantry.msp.director).

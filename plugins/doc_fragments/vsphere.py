@@ -49,6 +49,11 @@ options:
       - Seconds to wait for the connection and for each wait on vSphere tasks.
     type: int
     default: 60
+attributes:
+  platform:
+    platforms: posix
+    details: Talks to the vSphere API over HTTPS with pyVmomi, from the controller or any host that has it and
+      reaches the endpoint.
 requirements:
   - pyVmomi >= 8.0
 notes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.director_api import DirectorApiError, DirectorClient
 
 GIB = 1 << 30
@@ -231,7 +232,7 @@ def exit_run(module: Any, result: dict[str, Any], what: str) -> None:
     run = result["run"]
     if run.get("state") in ("failed", "cancelled"):
         module.fail_json(msg="%s %s %s: %s" % (what, run["id"], run["state"], run.get("message")), **result)
-    module.exit_json(**result)
+    exit_result(module, result)
 
 
 def restore_spec(params: dict[str, Any]) -> dict[str, Any]:

@@ -63,6 +63,9 @@ def run(module: AnsibleModule, work: Callable[[DirectorClient], T]) -> T:
 
 
 # ---------------------------------------------------------------------- expert_settings
+SETTINGS_ARGUMENT_SPEC: dict[str, Any] = {"settings": {"type": "dict", "required": True}}
+
+
 class SettingsRun:
     """Declare some Expert Settings; the result of ``tenantry.msp.expert_settings``."""
 
@@ -202,6 +205,9 @@ class TenantRun:
 
 
 # ---------------------------------------------------------------------- tenant_info
+TENANT_INFO_ARGUMENT_SPEC: dict[str, Any] = {"name": {"type": "str"}}
+
+
 def tenants_info(client: DirectorClient, name: str | None) -> dict[str, Any]:
     """Tenants (one, or all sorted by name) with their connection status."""
     if name is not None:

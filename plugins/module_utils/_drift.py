@@ -24,12 +24,35 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import Journal, JournalError
+from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import endpoint_argument_spec
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     ConnectionParams,
     VSphereClient,
     retrieve_objects,
     vim,
 )
+
+# The options of ``tenantry.msp.drift_info`` (besides the connection options).
+ARGUMENT_SPEC: dict[str, Any] = {
+    "datacenter": {"type": "str", "required": True},
+    "tenants": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {"name": {"type": "str", "required": True}, "datastore": {"type": "str", "required": True}},
+    },
+    "targets": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "name": {"type": "str", "required": True},
+            "tenant": {"type": "str", "required": True},
+            **endpoint_argument_spec(),
+        },
+    },
+    "journal_dir": {"type": "path"},
+}
 
 MANUAL_LOW = 0x005056000000
 MANUAL_HIGH = 0x0050563FFFFF

@@ -23,8 +23,15 @@ from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere impor
     fault_message,
     vmodl,
 )
+from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere_inventory import KINDS
 
 T = TypeVar("T")
+
+# The options of ``tenantry.msp.vsphere_info`` (besides the connection options).
+VSPHERE_INFO_ARGUMENT_SPEC: dict[str, Any] = {
+    "gather": {"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
+    "folder": {"type": "str"},
+}
 
 
 def vsphere_module(argument_spec: dict[str, Any], **kwargs: Any) -> AnsibleModule:
@@ -72,13 +79,3 @@ def run(module: AnsibleModule, work: Callable[[VSphereClient], T]) -> T:
     except vmodl.MethodFault as exc:
         module.fail_json(msg="vSphere refused the request: %s" % fault_message(exc))
     raise AssertionError("unreachable: fail_json exits")  # pragma: no cover
-
-
-def exit_with_diff(module: AnsibleModule, result: dict[str, Any]) -> None:
-    """Exit with ``result``: its ``warnings`` become module warnings, its ``diff`` is kept only in diff mode."""
-    diff = result.pop("diff", None)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if module._diff and diff is not None:
-        result["diff"] = diff
-    module.exit_json(**result)

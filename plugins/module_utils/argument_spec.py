@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # Private to the tenantry.msp collection: no compatibility promise to other callers.
-"""Connection options, defined once for every module (documented in doc_fragments)."""
+"""Option sets shared by several modules, defined once (the connection options are documented in doc_fragments)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,19 @@ def vsphere_argument_spec() -> dict[str, Any]:
             "fallback": (env_fallback, ["VMWARE_VALIDATE_CERTS"]),
         },
         "ca_file": {"type": "path", "fallback": (env_fallback, ["VMWARE_CA_FILE"])},
+        "timeout": {"type": "int", "default": 60},
+    }
+
+
+def endpoint_argument_spec() -> dict[str, Any]:
+    """A vSphere endpoint given as suboptions (a replication target): the connection options, no fallbacks."""
+    return {
+        "hostname": {"type": "str", "required": True},
+        "port": {"type": "int", "default": 443},
+        "username": {"type": "str", "required": True},
+        "password": {"type": "str", "required": True, "no_log": True},
+        "validate_certs": {"type": "bool", "default": True},
+        "ca_file": {"type": "path"},
         "timeout": {"type": "int", "default": 60},
     }
 

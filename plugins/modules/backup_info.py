@@ -32,13 +32,8 @@ options:
     default: 10
 extends_documentation_fragment:
   - tenantry.msp.director
-attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.info_module
 """
 
 EXAMPLES = r"""
@@ -82,12 +77,13 @@ run:
 """
 
 from ansible_collections.tenantry.msp.plugins.module_utils._backup_base import INFO_ARGUMENT_SPEC, backup_info
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import director_module, run
 
 
 def main() -> None:
     module = director_module(argument_spec=INFO_ARGUMENT_SPEC, supports_check_mode=True)
-    module.exit_json(**run(module, lambda client: backup_info(client, module.params)))
+    exit_result(module, run(module, lambda client: backup_info(client, module.params)))
 
 
 if __name__ == "__main__":

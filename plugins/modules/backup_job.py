@@ -63,13 +63,14 @@ options:
     default: present
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reports what would change and sends nothing.
+    details: Reports what would change and sends nothing.
   diff_mode:
-    support: full
-    description: The job's definition before and after.
+    details: The job's definition before and after.
 """
 
 EXAMPLES = r"""
@@ -93,6 +94,7 @@ job:
 """
 
 from ansible_collections.tenantry.msp.plugins.module_utils._backup_base import JOB_ARGUMENT_SPEC, JobRun
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import director_module, run
 
 
@@ -100,7 +102,7 @@ def main() -> None:
     module = director_module(
         argument_spec=JOB_ARGUMENT_SPEC, required_if=[("state", "present", ["vms"])], supports_check_mode=True
     )
-    module.exit_json(**run(module, JobRun(module.params, module.check_mode)))
+    exit_result(module, run(module, JobRun(module.params, module.check_mode)))
 
 
 if __name__ == "__main__":

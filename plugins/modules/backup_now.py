@@ -39,13 +39,14 @@ options:
     default: 14400
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_none
 attributes:
   check_mode:
-    support: full
-    description: Checks that the job exists and reports a change; nothing runs.
+    details: Checks that the job exists and reports a change; nothing runs.
   diff_mode:
-    support: none
-    description: >-
+    details: >-
       A run adds a backup to the repository; there is no before and after of a setting to show (the result
       lists what each VM cost).
 """

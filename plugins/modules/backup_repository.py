@@ -47,13 +47,14 @@ options:
     type: str
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reports what would change and sends nothing.
+    details: Reports what would change and sends nothing.
   diff_mode:
-    support: full
-    description: The repository settings before and after.
+    details: The repository settings before and after.
 """
 
 EXAMPLES = r"""
@@ -75,12 +76,13 @@ repository:
 """
 
 from ansible_collections.tenantry.msp.plugins.module_utils._backup_base import REPOSITORY_ARGUMENT_SPEC, RepositoryRun
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import director_module, run
 
 
 def main() -> None:
     module = director_module(argument_spec=REPOSITORY_ARGUMENT_SPEC, supports_check_mode=True)
-    module.exit_json(**run(module, RepositoryRun(module.params, module.check_mode)))
+    exit_result(module, run(module, RepositoryRun(module.params, module.check_mode)))
 
 
 if __name__ == "__main__":

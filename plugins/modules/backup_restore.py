@@ -86,13 +86,14 @@ options:
     default: 14400
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_none
 attributes:
   check_mode:
-    support: full
-    description: Checks that a backup of the VM exists and reports a change; nothing is restored.
+    details: Checks that a backup of the VM exists and reports a change; nothing is restored.
   diff_mode:
-    support: none
-    description: >-
+    details: >-
       A restore creates a VM; there is no before and after of a setting to show (the result names the restored
       VM and its disks).
 """

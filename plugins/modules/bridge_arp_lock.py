@@ -29,48 +29,6 @@ description:
 author:
   - tenantry maintainers (@tenantry)
 options:
-  config:
-    description:
-      - The lock. Required for every state but V(parsed), V(gathered) and V(deleted).
-    type: dict
-    suboptions:
-      bindings:
-        description:
-          - One entry per tenant port.
-        type: list
-        elements: dict
-        default: []
-        suboptions:
-          tenant:
-            description: Tenant name (letters, digits, C(.), C(_), C(-)). Required except with O(state=deleted).
-            type: str
-          port:
-            description: The bridge port (a Linux interface name, such as the host side of a veth or a tap).
-            type: str
-            required: true
-          mac:
-            description: The one MAC allowed on the port, any notation. Required except with O(state=deleted).
-            type: str
-          ip:
-            description: The one IPv4 address the MAC may use; inside O(config.bindings[].network).
-              Required except with O(state=deleted).
-            type: str
-          network:
-            description: The tenant network in CIDR notation. Required except with O(state=deleted).
-            type: str
-          vlan:
-            description: The tenant VLAN, recorded with the binding (the bridge's VLAN set-up is not changed).
-            type: int
-      tenants:
-        description:
-          - With O(state=deleted), remove every binding of these tenants.
-        type: list
-        elements: str
-        default: []
-      arp_rate:
-        description: ARP packets per second each locked port may send (1-2048); more are dropped.
-        type: int
-        default: 15
   table:
     description: The nftables table (family C(bridge)) the lock owns.
     type: str
@@ -103,13 +61,16 @@ options:
 requirements:
   - netaddr
   - nft (nftables 1.0 or later) and ip (iproute2) on the host
+extends_documentation_fragment:
+  - tenantry.msp.arp_lock.bridge
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads the table and returns the C(nft) lines it would run, without running them.
+    details: Reads the table and returns the C(nft) lines it would run, without running them.
   diff_mode:
-    support: full
-    description: Shows the bindings before and after.
+    details: Shows the bindings before and after.
 """
 
 EXAMPLES = r"""
@@ -194,14 +155,14 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tenantry.msp.plugins.module_utils._switch.runner import (
+    BRIDGE_ARGUMENT_SPEC,
     REQUIRED_IF,
-    bridge_argument_spec,
     run_bridge,
 )
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=bridge_argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=BRIDGE_ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
     run_bridge(module)
 
 

@@ -61,13 +61,14 @@ options:
     default: present
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads the user and reports what would change.
+    details: Reads the user and reports what would change.
   diff_mode:
-    support: full
-    description: The user's fields before and after; a password only as C(********).
+    details: The user's fields before and after; a password only as C(********).
 """
 
 EXAMPLES = r"""
@@ -101,6 +102,7 @@ user:
            created_at: 1796300000.0, updated_at: 1796300000.0}
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import (
     USER_ARGUMENT_SPEC,
     UserRun,
@@ -115,7 +117,7 @@ def main() -> None:
         supports_check_mode=True,
         required_if=[("role", "tenant", ("tenant",))],
     )
-    module.exit_json(**run(module, UserRun(module.params, module.check_mode)))
+    exit_result(module, run(module, UserRun(module.params, module.check_mode)))
 
 
 if __name__ == "__main__":

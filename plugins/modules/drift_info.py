@@ -88,13 +88,8 @@ options:
     type: path
 extends_documentation_fragment:
   - tenantry.msp.vsphere
-attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: Nothing changes.
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.info_module
 """
 
 EXAMPLES = r"""
@@ -131,39 +126,15 @@ read:
   type: dict
 """
 
-from ansible_collections.tenantry.msp.plugins.module_utils._drift import audit
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
+from ansible_collections.tenantry.msp.plugins.module_utils._drift import ARGUMENT_SPEC, audit
 from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import connection_params, vsphere_module
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import VSphereError, fault_message, vmodl
 
 
 def main() -> None:
     module = vsphere_module(
-        argument_spec={
-            "datacenter": {"type": "str", "required": True},
-            "tenants": {
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {"name": {"type": "str", "required": True}, "datastore": {"type": "str", "required": True}},
-            },
-            "targets": {
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {
-                    "name": {"type": "str", "required": True},
-                    "tenant": {"type": "str", "required": True},
-                    "hostname": {"type": "str", "required": True},
-                    "port": {"type": "int", "default": 443},
-                    "username": {"type": "str", "required": True},
-                    "password": {"type": "str", "required": True, "no_log": True},
-                    "validate_certs": {"type": "bool", "default": True},
-                    "ca_file": {"type": "path"},
-                    "timeout": {"type": "int", "default": 60},
-                },
-            },
-            "journal_dir": {"type": "path"},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     p = module.params
@@ -173,7 +144,7 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     except vmodl.MethodFault as exc:
         module.fail_json(msg="vSphere refused the request: %s" % fault_message(exc))
-    module.exit_json(changed=False, **result)
+    exit_result(module, {"changed": False, **result})
 
 
 if __name__ == "__main__":

@@ -34,13 +34,14 @@ options:
     required: true
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reports what would change and sends nothing.
+    details: Reports what would change and sends nothing.
   diff_mode:
-    support: full
-    description: Before and after values of the declared settings.
+    details: Before and after values of the declared settings.
 """
 
 EXAMPLES = r"""
@@ -89,16 +90,22 @@ restart_required:
   sample: [setup_port]
 """
 
-from ansible_collections.tenantry.msp.plugins.module_utils._director_base import SettingsRun, director_module, run
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
+from ansible_collections.tenantry.msp.plugins.module_utils._director_base import (
+    SETTINGS_ARGUMENT_SPEC,
+    SettingsRun,
+    director_module,
+    run,
+)
 
 
 def main() -> None:
-    module = director_module(argument_spec={"settings": {"type": "dict", "required": True}}, supports_check_mode=True)
+    module = director_module(argument_spec=SETTINGS_ARGUMENT_SPEC, supports_check_mode=True)
     # Write-only settings (passwords, tokens, keys) never reach the output or the logs.
     for key, value in module.params["settings"].items():
         if key.endswith(("_password", "_secret", "_token")) and value:
             module.no_log_values.add(str(value))
-    module.exit_json(**run(module, SettingsRun(module.params["settings"], module.check_mode)))
+    exit_result(module, run(module, SettingsRun(module.params["settings"], module.check_mode)))
 
 
 if __name__ == "__main__":

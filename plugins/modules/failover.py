@@ -165,13 +165,14 @@ options:
     type: str
 extends_documentation_fragment:
   - tenantry.msp.vsphere
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads both sides, runs the preflight checks and returns the plan; changes nothing, writes no journal.
+    details: Reads both sides, runs the preflight checks and returns the plan; changes nothing, writes no journal.
   diff_mode:
-    support: full
-    description: Where each VM is registered, its power state, datastores and networks, before and after.
+    details: Where each VM is registered, its power state, datastores and networks, before and after.
 notes:
   - The production vCenter is given by the connection options (or C(module_defaults) for C(group/tenantry.msp.vsphere)).
   - In the lab's simulator, permissions are stored but not enforced and a VM registered from a C(.vmx) comes back
@@ -283,8 +284,9 @@ from http.client import HTTPException
 from ssl import SSLError
 from typing import Any
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._failover import api
-from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import PRODUCTION_ROLE_NAME
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.api import ARGUMENT_SPEC, REQUEST_OPTIONS
 from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import (
     connection_params,
     target_params,
@@ -295,57 +297,6 @@ from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere impor
     connect_all,
     fault_message,
     vmodl,
-)
-
-TARGET_SPEC = {
-    "name": {"type": "str", "required": True},
-    "hostname": {"type": "str", "required": True},
-    "port": {"type": "int", "default": 443},
-    "username": {"type": "str", "required": True},
-    "password": {"type": "str", "required": True, "no_log": True},
-    "validate_certs": {"type": "bool", "default": True},
-    "ca_file": {"type": "path"},
-    "timeout": {"type": "int", "default": 60},
-}
-
-ARGUMENT_SPEC = {
-    "mode": {"type": "str", "choices": list(api.MODES), "default": "failover"},
-    "tenant": {"type": "dict", "required": True},
-    "vms": {"type": "list", "elements": "str", "default": []},
-    "destination_vlan": {"type": "int"},
-    "production_host": {"type": "str"},
-    "datastores": {"type": "list", "elements": "str", "default": []},
-    "datacenter": {"type": "str", "required": True},
-    "cluster": {"type": "str", "required": True},
-    "production_role": {"type": "str", "default": PRODUCTION_ROLE_NAME},
-    "allow_admin_role": {"type": "bool", "default": False},
-    "check_account": {"type": "bool", "default": True},
-    "targets": {"type": "list", "elements": "dict", "default": [], "options": TARGET_SPEC},
-    "max_parallel": {"type": "int", "default": 16},
-    "vcenter_max_parallel": {"type": "int", "default": 32},
-    "retries": {"type": "int", "default": 1},
-    "journal_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/journal"},
-    "report_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/reports"},
-    "attempt_id": {"type": "str"},
-}
-
-REQUEST_OPTIONS = (
-    "mode",
-    "vms",
-    "destination_vlan",
-    "production_host",
-    "datastores",
-    "datacenter",
-    "cluster",
-    "production_role",
-    "allow_admin_role",
-    "check_account",
-    "max_parallel",
-    "vcenter_max_parallel",
-    "retries",
-    "journal_dir",
-    "report_dir",
-    "attempt_id",
 )
 
 
@@ -400,7 +351,7 @@ def run_module(hooks: api.Hooks | None = None) -> None:
             msg="lost the connection to vSphere (%s: %s); a started run is journaled: run the same mode again to "
             "resume it" % (type(exc).__name__, exc)
         )
-    module.exit_json(**result)
+    exit_result(module, result)
 
 
 if __name__ == "__main__":

@@ -139,13 +139,17 @@ options:
         description: The production datacenter.
         type: str
         required: true
+extends_documentation_fragment:
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.info_module
+  - tenantry.msp.attributes.action
 attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: Nothing changes.
+  action:
+    details: With a local connection the action plugin reads the journal in the controller's worker;
+      with O(list_vms) or another connection the module runs.
+  platform:
+    platforms: posix
+    details: Reads the journal on the host it runs on (the controller, with the failover role).
 """
 
 EXAMPLES = r"""
@@ -215,6 +219,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import JournalError
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import Tenant
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.status import (
@@ -242,7 +247,7 @@ def main() -> None:
         result = follow(query_of(p), p["wait_for"], p["job_file"], p["timeout"])
     except (FollowError, JournalError) as exc:
         module.fail_json(msg=str(exc), **listing)
-    module.exit_json(**result, **listing)
+    exit_result(module, {**result, **listing})
 
 
 if __name__ == "__main__":

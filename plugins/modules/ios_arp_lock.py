@@ -26,68 +26,6 @@ description:
 author:
   - tenantry maintainers (@tenantry)
 options:
-  config:
-    description:
-      - The lock. Required for every state but V(parsed), V(gathered) and V(deleted).
-    type: dict
-    suboptions:
-      bindings:
-        description:
-          - One entry per tenant port.
-        type: list
-        elements: dict
-        default: []
-        suboptions:
-          tenant:
-            description: Tenant name (letters, digits, C(.), C(_), C(-)). Required except with O(state=deleted).
-            type: str
-          port:
-            description: Interface, long or short (C(GigabitEthernet1/0/10), C(Gi1/0/10)).
-            type: str
-            required: true
-          mac:
-            description: The one MAC allowed on the port, any notation. Required except with O(state=deleted).
-            type: str
-          ip:
-            description: The one IPv4 address the MAC may use; inside O(config.bindings[].network).
-              Required except with O(state=deleted).
-            type: str
-          network:
-            description: The tenant network in CIDR notation. Required except with O(state=deleted).
-            type: str
-          vlan:
-            description: The tenant VLAN (access VLAN of the port). Required except with O(state=deleted).
-            type: int
-      uplinks:
-        description:
-          - Trusted ports (DHCP snooping and ARP inspection trust), towards the DHCP server and the router.
-          - With O(state=overridden), trusted ports not listed lose their trust; with O(state=deleted) the listed
-            ones do.
-        type: list
-        elements: str
-        default: []
-      tenants:
-        description:
-          - With O(state=deleted), remove every port of these tenants.
-        type: list
-        elements: str
-        default: []
-      violation:
-        description: What port security does on a foreign MAC; V(restrict) drops and counts, V(shutdown) err-disables.
-        type: str
-        choices: [restrict, shutdown]
-        default: restrict
-      arp_rate:
-        description: ARP packets per second a tenant port may send before ARP inspection err-disables it (1-2048).
-        type: int
-        default: 15
-      source_guard:
-        description:
-          - Keyword that makes IP source guard filter on MAC as well as IP; V(port-security) on Catalyst IOS 12.2/15,
-            V(mac-check) on IOS-XE 16 and later.
-        type: str
-        choices: [port-security, mac-check]
-        default: port-security
   running_config:
     description:
       - Configuration text for O(state=parsed), as C(show running-config) prints it, or the commands
@@ -112,13 +50,16 @@ notes:
     (uplinks trusted and ARP access lists in place before a VLAN is inspected, and the reverse on removal).
   - IOS prints no line for its defaults (C(maximum 1), C(violation shutdown), C(limit rate 15)); the module
     compares with those defaults, so a second run sends nothing.
+extends_documentation_fragment:
+  - tenantry.msp.arp_lock.ios
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads the switch and returns the commands it would send, without sending them.
+    details: Reads the switch and returns the commands it would send, without sending them.
   diff_mode:
-    support: full
-    description: Shows the bindings and settings before and after.
+    details: Shows the bindings and settings before and after.
 """
 
 EXAMPLES = r"""
@@ -206,14 +147,14 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tenantry.msp.plugins.module_utils._switch.runner import (
+    IOS_ARGUMENT_SPEC,
     REQUIRED_IF,
-    ios_argument_spec,
     run_ios,
 )
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ios_argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=IOS_ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
     run_ios(module)
 
 

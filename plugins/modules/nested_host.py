@@ -198,13 +198,14 @@ options:
     default: present
 extends_documentation_fragment:
   - tenantry.msp.vsphere
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads and validates everything and reports what would change; changes nothing.
+    details: Reads and validates everything and reports what would change; changes nothing.
   diff_mode:
-    support: full
-    description: Before and after state of every managed part; the password is never part of it.
+    details: Before and after state of every managed part; the password is never part of it.
 notes:
   - The connection options point at the nested ESXi (in the tenants inventory, the C(tenantry_target_api_*)
     variables), not at the provider vCenter; a vCenter is refused.
@@ -256,13 +257,14 @@ vmkernel_device:
   sample: vmk1
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._nested_host import (
     ARGUMENT_SPEC,
     NestedHostError,
     check_input,
     run_nested_host,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import exit_with_diff, run, vsphere_module
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import run, vsphere_module
 
 
 def main() -> None:
@@ -272,7 +274,7 @@ def main() -> None:
     except NestedHostError as exc:
         module.fail_json(msg="nested_host: " + str(exc), errors=exc.errors)
     result = run(module, lambda client: run_nested_host(client, module.params, module.check_mode))
-    exit_with_diff(module, result)
+    exit_result(module, result)
 
 
 if __name__ == "__main__":

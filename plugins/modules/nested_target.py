@@ -135,13 +135,14 @@ options:
     default: 16
 extends_documentation_fragment:
   - tenantry.msp.vsphere
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reads and validates everything and reports what would change; changes nothing.
+    details: Reads and validates everything and reports what would change; changes nothing.
   diff_mode:
-    support: full
-    description: Before and after state of every target, the tenant portgroups (per host) and the tenant folders.
+    details: Before and after state of every target, the tenant portgroups (per host) and the tenant folders.
 notes:
   - CPU or memory changes of a powered-on target need CPU/memory hot-add on the template; otherwise power the
     targets off first with O(power_state=poweredoff).
@@ -214,13 +215,14 @@ actions:
            folders_created: [acme], folders_removed: []}
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._nested_target import (
     ARGUMENT_SPEC,
     NestedTargetError,
     check_input,
     run_nested_target,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import exit_with_diff, run, vsphere_module
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import run, vsphere_module
 
 
 def main() -> None:
@@ -230,7 +232,7 @@ def main() -> None:
     except NestedTargetError as exc:
         module.fail_json(msg="nested_target: " + str(exc), errors=exc.errors)
     result = run(module, lambda client: run_nested_target(client, module.params, module.check_mode))
-    exit_with_diff(module, result)
+    exit_result(module, result)
 
 
 if __name__ == "__main__":

@@ -84,13 +84,14 @@ options:
     default: present
 extends_documentation_fragment:
   - tenantry.msp.director
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.check_mode_full
+  - tenantry.msp.attributes.diff_full
 attributes:
   check_mode:
-    support: full
-    description: Reports what would change and sends nothing; no credentials are issued.
+    details: Reports what would change and sends nothing; no credentials are issued.
   diff_mode:
-    support: full
-    description: The tenant's declared fields before and after; PSKs appear only as C(psk_set).
+    details: The tenant's declared fields before and after; PSKs appear only as C(psk_set).
 notes:
   - RV(credentials) holds a secret. Register the result of this task with C(no_log) set to V(true).
 """
@@ -149,6 +150,7 @@ credentials:
            ca_sha256: 9f86d0..., setup_url: "https://director.example:4443", expires_at: 1795910626.6}
 """
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._director_base import (
     TENANT_ARGUMENT_SPEC,
     TenantRun,
@@ -159,7 +161,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._director_base import
 
 def main() -> None:
     module = director_module(argument_spec=TENANT_ARGUMENT_SPEC, supports_check_mode=True)
-    module.exit_json(**run(module, TenantRun(module.params, module.check_mode)))
+    exit_result(module, run(module, TenantRun(module.params, module.check_mode)))
 
 
 if __name__ == "__main__":

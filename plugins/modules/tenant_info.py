@@ -23,13 +23,8 @@ options:
     type: str
 extends_documentation_fragment:
   - tenantry.msp.director
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.info_module
 """
 
 EXAMPLES = r"""
@@ -72,12 +67,18 @@ online:
   sample: [acme]
 """
 
-from ansible_collections.tenantry.msp.plugins.module_utils._director_base import director_module, run, tenants_info
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
+from ansible_collections.tenantry.msp.plugins.module_utils._director_base import (
+    TENANT_INFO_ARGUMENT_SPEC,
+    director_module,
+    run,
+    tenants_info,
+)
 
 
 def main() -> None:
-    module = director_module(argument_spec={"name": {"type": "str"}}, supports_check_mode=True)
-    module.exit_json(**run(module, lambda client: tenants_info(client, module.params["name"])))
+    module = director_module(argument_spec=TENANT_INFO_ARGUMENT_SPEC, supports_check_mode=True)
+    exit_result(module, run(module, lambda client: tenants_info(client, module.params["name"])))
 
 
 if __name__ == "__main__":

@@ -34,13 +34,8 @@ options:
     type: str
 extends_documentation_fragment:
   - tenantry.msp.vsphere
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
+  - tenantry.msp.attributes
+  - tenantry.msp.attributes.info_module
 """
 
 EXAMPLES = r"""
@@ -110,21 +105,20 @@ vms:
                     network: management, connected: true}], moid: vm-50}]
 """
 
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import run, vsphere_module
-from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere_inventory import KINDS, gather
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import (
+    VSPHERE_INFO_ARGUMENT_SPEC,
+    run,
+    vsphere_module,
+)
+from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere_inventory import gather
 
 
 def main() -> None:
-    module = vsphere_module(
-        argument_spec={
-            "gather": {"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
-            "folder": {"type": "str"},
-        },
-        supports_check_mode=True,
-    )
+    module = vsphere_module(argument_spec=VSPHERE_INFO_ARGUMENT_SPEC, supports_check_mode=True)
     kinds = tuple(module.params["gather"])
     result = run(module, lambda client: gather(client, kinds=kinds, folder=module.params["folder"]))
-    module.exit_json(changed=False, **result)
+    exit_result(module, {"changed": False, **result})
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal imp
     JournalError,
     tenant_dir,
 )
+from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import endpoint_argument_spec
 
 POLL_SECONDS = 0.1
 
@@ -46,16 +47,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
         "type": "list",
         "elements": "dict",
         "default": [],
-        "options": {
-            "name": {"type": "str", "required": True},
-            "hostname": {"type": "str", "required": True},
-            "port": {"type": "int", "default": 443},
-            "username": {"type": "str", "required": True},
-            "password": {"type": "str", "required": True, "no_log": True},
-            "validate_certs": {"type": "bool", "default": True},
-            "ca_file": {"type": "path"},
-            "timeout": {"type": "int", "default": 60},
-        },
+        "options": {"name": {"type": "str", "required": True}, **endpoint_argument_spec()},
     },
     "production": {
         "type": "dict",

@@ -20,6 +20,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._switch import ios, nftables
 from ansible_collections.tenantry.msp.plugins.module_utils._switch.bindings import (
     ACTION_STATES,
@@ -61,23 +62,22 @@ def _config_options(ios_only: bool) -> dict[str, Any]:
     return options
 
 
-def ios_argument_spec() -> dict[str, Any]:
-    return {
-        "config": {"type": "dict", "options": _config_options(ios_only=True)},
-        "running_config": {"type": "str"},
-        "state": {"type": "str", "choices": list(STATES), "default": "merged"},
-    }
+# The options of ``tenantry.msp.ios_arp_lock`` and ``tenantry.msp.bridge_arp_lock``; O(config) is documented
+# once for both in plugins/doc_fragments/arp_lock.py.
+IOS_ARGUMENT_SPEC: dict[str, Any] = {
+    "config": {"type": "dict", "options": _config_options(ios_only=True)},
+    "running_config": {"type": "str"},
+    "state": {"type": "str", "choices": list(STATES), "default": "merged"},
+}
 
-
-def bridge_argument_spec() -> dict[str, Any]:
-    return {
-        "config": {"type": "dict", "options": _config_options(ios_only=False)},
-        "table": {"type": "str", "default": nftables.DEFAULT_TABLE},
-        "netns": {"type": "str"},
-        "bridge": {"type": "str"},
-        "running_config": {"type": "str"},
-        "state": {"type": "str", "choices": list(STATES), "default": "merged"},
-    }
+BRIDGE_ARGUMENT_SPEC: dict[str, Any] = {
+    "config": {"type": "dict", "options": _config_options(ios_only=False)},
+    "table": {"type": "str", "default": nftables.DEFAULT_TABLE},
+    "netns": {"type": "str"},
+    "bridge": {"type": "str"},
+    "running_config": {"type": "str"},
+    "state": {"type": "str", "choices": list(STATES), "default": "merged"},
+}
 
 
 REQUIRED_IF = [
@@ -112,9 +112,7 @@ def _want(module: AnsibleModule, backend: str) -> LockConfig:
     return config
 
 
-def _action_result(
-    module: AnsibleModule, backend: str, lines: list[str], before: LockConfig, after: LockConfig
-) -> dict[str, Any]:
+def _action_result(backend: str, lines: list[str], before: LockConfig, after: LockConfig) -> dict[str, Any]:
     added, removed = changes(before, after)
     result: dict[str, Any] = {
         "changed": bool(lines),
@@ -123,9 +121,8 @@ def _action_result(
         "after": after.as_dict(backend),
         "added": added,
         "removed": removed,
+        "diff": {"before": before.describe(backend), "after": after.describe(backend)},
     }
-    if module._diff:
-        result["diff"] = {"before": before.describe(backend), "after": after.describe(backend)}
     return result
 
 
@@ -156,7 +153,7 @@ def run_ios(module: AnsibleModule) -> None:
     if lines and not module.check_mode:
         _ios_call(module, connection, "edit_config", candidate=lines)
         after = ios.to_config(ios.parse_running_config(_ios_call(module, connection, "get_config")))
-    module.exit_json(**_action_result(module, "ios", lines, before, after))
+    exit_result(module, _action_result("ios", lines, before, after))
 
 
 def _ios_connection(module: AnsibleModule) -> Any:
@@ -263,5 +260,4 @@ def run_bridge(module: AnsibleModule) -> None:
         nft.apply(plan.lines)
         now = nft.read()
         after, counters = nftables.to_config(now), now.counters
-    result = _action_result(module, "linux_bridge", plan.lines, plan.before, after)
-    module.exit_json(counters=counters, **result)
+    exit_result(module, dict(_action_result("linux_bridge", plan.lines, plan.before, after), counters=counters))

@@ -5,7 +5,7 @@
 # Prints "unchanged DIR" when DIR already matches the source (a fingerprint of pyproject.toml,
 # README.md and src/tenantry), else builds into a temporary directory, swaps it in and prints
 # "built DIR".  The wheelhouse also holds the optional PostgreSQL driver (the postgres extra), for
-# Directors that share a database.  DIR.tar holds the same wheels (reproducible: sorted, fixed times and owners), so
+# Directors that share a database, and pyVmomi (the vsphere extra), for Transporters that back up VMs.  DIR.tar holds the same wheels (reproducible: sorted, fixed times and owners), so
 # the roles copy one file to each host.  The controller needs a package index only when it builds.
 set -euo pipefail
 python=$1 root=$2 pyver=$4 arch=$5
@@ -38,7 +38,7 @@ platforms=()
 for ml in "$@"; do platforms+=(--platform "${ml}_${arch}"); done
 "$python" -m pip download -q --only-binary=:all: --implementation cp --python-version "$pyver" \
     --abi "cp${pyver/./}" --abi abi3 --abi none "${platforms[@]}" --platform any \
-    -c "$work/constraints.txt" -d "$work/wheels" "$(echo "$work"/wheels/tenantry-*.whl)[postgres]" >"$work/download.log" 2>&1 \
+    -c "$work/constraints.txt" -d "$work/wheels" "$(echo "$work"/wheels/tenantry-*.whl)[postgres,vsphere]" >"$work/download.log" 2>&1 \
     || { cat "$work/download.log" >&2; exit 1; }
 echo "$fingerprint" >"$work/wheels/.fingerprint"
 chmod 0644 "$work"/wheels/*

@@ -340,6 +340,30 @@ def cmd_prod_portgroups(args: argparse.Namespace) -> int:
     return _changed(bool(added), f"production portgroups: added {', '.join(added) or 'none'}")
 
 
+def cmd_directory_user(args: argparse.Namespace) -> int:
+    """Stand-in for the MSP's directory (AD or vCenter SSO): an account the provider vCenter knows, with a random
+    password kept under secrets/ (0600, never printed), so that the failover's account check finds it."""
+    from tenantry.lab.simulator import add_directory_user, directory_file
+
+    user: str = args.user
+    if not re.fullmatch(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+", user):
+        raise LabError(f"--user {user!r}: expected an account such as acme-ops@vsphere.local")
+    secret = args.state_dir / "secrets" / f"directory-{user}"
+    secret.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not secret.exists():
+        secret.touch(mode=0o600)
+        secret.write_text(secrets.token_urlsafe(24))
+    password = secret.read_text().strip()
+    try:
+        known = json.loads(directory_file(args.state_dir, "vcenter").read_text())
+    except (OSError, ValueError):
+        known = {}
+    changed = known.get(user) != password
+    if changed:
+        add_directory_user(args.state_dir, "vcenter", user, password)
+    return _changed(changed, f"directory account {user} (password in {secret})")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir
     found = False
@@ -418,6 +442,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prod-portgroups", help="stand-in for the tenants' network setup: portgroups in production")
     p.add_argument("--portgroup", action="append", required=True, help="NAME:VLAN (repeat)")
     p.set_defaults(func=cmd_prod_portgroups)
+
+    p = sub.add_parser("directory-user", help="stand-in for the MSP's directory: an account the provider vCenter knows")
+    p.add_argument("--user", required=True, help="the account, e.g. acme-ops@vsphere.local")
+    p.set_defaults(func=cmd_directory_user)
 
     p = sub.add_parser("net-up", help="the lab switch: namespace with a management and a tenant bridge")
     p.add_argument("--gateway", default="10.0.16.1/20", help="the DHCP server's address on the management bridge")

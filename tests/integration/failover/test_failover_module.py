@@ -50,7 +50,8 @@ def test_failover_plan_apply_idempotent_and_outcome(tmp_path: Path, lab_tenant: 
     pg = t.spec["portgroups"]["destinations"][str(t.spec["failover"]["destination_vlans"][0])]
 
     runs = [
-        run_module(tmp_path, "tenantry.msp.failover", t.args(), check=check) for check in (True, False, True, False)
+        run_module(tmp_path, "tenantry.msp.failover", t.args(), check=check, diff=True)
+        for check in (True, False, True, False)
     ]
     assert [r.rc for r in runs] == [0, 0, 0, 0], runs[1].stdout[-3000:]
     assert [r.result["changed"] for r in runs] == [True, True, False, False]

@@ -88,3 +88,34 @@ def test_down_unmounts_the_tenant_filesystems_first(tmp_path: Path, capsys: pyte
         assert str(point) not in Path("/proc/self/mountinfo").read_text()
     finally:
         unmount_under(tmp_path)
+
+
+def test_directory_user_logs_in_to_the_provider_vcenter(
+    lab_binary: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make lab` gives each tenant's production account to the provider vCenter (the failover looks it up)."""
+    from pyVmomi import vim
+    from support import vsphere as vs
+
+    from tenantry.lab.simulator import Endpoint
+
+    state = tmp_path / "state"
+    user = "acme-ops@vsphere.local"
+    try:
+        lab(state, "up", "--port", "0", capsys=capsys)
+        raw = json.loads((state / "vcenter.json").read_text())
+        endpoint = Endpoint(**dict(raw, ca_file=Path(raw["ca_file"])))
+        secret = state / "secrets" / f"directory-{user}"
+        with pytest.raises(vim.fault.InvalidLogin):
+            vs.login(endpoint, user, "anything")
+        assert lab(state, "directory-user", "--user", user, capsys=capsys).startswith("changed directory account")
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        password = secret.read_text().strip()
+        assert password not in capsys.readouterr().out
+        vs.login(endpoint, user, password).content.sessionManager.Logout()
+        assert lab(state, "directory-user", "--user", user, capsys=capsys).startswith("unchanged")
+        assert secret.read_text().strip() == password
+        assert main(["--state-dir", str(state), "directory-user", "--user", "acme ops"]) != 0
+        assert "--user 'acme ops': expected an account" in capsys.readouterr().err
+    finally:
+        lab(state, "down", capsys=capsys)

@@ -71,6 +71,25 @@ def test_expert_settings_idempotent_with_check_and_diff(tmp_path: Path, director
     assert director.token not in "".join(r.get("stdout", "") for r in results)
 
 
+def test_diff_only_in_diff_mode_with_secrets_masked(tmp_path: Path, director: DirectorProc) -> None:
+    """Every module's diff goes through one helper (module_utils/_diff.py): none without --diff, masked with it."""
+    secret = "smtp pass 4711"
+    args = conn(director, settings={"smtp_password": secret, "max_concurrent_tasks": "8"})
+    plain = run_module(tmp_path, "tenantry.msp.expert_settings", args, check=True)
+    assert plain.rc == 0 and plain.result["changed"], plain.stdout[-3000:]
+    assert "diff" not in plain.result
+    shown = run_module(tmp_path, "tenantry.msp.expert_settings", args, check=True, diff=True)
+    assert shown.result["changed"] and shown.result["diff"]["before"]["smtp_password"] == ""
+    assert shown.result["diff"]["after"]["smtp_password"] == "********"
+    assert shown.result["diff"]["before"]["max_concurrent_tasks"] == 6
+    assert shown.result["diff"]["after"]["max_concurrent_tasks"] == 8
+    applied = run_module(tmp_path, "tenantry.msp.expert_settings", args)
+    assert applied.result["changed"] and "diff" not in applied.result
+    assert director.api("GET", "/api/v1/settings")["values"]["smtp_password"] == "********"
+    for run in (plain, shown, applied):
+        assert secret not in run.stdout + run.stderr
+
+
 def test_expert_settings_refusals_change_nothing(tmp_path: Path, director: DirectorProc) -> None:
     run = run_module(tmp_path, "tenantry.msp.expert_settings", conn(director, settings={"max_speed": 1}))
     assert run.result["failed"] and "unknown Expert Setting(s) max_speed; allowed settings: " in run.result["msg"]
