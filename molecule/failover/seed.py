@@ -27,7 +27,9 @@ from ansible_collections.tenantry.msp.plugins.module_utils._tenant_model import 
 def connect(path: Path) -> Any:
     ep = json.loads(path.read_text())
     context = ssl.create_default_context(cafile=ep["ca_file"])
-    return SmartConnect(host=ep["hostname"], port=ep["port"], user=ep["username"], pwd=ep["password"], sslContext=context)
+    return SmartConnect(
+        host=ep["hostname"], port=ep["port"], user=ep["username"], pwd=ep["password"], sslContext=context
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -23,7 +23,9 @@ from pyVmomi import vim
 def connect(path: Path) -> Any:
     ep = json.loads(path.read_text())
     context = ssl.create_default_context(cafile=ep["ca_file"])
-    return SmartConnect(host=ep["hostname"], port=ep["port"], user=ep["username"], pwd=ep["password"], sslContext=context)
+    return SmartConnect(
+        host=ep["hostname"], port=ep["port"], user=ep["username"], pwd=ep["password"], sslContext=context
+    )
 
 
 def vms_under(content: Any, root: Any) -> dict[str, Any]:
@@ -66,14 +68,19 @@ def nested_host(si: Any) -> dict[str, Any]:
         "datastores": sorted(d.name for d in host.datastore),
         "role_privileges": sorted(role.privilege) if role else None,
         "permissions": sorted(
-            p.principal for p in content.authorizationManager.RetrieveAllPermissions() if p.principal.startswith("tenant-")
+            p.principal
+            for p in content.authorizationManager.RetrieveAllPermissions()
+            if p.principal.startswith("tenant-")
         ),
         "routes": sorted(
             [f"{r.network}/{r.prefixLength}", r.gateway, r.deviceName]
             for r in routes
             if r.prefixLength and r.gateway != "0.0.0.0"
         ),
-        "default_gateway": [host.config.network.ipRouteConfig.defaultGateway, host.config.network.ipRouteConfig.gatewayDevice],
+        "default_gateway": [
+            host.config.network.ipRouteConfig.defaultGateway,
+            host.config.network.ipRouteConfig.gatewayDevice,
+        ],
         "services": {s.key: [s.running, s.policy] for s in host.config.service.service if s.key in ("TSM", "TSM-SSH")},
     }
 
