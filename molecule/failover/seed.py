@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stand-in for replication, for the failover scenario: the tenant's replicas on its nested target.
 
     seed.py STATE_DIR TENANT_FILE VM...

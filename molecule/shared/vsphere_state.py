@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """What a delegated vSphere scenario's verify reads back: the lab instance's simulators, seen with pyVmomi.
 
     vsphere_state.py STATE_DIR nested TENANT TARGET...   the tenant's nested targets (vCenter and each target)
