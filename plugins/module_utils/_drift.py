@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import Journal, JournalError
-from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import endpoint_argument_spec
+from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import targets_argument_spec
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     ConnectionParams,
     VSphereClient,
@@ -41,16 +41,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
         "default": [],
         "options": {"name": {"type": "str", "required": True}, "datastore": {"type": "str", "required": True}},
     },
-    "targets": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "name": {"type": "str", "required": True},
-            "tenant": {"type": "str", "required": True},
-            **endpoint_argument_spec(),
-        },
-    },
+    "targets": targets_argument_spec(tenant={"type": "str", "required": True}),
     "journal_dir": {"type": "path"},
 }
 

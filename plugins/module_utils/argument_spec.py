@@ -54,6 +54,16 @@ def endpoint_argument_spec() -> dict[str, Any]:
     }
 
 
+def targets_argument_spec(**extra: dict[str, Any]) -> dict[str, Any]:
+    """The ``targets`` option: a list of named replication targets, each a vSphere endpoint (plus ``extra``)."""
+    return {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {"name": {"type": "str", "required": True}, **extra, **endpoint_argument_spec()},
+    }
+
+
 def director_argument_spec() -> dict[str, Any]:
     """Options of the ``tenantry.msp.director`` doc fragment; the admin token is ``no_log``."""
     return {

@@ -53,7 +53,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.status impo
 )
 from ansible_collections.tenantry.msp.plugins.module_utils._slots import Slots
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import PRODUCTION_ROLE_NAME
-from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import endpoint_argument_spec
+from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import targets_argument_spec
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import VSphereClient, VSphereError
 
 
@@ -78,12 +78,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "production_role": {"type": "str", "default": PRODUCTION_ROLE_NAME},
     "allow_admin_role": {"type": "bool", "default": False},
     "check_account": {"type": "bool", "default": True},
-    "targets": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {"name": {"type": "str", "required": True}, **endpoint_argument_spec()},
-    },
+    "targets": targets_argument_spec(),
     "max_parallel": {"type": "int", "default": 16},
     "vcenter_max_parallel": {"type": "int", "default": 32},
     "retries": {"type": "int", "default": 1},

@@ -26,7 +26,10 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal imp
     JournalError,
     tenant_dir,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import endpoint_argument_spec
+from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import (
+    endpoint_argument_spec,
+    targets_argument_spec,
+)
 
 POLL_SECONDS = 0.1
 
@@ -43,21 +46,12 @@ ARGUMENT_SPEC: dict[str, Any] = {
     # The tenant portal's VM listing (read live from vCenter: only the module does it, with pyVmomi).
     "list_vms": {"type": "bool", "default": False},
     "spec": {"type": "dict"},
-    "targets": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {"name": {"type": "str", "required": True}, **endpoint_argument_spec()},
-    },
+    "targets": targets_argument_spec(),
+    # The production vCenter: an endpoint without a timeout of its own, and its datacenter.
     "production": {
         "type": "dict",
         "options": {
-            "hostname": {"type": "str", "required": True},
-            "port": {"type": "int", "default": 443},
-            "username": {"type": "str", "required": True},
-            "password": {"type": "str", "required": True, "no_log": True},
-            "validate_certs": {"type": "bool", "default": True},
-            "ca_file": {"type": "path"},
+            **{k: v for k, v in endpoint_argument_spec().items() if k != "timeout"},
             "datacenter": {"type": "str", "required": True},
         },
     },
