@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import os
+import pickle
 import subprocess
 import sys
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,20 +99,67 @@ def run_module(
     return run_playbook(path, *flags, env=env)
 
 
+def _mount_points() -> set[str]:
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        return {line.split()[4].encode().decode("unicode_escape") for line in handle}
+
+
 def unmount_under(root: Path) -> list[str]:
     """Unmount everything mounted at or below root, deepest first (a loop mount frees its loop device), and
     detach any loop device still backed by a file below root. For tests that mount filesystems; returns what
     it unmounted."""
     prefix = str(root.resolve())
-    points = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
-        for line in handle:
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
-                points.append(point)
-    for point in sorted(set(points), key=len, reverse=True):
+    points = [point for point in _mount_points() if point == prefix or point.startswith(prefix + "/")]
+    for point in sorted(points, key=len, reverse=True):
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
     for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
         if backing.read_text().strip().startswith(prefix + "/"):
             subprocess.run(["losetup", "-d", f"/dev/{backing.parts[3]}"], check=False, capture_output=True)
     return points
+
+
+CLONE_NEWNS = 0x00020000
+
+
+def in_own_mount_namespace(test: Callable[..., None]) -> Callable[..., None]:
+    """Run a test that mounts filesystems in a child process with a private mount namespace of its own.
+
+    A mount made in the machine's namespace is copied into every mount namespace created while it exists (a
+    podman container starting, ip netns exec in a lab running next to the tests), and such a copy keeps its
+    loop device busy for as long as that process lives. Mounting in a namespace of its own keeps the test's
+    mounts out of the other suites' processes, and theirs out of the test. The child reports its outcome
+    (the assertion with pytest's explanation) back to the test; its mounts go away with it."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: one thread, so unshare(CLONE_NEWNS) is allowed
+            os.close(reader)
+            outcome: tuple[str, str] = ("ok", "")
+            try:
+                if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNS) != 0:
+                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+                subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+                before = _mount_points()
+                try:
+                    test(*args, **kwargs)
+                finally:
+                    for point in sorted(_mount_points() - before, key=len, reverse=True):
+                        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+            except BaseException as error:  # noqa: BLE001 - handed to the parent whatever it is
+                outcome = (type(error).__name__, "".join(traceback.format_exception(error)))
+            with os.fdopen(writer, "wb") as pipe:
+                pipe.write(pickle.dumps(outcome))
+            os._exit(0)
+        os.close(writer)
+        with os.fdopen(reader, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if not data:
+            raise AssertionError(f"the test's child process died without an outcome (wait status {status})")
+        kind, text = pickle.loads(data)
+        if kind != "ok":
+            raise AssertionError(f"in its own mount namespace the test raised {kind}:\n{text}")
+
+    return run

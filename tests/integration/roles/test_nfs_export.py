@@ -2,8 +2,9 @@
 install and re-export steps are switched off by their public variables, and the test says so).
 
 With nfs_export_quota filesystem (the default) each tenant's path becomes a real ext4 filesystem on a sparse
-loop-mounted image of size_gb: the tests mount them (root, /dev/loop-control) and unmount them, and detach
-their loop devices, whatever the outcome."""
+loop-mounted image of size_gb: the tests mount them (root, /dev/loop-control) each in a mount namespace of its
+own (processes other suites start meanwhile must not hold copies of its mounts), and unmount them and detach
+their loop devices whatever the outcome."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ import errno
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import run_playbook, unmount_under
+from support import in_own_mount_namespace, run_playbook, unmount_under
 
 GIB = 1024**3
 CAP_SYS_RESOURCE = 24
@@ -52,19 +52,6 @@ def play(tmp_path: Path, exports: list[dict[str, Any]], **extra: Any) -> Path:
 
 def run(tmp_path: Path, exports: list[dict[str, Any]], *flags: str, **extra: Any) -> Any:
     return run_playbook(play(tmp_path, exports, **extra), "-i", "localhost,", "-c", "local", *flags)
-
-
-def grow(tmp_path: Path, exports: list[dict[str, Any]], *flags: str) -> Any:
-    """Run a growth. Without CAP_SYS_RESOURCE it happens unmounted, and is refused (safely, the filesystem put
-    back) while a process of another mount namespace still holds a copy of the mount: on this shared machine
-    other sessions' labs start such processes (ip netns exec) at any time. Retry for a minute, as an operator
-    would; the refusal itself is asserted in the test with a holder of its own."""
-    for _ in range(12):
-        result = run(tmp_path, exports, *flags)
-        if result.rc == 0 or "mounted in another mount namespace" not in json.dumps(result.results):
-            return result
-        time.sleep(5)
-    return result
 
 
 def changed(run: Any) -> bool:
@@ -123,6 +110,7 @@ def test_idempotent_plain_directories(tmp_path: Path) -> None:
     assert f"{tmp_path}/srv/exports/tenants/globex 10.0.16.0/20(rw,sync) 10.0.32.5(rw,sync)" in lines
 
 
+@in_own_mount_namespace
 def test_each_tenant_gets_its_own_filesystem_of_size_gb(scratch: Path) -> None:
     tmp_path = scratch
     acme, globex = (tmp_path / "srv" / "exports" / "tenants" / t for t in ("acme", "globex"))
@@ -176,6 +164,7 @@ def test_each_tenant_gets_its_own_filesystem_of_size_gb(scratch: Path) -> None:
     assert full_report["acme"]["used_percent"] > 99 and full_report["globex"]["used_percent"] < 5, full_report
 
 
+@in_own_mount_namespace
 def test_growth_is_online_and_shrinking_refused(scratch: Path) -> None:
     tmp_path = scratch
     acme = tmp_path / "srv" / "exports" / "tenants" / "acme"
@@ -186,7 +175,7 @@ def test_growth_is_online_and_shrinking_refused(scratch: Path) -> None:
     bigger = [{**EXPORTS[0], "size_gb": 3}]
     planned = run(tmp_path, bigger, "--check")
     assert planned.rc == 0 and changed(planned) and (tmp_path / "images" / "acme.img").stat().st_size == GIB
-    grown = grow(tmp_path, bigger, "--diff")
+    grown = run(tmp_path, bigger, "--diff")
     assert grown.rc == 0 and changed(grown), grown.stdout[-3000:]
     actions = next(r for r in grown.results if "actions" in r)["actions"]
     assert {"grow acme from 1 to 3 GB", "grow acme's filesystem to its image (3 GB)"} & set(actions), actions
@@ -214,7 +203,7 @@ def test_growth_is_online_and_shrinking_refused(scratch: Path) -> None:
         finally:
             holder.kill()
             holder.wait()
-        finished = grow(tmp_path, [{**EXPORTS[0], "size_gb": 4}])
+        finished = run(tmp_path, [{**EXPORTS[0], "size_gb": 4}])
         assert finished.rc == 0, finished.stdout[-3000:]
         assert 3.9 * GIB < os.statvfs(acme).f_blocks * os.statvfs(acme).f_frsize <= 4 * GIB
         assert (acme / "vm.vmdk").read_bytes() == b"replica"
@@ -230,6 +219,7 @@ def test_growth_is_online_and_shrinking_refused(scratch: Path) -> None:
     assert snapshot(tmp_path) == before and (tmp_path / "fstab").read_text() == fstab
 
 
+@in_own_mount_namespace
 def test_a_path_holding_data_is_refused_not_hidden(scratch: Path) -> None:
     tmp_path = scratch
     acme = tmp_path / "srv" / "exports" / "tenants" / "acme"
@@ -245,6 +235,7 @@ def test_a_path_holding_data_is_refused_not_hidden(scratch: Path) -> None:
     assert (acme / "old-replica.vmdk").read_bytes() == b"data"
 
 
+@in_own_mount_namespace
 def test_state_absent_unmounts_and_keeps_or_removes_the_image(scratch: Path) -> None:
     tmp_path = scratch
     acme = tmp_path / "srv" / "exports" / "tenants" / "acme"
