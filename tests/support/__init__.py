@@ -147,7 +147,7 @@ def in_own_mount_namespace(test: Callable[..., None]) -> Callable[..., None]:
                 finally:
                     for point in sorted(_mount_points() - before, key=len, reverse=True):
                         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
-            except BaseException as error:  # noqa: BLE001 - handed to the parent whatever it is
+            except BaseException as error:  # handed to the parent whatever it is
                 outcome = (type(error).__name__, "".join(traceback.format_exception(error)))
             with os.fdopen(writer, "wb") as pipe:
                 pipe.write(pickle.dumps(outcome))
