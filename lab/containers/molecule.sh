@@ -43,22 +43,24 @@ done
 [ ${#container_scenarios[@]} -eq 0 ] || "$here/build-image.sh"
 
 cleanup() {
-    # What the delegated scenarios create: the simulators of their lab instance (TENANTRY_LAB_INSTANCE in
-    # their molecule.yml) and their network namespaces (tnmol-*), nothing else.
-    for f in molecule/*/molecule.yml; do
+    # Only what the scenarios of this run create (another run may be using the others'): the simulators of
+    # their lab instance (TENANTRY_LAB_INSTANCE in their molecule.yml), the network namespaces (tnmol-*) of
+    # the delegated ones, the containers and networks of the container ones.
+    for s in "${scenarios[@]}"; do
+        f=molecule/$s/molecule.yml
         for instance in $(sed -n 's/^    TENANTRY_LAB_INSTANCE: //p' "$f"); do
             [ -d ".lab/instances/$instance" ] || continue
             PYTHONPATH="$repo/src" python -m tenantry.lab --instance "$instance" down >/dev/null 2>&1 || true
             rm -rf ".lab/instances/$instance"
         done
     done
-    for ns in $(ip netns list 2>/dev/null | sed -n 's/^\(tnmol-[^ ]*\).*/\1/p'); do
+    [ ${#delegated_scenarios[@]} -eq 0 ] || for ns in $(ip netns list 2>/dev/null | sed -n 's/^\(tnmol-[^ ]*\).*/\1/p'); do
         # shellcheck disable=SC2046  # one pid per word
         kill $(ip netns pids "$ns") 2>/dev/null || true  # a DHCP server a failed verify left running
         ip netns delete "$ns" 2>/dev/null || true
     done
-    # The containers and networks the container scenarios create (names from their molecule.yml).
-    for f in molecule/*/molecule.yml; do
+    for s in "${scenarios[@]}"; do
+        f=molecule/$s/molecule.yml
         for name in $(sed -n 's/^  - name: //p' "$f"); do
             podman container exists "$name" && podman rm -f -t 2 "$name" >/dev/null 2>&1 || true
         done
