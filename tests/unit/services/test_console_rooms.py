@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -403,3 +404,59 @@ def test_two_directors_opening_one_alarm_or_one_run_at_once_get_one_each(target:
     assert len(AlarmRecords(stores[0].db).open_alarms()) == 1
     for s in stores:
         s.close()
+
+
+def test_a_run_s_report_files_are_served_by_every_director_from_its_record(store: Store, tmp_path: Path) -> None:
+    """A run finished on one Director: another Director sharing the database serves its report, timeline and
+    summary (written from the run's record, the same bytes), and so does the first after its files were
+    pruned; a run still going has none, and only the three names exist."""
+    from tenantry.director.config import JobsConfig
+    from tenantry.director.jobs.backend import JobOutcome
+    from tenantry.director.jobs.manager import JobManager
+
+    def manager(owner: str) -> JobManager:
+        return JobManager(
+            store.db,
+            config=JobsConfig.model_validate({}),
+            jobs_dir=tmp_path / owner / "jobs",
+            settings=ExpertSettings,
+            events=lambda *a, **k: None,
+            owner=owner,
+            alive=lambda: {"dir-a", "dir-b"},
+        )
+
+    a, b = manager("dir-a"), manager("dir-b")
+    assert a.records.add(_run_row("r-1", "t-1", "dir-a"))
+    going = b.records.get("r-1")
+    assert going is not None and b.report_file(going, "report.json") is None  # nothing yet
+    report = {
+        "run_id": "r-1",
+        "tenant": "acme",
+        "mode": "test",
+        "status": "done",
+        "rto_seconds": 2.5,
+        "steps": [{"step": "power_on", "state": "done", "done": 1}],
+        "vms": {"vm1": {"steps": {"power_on": {"state": "done", "start_offset": 1.0, "end_offset": 2.5}}}},
+    }
+    progress = Progress()
+    progress.feed({"event": "runner_on_ok", "event_data": {"res": {"report": report, "summary": ["RTO 2.5 s"]}}})
+    a._finish(going, JobOutcome("successful"), progress)
+
+    done = b.records.get("r-1")
+    assert done is not None and done.state == "successful"
+    for name in ("report.json", "timeline.svg", "summary.txt"):
+        here, there = a.report_file(done, name), b.report_file(done, name)
+        assert here is not None and there is not None and here != there, name
+        assert there.read_bytes() == here.read_bytes(), name
+        assert there.stat().st_mode & 0o777 == 0o600, name
+    assert json.loads((tmp_path / "dir-b/jobs/r-1/report.json").read_text())["rto_seconds"] == 2.5
+    assert (tmp_path / "dir-b/jobs/r-1/summary.txt").read_text() == "RTO 2.5 s\n"
+    assert "vm1" in (tmp_path / "dir-b/jobs/r-1/timeline.svg").read_text()
+    written = sorted(p.name for p in (tmp_path / "dir-b/jobs/r-1").iterdir())
+    assert written == ["report.json", "summary.txt", "timeline.svg"]  # no temporary file left
+    for other in ("events", "../r-1/report.json", "params.json"):
+        assert b.report_file(done, other) is None, other
+    # Pruned where it ran: served again from the record.
+    shutil.rmtree(tmp_path / "dir-a/jobs/r-1")
+    again = a.report_file(done, "report.json")
+    assert again is not None and json.loads(again.read_text()) == report

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ MAX_VMS = 1000
 _FLUSH = 0.25  # seconds between two progress writes while events stream in
 
 Finished = Callable[[RunRow], None]
+REPORT_FILES = ("report.json", "timeline.svg", "summary.txt")
 
 
 class JobManager:
@@ -292,13 +294,12 @@ class JobManager:
         for name, text in (
             ("report.json", json.dumps(report, indent=1, sort_keys=True) + "\n"),
             ("timeline.svg", timeline.svg(report)),
-            ("summary.txt", "\n".join(summary) + "\n"),
+            ("summary.txt", "\n".join(str(line) for line in summary) + "\n"),
         ):
-            tmp = folder / f".{name}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")  # 0600; two writers never share one
             with os.fdopen(fd, "w") as handle:
                 handle.write(text)
-            tmp.replace(folder / name)
+            os.replace(tmp, folder / name)
 
     def _prune(self, tenant_id: str | None) -> None:
         """Keep the newest ``keep_runs`` artifact directories of a tenant (the records stay)."""
@@ -313,8 +314,16 @@ class JobManager:
         return self.records.get(run_id) if re.match(r"^[0-9TZ]{16}-[0-9a-f]{6}$", run_id) else None
 
     def report_file(self, run: RunRow, name: str) -> Path | None:
+        """A finished run's report, timeline or summary file. The run's record (in the database every
+        Director shares) is the truth; the files are written from it where the run finished, and again on
+        any other Director asked for them (several Directors), or after the artifacts were pruned."""
+        if name not in REPORT_FILES:
+            return None
         path = self.run_dir(run.id) / name
-        return path if name in ("report.json", "timeline.svg", "summary.txt") and path.is_file() else None
+        report = run.result.get("report")
+        if not path.is_file() and not run.active and isinstance(report, dict):
+            self._save_report(run.id, report, run.result.get("summary") or [])
+        return path if path.is_file() else None
 
     def stuck(self, older_than: float) -> list[RunRow]:
         now = time.time()
