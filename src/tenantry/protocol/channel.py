@@ -48,9 +48,13 @@ StreamHandler = Callable[["H2Stream"], Awaitable[None]]
 
 # HTTP/2 bytes are parsed in slices so that a flood is noticed (and cut off) after one slice,
 # not after the whole socket read (up to 256 KiB of 9-byte frames): h2 spends tens of
-# microseconds per frame, so a 2 KiB slice of PINGs costs a few milliseconds.
+# microseconds per frame, so a 2 KiB slice of PINGs costs a few milliseconds.  A slice ends on
+# a frame boundary and holds whole frames only: h2 gets each frame once, complete (a 1 MiB DATA
+# frame in one call instead of 64 calls of 16 KiB that each re-parse a partial frame).
 _H2_SLICE = 16384
 _H2_SLICE_MIN = 2048
+_FRAME_HEADER = 9
+_PREAMBLE = len(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 # A PING or SETTINGS frame makes us answer: it costs more of the control budget.
 _REPLY_COST = 5.0
 # Control replies (PING/SETTINGS ACKs, RST_STREAM) a non-reading peer may make us queue
@@ -216,9 +220,12 @@ class H2Stream:
                     self._window.clear()
                     await self._window.wait()
                     continue
-                size = min(window, len(view))
-                self.channel._send_data(self.stream_id, bytes(view[:size]))
-                view = view[size:]
+                if window >= len(view):
+                    # All of it fits the window and a frame: no copy (h2 frames what it is given).
+                    self.channel._send_data(self.stream_id, data if len(view) == len(data) else view.tobytes())
+                    return
+                self.channel._send_data(self.stream_id, view[:window].tobytes())
+                view = view[window:]
         finally:
             self.channel._writers -= 1
 
@@ -308,6 +315,13 @@ class Channel(asyncio.Protocol):
         # Client side: the server refused us before TLS and said when to come back (protocol/busy.py).
         self.busy_retry_after: float | None = None
         self._received_any = False
+        # HTTP/2 bytes read but not yet given to h2 (the start of an incomplete frame), their
+        # length, and how many bytes that frame needs (joined once, when they are all there).
+        self._h2_parts: list[bytes] = []
+        self._h2_have = 0
+        self._h2_need = 0
+        self._preamble_left = 0 if h2_client else _PREAMBLE  # the client's preface precedes the frames
+        self._frame_cap = _MIN_FRAME_SIZE  # the largest MAX_FRAME_SIZE we ever advertised
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -457,6 +471,7 @@ class Channel(asyncio.Protocol):
             },
         )
         conn.max_inbound_frame_size = frame_size
+        self._frame_cap = max(self._frame_cap, frame_size)
         conn.initiate_connection()
         extra = lim.connection_window - 65535
         if extra > 0:
@@ -522,6 +537,7 @@ class Channel(asyncio.Protocol):
         if self._h2 is not None and self.limits.max_frame_size > _MIN_FRAME_SIZE:
             # Larger frames from now on (applied by h2 once the peer acknowledges the SETTINGS).
             self._h2.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: self.limits.max_frame_size})
+            self._frame_cap = max(self._frame_cap, self.limits.max_frame_size)
             self._flush()
 
     def _control_frame(self, kind: str, cost: float = 1.0) -> None:
@@ -534,27 +550,80 @@ class Channel(asyncio.Protocol):
 
     # ------------------------------------------------------------------ HTTP/2
     def _receive_h2(self, data: bytes) -> None:
+        if self._h2_parts:
+            self._h2_parts.append(data)
+            self._h2_have += len(data)
+            if self._h2_have < self._h2_need:
+                return  # the frame is still incomplete: nothing to parse yet
+            data = b"".join(self._h2_parts)
+            self._h2_parts = []
         view = memoryview(data)
-        start, size = 0, _H2_SLICE_MIN
-        while start < len(view):
-            if self._h2 is None or self.closed.done():
-                return
-            chunk = view[start : start + size]
-            start += len(chunk)
-            try:
-                events = self._h2.receive_data(bytes(chunk))
-            except h2.exceptions.ProtocolError as exc:
-                self._flush()
-                self._abort(f"HTTP/2 protocol error: {exc}")
-                return
-            for event in events:
-                self._dispatch(event)
-                if self.closed.done():
-                    return
-            self._flush()
+        try:
+            start = self._receive_frames(view)
+        finally:
+            view.release()
+        if start is None or start >= len(data):
+            self._h2_parts, self._h2_have, self._h2_need = [], 0, 0
+            return
+        rest = data[start:]
+        self._h2_parts, self._h2_have = [rest], len(rest)
+        self._h2_need = _FRAME_HEADER + int.from_bytes(rest[:3], "big") if len(rest) >= _FRAME_HEADER else 0
+
+    def _receive_frames(self, view: memoryview) -> int | None:
+        """Feed h2 the whole frames in ``view``: where the unfed rest starts (``None``: closing)."""
+        end = len(view)
+        start = 0
+        if self._preamble_left:
+            # The client's connection preface: h2 checks it; it is no frame.
+            start = min(self._preamble_left, end)
+            self._preamble_left -= start
+            if self._feed_h2(view[:start]) is None:
+                return None
+        size = _H2_SLICE_MIN
+        pos = start
+        while True:
+            # Whole frames from ``start`` until the slice is full or no complete frame is left.
+            frames = 0
+            while pos + _FRAME_HEADER <= end:
+                length = int.from_bytes(view[pos : pos + 3], "big")
+                if length > self._frame_cap:
+                    self.close(
+                        f"HTTP/2 protocol error: a frame of {length} bytes (largest allowed {self._frame_cap})",
+                        code=h2.errors.ErrorCodes.FRAME_SIZE_ERROR,
+                    )
+                    return None
+                if pos + _FRAME_HEADER + length > end:
+                    break
+                pos += _FRAME_HEADER + length
+                frames += 1
+                if pos - start >= size:
+                    break
+            if not frames:
+                return start
+            events = self._feed_h2(view[start:pos])
+            if events is None:
+                return None
+            start = pos
             # Many frames in few bytes is what a flood looks like: keep the slices small (a cut-off
             # comes after one small slice); large frames (bulk data) get large slices.
-            size = _H2_SLICE if len(events) <= 4 else _H2_SLICE_MIN
+            size = _H2_SLICE if events <= 4 else _H2_SLICE_MIN
+
+    def _feed_h2(self, chunk: memoryview) -> int | None:
+        """Give h2 whole frames and act on their events: how many (``None``: the channel is closing)."""
+        if self._h2 is None or self.closed.done():
+            return None
+        try:
+            events = self._h2.receive_data(chunk)
+        except h2.exceptions.ProtocolError as exc:
+            self._flush()
+            self._abort(f"HTTP/2 protocol error: {exc}")
+            return None
+        for event in events:
+            self._dispatch(event)
+            if self.closed.done():
+                return None
+        self._flush()
+        return len(events)
 
     def _dispatch(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
@@ -776,6 +845,7 @@ class Channel(asyncio.Protocol):
             return
         if size > conn.local_settings.max_frame_size:
             conn.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: size})
+            self._frame_cap = max(self._frame_cap, size)
             self._flush()
 
     def silent_for(self) -> float:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
+import ssl
 from pathlib import Path
 
 import pytest
@@ -106,5 +109,92 @@ def test_handshake_with_an_untrusted_client_fails(tmp_path: Path) -> None:
         with pytest.raises(ChannelClosed):
             director, _site, _server = await _pair(tmp_path, _echo_handler)
             await asyncio.wait_for(director.request("GET", "/"), 5)
+
+    asyncio.run(main())
+
+
+def _frame(kind: int, flags: int, stream: int, payload: bytes, length: int | None = None) -> bytes:
+    size = len(payload) if length is None else length
+    return size.to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def test_a_frame_larger_than_advertised_is_refused_before_it_is_buffered(tmp_path: Path) -> None:
+    """A peer announcing a 16 MiB frame gets GOAWAY FRAME_SIZE_ERROR at once, not once 16 MiB arrived."""
+    _pki(tmp_path)
+
+    async def main() -> None:
+        server_ctx = tls.server_context(tmp_path / "s.crt", tmp_path / "s.key", client_ca=tmp_path / "ca.crt")
+        client_ctx = tls.client_context(ca=tmp_path / "ca.crt", cert=tmp_path / "c.crt", key=tmp_path / "c.key")
+        accepted: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
+
+        def factory() -> Channel:
+            ch = Channel(server_ctx, server_side=True, h2_client=True)
+            accepted.set_result(ch)
+            return ch
+
+        server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.sockets[0].getsockname()[1], ssl=client_ctx, server_hostname="127.0.0.1"
+        )
+        director = await accepted
+        await director.ready
+        # Our SETTINGS, then the header of a DATA frame of 16 MiB - 1 and a few bytes of it.
+        writer.write(_frame(4, 0, 0, b"") + _frame(0, 0, 1, b"x" * 100, length=(1 << 24) - 1))
+        await writer.drain()
+        reason = await asyncio.wait_for(director.closed, 5)
+        assert "frame of 16777215 bytes" in reason
+        received = b""
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            async with asyncio.timeout(5):
+                while chunk := await reader.read(65536):
+                    received += chunk
+        frames = _frames(received.removeprefix(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))  # the Director is h2's client
+        goaway = [payload for kind, payload in frames if kind == 7]
+        assert goaway and int.from_bytes(goaway[0][4:8], "big") == 6  # FRAME_SIZE_ERROR
+        writer.close()
+        server.close()
+
+    asyncio.run(main())
+
+
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    out = []
+    while len(data) >= 9:
+        length = int.from_bytes(data[:3], "big")
+        out.append((data[3], data[9 : 9 + length]))
+        data = data[9 + length :]
+    return out
+
+
+def test_bulk_data_in_large_frames_arrives_intact_both_ways(tmp_path: Path) -> None:
+    """1 MiB frames cut by TLS records and socket reads anywhere: every byte arrives, in order."""
+    _pki(tmp_path)
+    body = hashlib.sha256(b"seed").digest() * (9 * 32768 + 777)  # ~9 MiB, no frame-aligned size
+
+    async def sink(stream: H2Stream) -> None:
+        stream.send_headers([(":status", "200")])
+        got = hashlib.sha256()
+        while chunk := await stream.read():
+            got.update(chunk)
+        for i in range(0, len(body), 300_001):  # then the same bytes back, in odd pieces
+            await stream.write(body[i : i + 300_001])
+        await stream.write(got.hexdigest().encode())
+        stream.end()
+
+    async def main() -> None:
+        limits = ChannelLimits(max_frame_size=1 << 20, stream_window=4 << 20, connection_window=16 << 20)
+        director, _site, server = await _pair(tmp_path, sink, limits)
+        stream = director.open_stream([(":method", "POST"), (":path", "/c"), (":scheme", "https"), (":authority", "t")])
+        director.grow_window(stream.stream_id, 4 << 20)
+        for i in range(0, len(body), 1 << 18):
+            await stream.write(body[i : i + (1 << 18)])
+        stream.end()
+        back = bytearray()
+        while chunk := await stream.read():
+            back += chunk
+        assert bytes(back[: len(body)]) == body
+        assert back[len(body) :].decode() == hashlib.sha256(body).hexdigest()
+        director.close("bye")
+        server.close()
 
     asyncio.run(main())
