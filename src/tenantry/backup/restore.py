@@ -3,10 +3,11 @@
 Used by the Transporter (back to the client site: restic reads the tenant's repository at the
 MSP through the uplink) and by the Director (into the MSP's production cluster, disaster
 recovery from backup: restic reads the repository directly).  Either way restic first restores
-the manifest and the configuration files, then each disk's segments 64 at a time (256 MiB)
-into a staging directory, with its parallel pack downloads (``restic dump`` fetches one
-blob after another: a round trip each, four times slower through the uplink); the segments are
-uploaded in order as the disk's flat file while restic restores the next batch.
+the manifest and the configuration files, then each disk's segments in batches (8, then 64 at a
+time - 256 MiB - and 8 at the end) into a staging directory, with its parallel pack downloads
+(``restic dump`` fetches one blob after another: a round trip each, four times slower through
+the uplink); the segments are uploaded in order as the disk's flat file while two restic
+restores work on the next batches.
 
 Registration uploads the ``.vmx`` (names rewritten for the new VM) and calls ``RegisterVM``;
 then the VM's hardware is reconciled with the manifest (disks attached to the uploaded files,
@@ -22,6 +23,7 @@ import logging
 import secrets
 import shutil
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,9 +122,9 @@ async def restore_vm(
 ) -> Restored:
     """Restore the VM backed up in ``snapshot`` (its directory ``vm_dir`` there) to ``vs``.
 
-    restic restores 64 segments (256 MiB) at a time into ``staging`` (parallel pack downloads)
-    while the previous batch is uploaded to the datastore and deleted: staging holds at most two
-    batches, whatever the size of the VM.
+    restic restores batches of up to 64 segments (256 MiB) into ``staging`` (parallel pack
+    downloads), two batches ahead of the one being uploaded to the datastore and deleted: staging
+    holds at most three batches, whatever the size of the VM.
     """
     started = time.monotonic()
     report = progress or (lambda _m: None)
@@ -190,34 +192,82 @@ async def restore_vm(
         await asyncio.to_thread(shutil.rmtree, stage, True)
 
 
+#: Segments per restic restore: a small first batch so the upload starts early, large ones (few
+#: restic start-ups, each loading the index through the uplink), a small last one so the upload's
+#: tail does not wait for a long restore.
+FIRST_BATCH, BATCH, LAST_BATCH = 8, 64, 8
+#: restic restores running ahead of the upload.
+AHEAD = 2
+
+
+def batch_sizes(count: int, first: int = FIRST_BATCH, middle: int = BATCH, last: int = LAST_BATCH) -> list[int]:
+    """How ``count`` segments are cut into restic restores: ``first``, then ``middle`` ones, ``last`` at the end."""
+    sizes: list[int] = []
+    left = count
+    if left > first:
+        sizes.append(first)
+        left -= first
+    while left > middle + last:
+        sizes.append(middle)
+        left -= middle
+    if left > last:
+        sizes.append(left - last)
+        left = last
+    if left:
+        sizes.append(left)
+    return sizes
+
+
 async def _segments(
-    repo: restic.Repo, snapshot: str, snap_dir: str, local: Path, stage: Path, disk: DiskInfo, batch: int = 64
+    repo: restic.Repo,
+    snapshot: str,
+    snap_dir: str,
+    local: Path,
+    stage: Path,
+    disk: DiskInfo,
+    *,
+    ahead: int = AHEAD,
+    sizes: list[int] | None = None,
 ) -> AsyncIterator[bytes]:
-    """A disk's bytes, restored by restic ``batch`` segments at a time (the next batch while this one is read)."""
+    """A disk's bytes, restored by restic a batch at a time, ``ahead`` batches running while one is read."""
     count = segment_count(disk.capacity_bytes)
-    batches = [list(range(i, min(i + batch, count))) for i in range(0, count, batch)]
+    batches: list[list[int]] = []
+    start = 0
+    for size in sizes if sizes is not None else batch_sizes(count):
+        batches.append(list(range(start, start + size)))
+        start += size
+    assert start == count, (start, count)
 
     def fetch(indices: list[int]) -> asyncio.Task[None]:
         includes = [f"{snap_dir}/{segment_name(i)}" for i in indices]
         return asyncio.ensure_future(restic.restore(repo, snapshot, stage, includes))
 
-    pending = fetch(batches[0]) if batches else None
+    pending: deque[asyncio.Task[None]] = deque()
+    queued = iter(batches)
     try:
-        for n, indices in enumerate(batches):
-            assert pending is not None
-            await pending
-            pending = fetch(batches[n + 1]) if n + 1 < len(batches) else None
+        for indices in batches:
+            while len(pending) < max(1, ahead):
+                nxt = next(queued, None)
+                if nxt is None:
+                    break
+                pending.append(fetch(nxt))
+            await pending.popleft()
             for i in indices:
-                path = local / segment_name(i)
                 size = min(SEGMENT, disk.capacity_bytes - i * SEGMENT)
-                data = await asyncio.to_thread(_read_file, path, size)
-                path.unlink()
-                yield data
+                # Read and delete in a worker thread: neither holds up the event loop (the relay).
+                yield await asyncio.to_thread(_take_file, local / segment_name(i), size)
     finally:
-        if pending is not None:
-            pending.cancel()
+        for task in pending:
+            task.cancel()
+        for task in pending:
             with contextlib.suppress(BaseException):
-                await pending
+                await task
+
+
+def _take_file(path: Path, size: int) -> bytes:
+    data = _read_file(path, size)
+    path.unlink()
+    return data
 
 
 def _read_file(path: Path, size: int) -> bytes:

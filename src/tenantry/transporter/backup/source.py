@@ -18,10 +18,12 @@
    restic does not read; changed ones are staged with their bytes.  restic's summary must
    confirm it (``files_unmodified`` = placeholders), else the backup fails: a placeholder read
    by mistake would store zeros.
-4. When staged bytes reach the staging budget, restic runs on what is there (a snapshot tagged
-   ``tenantry-partial``, which the MSP forgets after the job) and the staged segments become
-   placeholders; the last run makes the VM's backup.  Staging space is bounded by the budget,
-   not by the disk.
+4. restic runs as soon as 128 MiB are staged (or the staging budget is full), on what is there
+   (a snapshot tagged ``tenantry-partial``, which the MSP forgets after the job), while the next
+   segments are read into a shadow directory; when it is done its segments become placeholders,
+   the shadow moves in and the next run starts on it.  Reading the disk and restic overlap; the
+   last run makes the VM's backup.  Staging space is bounded by the budget (one batch that restic
+   reads, one being read), not by the disk.
 
 restic's repository is whatever URL the job gives (at the MSP: the relay's loopback endpoint).
 """
@@ -59,6 +61,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_PREFIX = "tenantry-backup-"
 PARTIAL_TAG = "tenantry-partial"
+#: Staged bytes that start restic's first run (each later run takes what was staged during the last).
+FIRST_BATCH = 128 << 20
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -403,9 +407,15 @@ class SourceBackup:
     # ------------------------------------------------------------------ staging, pipelined with restic
     async def _stage(self, rel: str, data: bytes, mtime: int) -> None:
         budget = self.opt.staging_bytes
-        if self._running is not None and self._next_bytes + len(data) > budget:
-            await self._settle()  # both halves full: wait for restic
-        if self._running is None and self._live and self._live_bytes + len(data) > budget:
+        if self._running is not None and (self._running.done() or self._next_bytes + len(data) > budget):
+            await self._settle()  # restic is done with its batch, or both halves are full: wait for it
+        if (
+            self._running is None
+            and self._live
+            and (self._live_bytes + len(data) > budget or self._live_bytes >= min(FIRST_BATCH, budget))
+        ):
+            # restic starts on the first FIRST_BATCH bytes and then takes whatever was staged
+            # meanwhile, so the disk is read while restic works (not all of it first).
             self._running = asyncio.ensure_future(self._partial())
         into_shadow = self._running is not None
         path = (self.shadow if into_shadow else self.dir) / rel
