@@ -37,6 +37,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without pyVmomi
 
 
 TASK_PROPERTIES = ("info.state", "info.error", "info.result", "info.completeTime")
+TASK_ENDED = ("success", "error")
+# How long the thread that started a task whose VM may ask a question watches it itself (reading
+# the task and the question together, answering at once) before the step's collector takes over.
+QUESTION_WATCH_SECONDS = 5.0
 
 
 class VSphereError(Exception):
@@ -277,10 +281,12 @@ class VSphereClient:
         (vCenter's clock) by key.
 
         ``questions`` (``{key: (vm, answer)}``): a task that waits for its VM's answer (a power-on
-        stopped at "moved or copied?") is answered: the same collector watches the VM's
-        ``runtime.question`` while the task runs, and ``answer(question)`` returns the choice's
-        key for ``AnswerVM``, or ``None``: the key then fails with the question's text (the task
-        is left waiting, for an operator to answer).
+        stopped at "moved or copied?") is answered.  The thread that started it reads the task and
+        the VM's ``runtime.question`` together right after the start, answers at once and reads
+        again, for up to ``QUESTION_WATCH_SECONDS`` (the power-on usually ends inside the answer);
+        a task still running then is watched by the collector, which also watches the question.
+        ``answer(question)`` returns the choice's key for ``AnswerVM``, or ``None``: the key then
+        fails with the question's text (the task is left waiting, for an operator to answer).
         """
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
@@ -319,25 +325,19 @@ class VSphereClient:
             if key is None or task is None or question is None or question.id in answered:
                 return
             vm, answer = (questions or {})[key]
-            choice = answer(question)
             answered.add(question.id)
-            if choice is not None:
-                try:
-                    vm.AnswerVM(questionId=question.id, answerChoice=choice)
-                    return
-                except vmodl.MethodFault as exc:
-                    message = "answering %r: %s" % (question_text(question), fault_message(exc))
-            else:
-                message = "waits for an answer to: %s" % question_text(question)
-            fail(key, message)
-            self._release(running.pop(task)[1])
+            message = answer_question(vm, question, answer)
+            if message is not None:
+                fail(key, message)
+                self._release(running.pop(task)[1])
 
         try:
             with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="vsphere-task") as pool:
                 while pending or starting or running:
                     while pending and len(starting) + len(running) < max_parallel:
                         key, start = pending.popleft()
-                        starting[pool.submit(self._start, start)] = key
+                        asks = questions.get(key) if questions else None
+                        starting[pool.submit(self._start, start, asks)] = key
                     if starting and not running:
                         wait(starting, return_when=FIRST_COMPLETED)
                     started = []
@@ -347,6 +347,10 @@ class VSphereClient:
                             begun = future.result()
                         except vmodl.MethodFault as exc:
                             fail(key, fault_message(exc))
+                            continue
+                        answered.update(begun.answered)
+                        if begun.error is not None:  # its VM asks what we cannot answer: left waiting
+                            fail(key, begun.error)
                             continue
                         if not settle(key, begun.state):
                             running[begun.task._moId] = (key, begun.token)
@@ -397,23 +401,51 @@ class VSphereClient:
             raise TaskFailed("%d of %d vSphere tasks failed: %s" % (len(failures), len(outcomes), detail), failures)
         return outcomes
 
-    def _start(self, start: Callable[[], Any]) -> _Started:
-        """Take a slot (if shared), start the task and read its state once; a settled task frees the slot."""
+    def _start(self, start: Callable[[], Any], asks: tuple[Any, Callable[[Any], str | None]] | None = None) -> _Started:
+        """Take a slot (if shared), start the task and read its state once; a settled task frees the slot.
+
+        ``asks`` (``(vm, answer)``): the task may stop at a question of ``vm``; this thread then
+        watches both and answers (``_watch``), so the task usually ends here.
+        """
         token = self.slots.acquire() if self.slots is not None else None
         try:
             task = start()
             try:
-                rows = retrieve_objects(self, [task], TASK_PROPERTIES)
+                if asks is None:
+                    rows = retrieve_objects(self, [task], TASK_PROPERTIES)
+                    begun = _Started(task, rows[0] if rows else {}, token)
+                else:
+                    begun = self._watch(task, asks[0], asks[1], token)
             except vmodl.MethodFault:
-                rows = []  # the collector will tell
+                begun = _Started(task, {}, token)  # the collector will tell
         except BaseException:
             self._release(token)
             raise
-        state = rows[0] if rows else {}
-        if state.get("info.state") in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
+        if begun.error is not None or begun.state.get("info.state") in TASK_ENDED:
             self._release(token)
-            token = None
-        return _Started(task, state, token)
+            begun.token = None
+        return begun
+
+    def _watch(self, task: Any, vm: Any, answer: Callable[[Any], str | None], token: Any) -> _Started:
+        """Read ``task`` and ``vm``'s question together until the task ends or ``QUESTION_WATCH_SECONDS``
+        pass, answering each new question at once (a power-on stopped at "moved or copied?")."""
+        begun = _Started(task, {}, token)
+        deadline = time.monotonic() + QUESTION_WATCH_SECONDS
+        pause = 0.02
+        while True:
+            begun.state, question = _task_and_question(self, task, vm)
+            if begun.state.get("info.state") in TASK_ENDED:
+                return begun
+            if question is not None and question.id not in begun.answered:
+                begun.answered.add(question.id)
+                begun.error = answer_question(vm, question, answer)
+                if begun.error is not None:
+                    return begun
+                continue  # read again at once: the answer usually ends the task
+            if time.monotonic() >= deadline:
+                return begun
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     def _release(self, token: Any) -> None:
         if self.slots is not None and token is not None:
@@ -425,6 +457,40 @@ class _Started:
     task: Any
     state: dict[str, Any]
     token: Any  # the shared slot it holds while it runs (None: none, or already freed)
+    answered: set[str] = field(default_factory=set)  # ids of the questions its starting thread answered
+    error: str | None = None  # set when its VM asks a question that cannot be answered
+
+
+def _task_and_question(client: VSphereClient, task: Any, vm: Any) -> tuple[dict[str, Any], Any]:
+    """A task's state and its VM's pending question (or ``None``), in ONE round trip."""
+    pc = vmodl.query.PropertyCollector
+    spec = pc.FilterSpec(
+        objectSet=[pc.ObjectSpec(obj=task), pc.ObjectSpec(obj=vm)],
+        propSet=[
+            pc.PropertySpec(type=vim.Task, pathSet=list(TASK_PROPERTIES)),
+            pc.PropertySpec(type=vim.VirtualMachine, pathSet=["runtime.question"]),
+        ],
+    )
+    rows = {row["moid"]: row for row in _collect(client.content.propertyCollector, spec)}
+    return rows.get(task._moId, {}), rows.get(vm._moId, {}).get("runtime.question")
+
+
+def answer_question(vm: Any, question: Any, answer: Callable[[Any], str | None]) -> str | None:
+    """Answer ``vm``'s ``question`` with ``answer(question)``; ``None`` when answered, else why not.
+
+    A question answered meanwhile (``InvalidArgument`` on ``questionId``: it is gone) counts as answered.
+    """
+    choice = answer(question)
+    if choice is None:
+        return "waits for an answer to: %s" % question_text(question)
+    try:
+        vm.AnswerVM(questionId=question.id, answerChoice=choice)
+    except vmodl.fault.InvalidArgument as exc:
+        if getattr(exc, "invalidProperty", None) != "questionId":
+            return "answering %r: %s" % (question_text(question), fault_message(exc))
+    except vmodl.MethodFault as exc:
+        return "answering %r: %s" % (question_text(question), fault_message(exc))
+    return None
 
 
 def _task_filter(tasks: Sequence[Any]) -> Any:
