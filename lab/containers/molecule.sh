@@ -44,8 +44,9 @@ done
 
 cleanup() {
     # Only what the scenarios of this run create (another run may be using the others'): the simulators of
-    # their lab instance (TENANTRY_LAB_INSTANCE in their molecule.yml), the network namespaces (tnmol-*) of
-    # the delegated ones, the containers and networks of the container ones.
+    # their lab instance (TENANTRY_LAB_INSTANCE in their molecule.yml), the network namespaces (tnmol-*) and
+    # mount namespaces (.lab/molecule/<scenario>/mntns.pid) of the delegated ones, the containers and
+    # networks of the container ones.
     for s in "${scenarios[@]}"; do
         f=molecule/$s/molecule.yml
         for instance in $(sed -n 's/^    TENANTRY_LAB_INSTANCE: //p' "$f"); do
@@ -58,6 +59,18 @@ cleanup() {
         # shellcheck disable=SC2046  # one pid per word
         kill $(ip netns pids "$ns") 2>/dev/null || true  # a DHCP server a failed verify left running
         ip netns delete "$ns" 2>/dev/null || true
+    done
+    # The mount namespaces held for delegated scenarios (nfs_export): unmount inside, stop the holder.
+    for s in ${delegated_scenarios[@]+"${delegated_scenarios[@]}"}; do
+        dir=$repo/.lab/molecule/$s
+        [ -s "$dir/mntns.pid" ] || continue
+        pid=$(cat "$dir/mntns.pid")
+        if kill -0 "$pid" 2>/dev/null; then
+            nsenter --target "$pid" --mount sh -c \
+                'findmnt -rn -o TARGET | grep "^$0/" | sort -r | while read -r p; do umount -l "$p"; done' "$dir" || true
+            kill "$pid" 2>/dev/null || true
+        fi
+        rm -f "$dir/mntns.pid"
     done
     for s in "${scenarios[@]}"; do
         f=molecule/$s/molecule.yml
