@@ -109,13 +109,11 @@ def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_mea
     """ansible-playbook killed while the asynchronous run goes on: the run finishes on its own; running the
     playbook again says there is nothing to do *and* shows that run's summary and report file."""
     import json
-    import os
-    import signal
     import subprocess
     import sys
     import time
 
-    from support import ansible_env
+    from support import ansible_env, kill_tree
 
     p, _q, _play = site
     journal_dir = p.tmp.parent / "journal"
@@ -152,8 +150,14 @@ def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_mea
     while "power_on" not in json.loads(journal.read_text())["steps"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert json.loads(journal.read_text())["status"] == "running"
-    os.killpg(controller.pid, signal.SIGKILL)  # ansible-playbook and its workers; the async job lives on
+    killed = kill_tree(controller.pid)  # ansible-playbook and its workers; the async job lives on
     controller.wait()
+    assert len(killed) > 1  # the workers too
+    left = killed[1:]
+    while left and time.monotonic() < deadline:  # none left blocked on the dead controller's pipe
+        left = [pid for pid in left if _state(pid) not in ("gone", "Z")]
+        time.sleep(0.1)
+    assert not left, left
     while json.loads(journal.read_text())["status"] != "done" and time.monotonic() < deadline:
         time.sleep(0.2)
     data = json.loads(journal.read_text())
@@ -167,3 +171,11 @@ def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_mea
     assert f"the last failover of tenant {p.name}, run {data['run_id']}, ended done" in out
     assert f"failover of tenant {p.name}, run {data['run_id']}: done, 2 VMs" in out
     assert f"report: {p.tmp.parent}/reports/{p.name}/{data['run_id']}.json" in out
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (Z: a zombie, gone but not yet reaped by its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
