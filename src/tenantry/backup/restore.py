@@ -6,8 +6,8 @@ recovery from backup: restic reads the repository directly).  Either way restic 
 the manifest and the configuration files, then each disk's segments in batches (8, then 64 at a
 time - 256 MiB - and 8 at the end) into a staging directory, with its parallel pack downloads
 (``restic dump`` fetches one blob after another: a round trip each, four times slower through
-the uplink); the segments are uploaded in order as the disk's flat file while two restic
-restores work on the next batches.
+the uplink); the segments are uploaded in order as the disk's flat file while restic restores
+the next batch (two restores run at once while the upload waits for one).
 
 Registration uploads the ``.vmx`` (names rewritten for the new VM) and calls ``RegisterVM``;
 then the VM's hardware is reconciled with the manifest (disks attached to the uploaded files,
@@ -123,8 +123,8 @@ async def restore_vm(
     """Restore the VM backed up in ``snapshot`` (its directory ``vm_dir`` there) to ``vs``.
 
     restic restores batches of up to 64 segments (256 MiB) into ``staging`` (parallel pack
-    downloads), two batches ahead of the one being uploaded to the datastore and deleted: staging
-    holds at most three batches, whatever the size of the VM.
+    downloads): the next batch while one is uploaded to the datastore and deleted, two at once
+    while the upload waits: staging holds at most two batches, whatever the size of the VM.
     """
     started = time.monotonic()
     report = progress or (lambda _m: None)
@@ -196,7 +196,7 @@ async def restore_vm(
 #: restic start-ups, each loading the index through the uplink), a small last one so the upload's
 #: tail does not wait for a long restore.
 FIRST_BATCH, BATCH, LAST_BATCH = 8, 64, 8
-#: restic restores running ahead of the upload.
+#: restic restores running at once while the upload waits for a batch (one fewer while it reads one).
 AHEAD = 2
 
 
@@ -229,7 +229,8 @@ async def _segments(
     ahead: int = AHEAD,
     sizes: list[int] | None = None,
 ) -> AsyncIterator[bytes]:
-    """A disk's bytes, restored by restic a batch at a time, ``ahead`` batches running while one is read."""
+    """A disk's bytes, restored by restic a batch at a time: ``ahead`` restores run while the reader waits
+    for a batch, ``ahead`` - 1 while it reads one."""
     count = segment_count(disk.capacity_bytes)
     batches: list[list[int]] = []
     start = 0
