@@ -62,15 +62,7 @@ cleanup() {
     done
     # The mount namespaces held for delegated scenarios (nfs_export): unmount inside, stop the holder.
     for s in ${delegated_scenarios[@]+"${delegated_scenarios[@]}"}; do
-        dir=$repo/.lab/molecule/$s
-        [ -s "$dir/mntns.pid" ] || continue
-        pid=$(cat "$dir/mntns.pid")
-        if kill -0 "$pid" 2>/dev/null; then
-            nsenter --target "$pid" --mount sh -c \
-                'findmnt -rn -o TARGET | grep "^$0/" | sort -r | while read -r p; do umount -l "$p"; done' "$dir" || true
-            kill "$pid" 2>/dev/null || true
-        fi
-        rm -f "$dir/mntns.pid"
+        [ -s "$repo/.lab/molecule/$s/mntns.pid" ] && "$here/release-mntns.sh" "$repo/.lab/molecule/$s" >/dev/null || true
     done
     for s in "${scenarios[@]}"; do
         f=molecule/$s/molecule.yml
