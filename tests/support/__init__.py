@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import traceback
@@ -16,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tenantry.common import proctree
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,39 +101,12 @@ def run_module(
     return run_playbook(path, *flags, env=env)
 
 
-def _children() -> dict[int, list[int]]:
-    """Every process's children, read from /proc (ppid is the 2nd field after the command's parenthesis)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
 def kill_tree(pid: int) -> list[int]:
     """SIGKILL a process and every process below it, also those in sessions of their own: ansible-core's
     workers call setsid(), so killing ansible-playbook's process group leaves them behind, blocked for ever on
-    the results pipe of a dead controller. Each one is stopped before its children are read, so none forks
-    away meanwhile. Returns the pids killed (for a test to check they are gone)."""
-    stopped: list[int] = []
-    queue = [pid]
-    while queue:
-        current = queue.pop()
-        try:
-            os.kill(current, signal.SIGSTOP)
-        except ProcessLookupError:
-            continue
-        stopped.append(current)
-        queue.extend(child for child in _children().get(current, []) if child not in stopped)
-    for current in stopped:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(current, signal.SIGKILL)
-    return stopped
+    the results pipe of a dead controller. The walk is the Director's own (tenantry.common.proctree, which
+    stops a job the same way). Returns the pids killed (for a test to check they are gone)."""
+    return proctree.kill_tree(pid)
 
 
 def _mount_points() -> set[str]:
