@@ -13,16 +13,19 @@ import contextlib
 import json
 import logging
 import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tenantry.common.proctree import stop_tree
 from tenantry.director.config import JobsConfig
 from tenantry.director.jobs.backend import Emit, JobError, JobOutcome, JobSpec, extravars_yaml
 
 log = logging.getLogger(__name__)
 _LINE_LIMIT = 64 << 20  # an event holding a 1,000-VM report is a few MiB
+# Seconds a stopped job's processes get to end after SIGTERM (ansible-runner records the run as canceled)
+# before whatever still runs is killed.
+STOP_GRACE = 5.0
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
 
 
@@ -91,10 +94,8 @@ class RunnerBackend:
                         emit(event)
                 rc = await proc.wait()
         except (TimeoutError, asyncio.CancelledError) as exc:
-            _stop(proc)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(10):
-                    await proc.wait()
+            errors.cancel()
+            await _stop(proc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return JobOutcome("failed", f"pid {proc.pid}", None, f"stopped after {spec.timeout:.0f} s (jobs_timeout)")
@@ -123,9 +124,16 @@ def _artifact_status(directory: Path) -> str | None:
     return {"successful": "successful", "canceled": "canceled"}.get(status, "failed")
 
 
-def _stop(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """End the whole job: ansible-runner's group and every process below it, also those in sessions of
+    their own (ansible-playbook runs on ansible-runner's pseudo-terminal, ansible-core's workers call
+    setsid()), which a signal to the group would miss: left running they would go on acting after the job
+    was reported stopped. SIGTERM first, SIGKILL what still runs after STOP_GRACE seconds."""
+    signalled = await stop_tree(proc.pid, grace=STOP_GRACE, group=proc.pid)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(STOP_GRACE):
+            await proc.wait()  # gone already: reaped
+    log.info("job pid %s: stopped %d processes", proc.pid, len(signalled))
 
 
 def _write(path: Path, text: str) -> None:
