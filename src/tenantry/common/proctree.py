@@ -68,7 +68,8 @@ def alive(proc: Proc) -> bool:
 
 def freeze(roots: Iterable[int], *, group: int | None = None) -> list[Proc]:
     """SIGSTOP the roots, the members of process group ``group``, and every process below them; returns
-    them, parents before their children. Never this process or init."""
+    them, parents before their children. Never this process or init. A process this one may not signal
+    (another user's) is returned too, for its children are walked all the same."""
     never = {0, 1, os.getpid()}
     stopped: dict[int, Proc] = {}
     layer = list(roots)
@@ -86,6 +87,8 @@ def freeze(roots: Iterable[int], *, group: int | None = None) -> list[Proc]:
                 os.kill(pid, signal.SIGSTOP)
             except ProcessLookupError:
                 continue
+            except PermissionError:  # another user's (a become task's module): its children may be ours
+                pass
             stopped[pid] = proc
             frozen.append(pid)
         tree = children() if frozen else {}  # read after this layer stopped: it forks no more
@@ -97,7 +100,7 @@ def send(procs: Iterable[Proc], signum: int) -> None:
     """Send ``signum`` to each process that still runs (a gone one's pid may belong to another by now)."""
     for proc in procs:
         if alive(proc):
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(proc[0], signum)
 
 
