@@ -168,7 +168,15 @@ extends_documentation_fragment:
   - tenantry.msp.attributes
   - tenantry.msp.attributes.check_mode_full
   - tenantry.msp.attributes.diff_full
+  - tenantry.msp.attributes.action
 attributes:
+  action:
+    details:
+      - With a local connection (the failover role's) the action plugin runs the failover in the controller's
+        worker, with no module payload or Python start; with C(async) as a detached job that writes the task's
+        C(results_file) itself, read by C(async_status) and M(tenantry.msp.failover_info) as usual. Ansible killed
+        meanwhile does not stop it; past its C(async) seconds it is stopped and its result says so.
+      - With another connection the module runs where the connection goes.
   check_mode:
     details: Reads both sides, runs the preflight checks and returns the plan; changes nothing, writes no journal.
   diff_mode:
@@ -280,77 +288,22 @@ progress:
   elements: str
 """
 
-from http.client import HTTPException
-from ssl import SSLError
-from typing import Any
-
 from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
-from ansible_collections.tenantry.msp.plugins.module_utils._failover import api
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.api import ARGUMENT_SPEC, REQUEST_OPTIONS
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import (
-    connection_params,
-    target_params,
-    vsphere_module,
-)
-from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
-    VSphereError,
-    connect_all,
-    fault_message,
-    vmodl,
-)
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.api import ARGUMENT_SPEC, Hooks
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.call import call
+from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import vsphere_module
 
 
 def main() -> None:
     run_module()
 
 
-def run_module(hooks: api.Hooks | None = None) -> None:
+def run_module(hooks: Hooks | None = None) -> None:
     """The module; ``hooks`` lets the fault tests stop the run at a chosen action (never set by Ansible)."""
     module = vsphere_module(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    p = module.params
-    if p["mode"] != "cleanup" and not p["targets"]:
-        module.fail_json(msg="targets is required for mode %s: give the tenant's replication targets" % p["mode"])
-    if p["max_parallel"] < 1 or p["retries"] < 0 or p["vcenter_max_parallel"] < 0:
-        module.fail_json(msg="max_parallel must be 1 or more, vcenter_max_parallel and retries 0 or more")
-    try:
-        tenant = api.Tenant.from_spec(p["tenant"])
-    except api.BadInput as exc:
-        module.fail_json(msg="invalid tenant: %s" % exc)
-    request = api.Request(**{name: p[name] for name in REQUEST_OPTIONS})
-    endpoints = [("", connection_params(p))]
-    endpoints += [("replication target %s" % t["name"], target_params(t)) for t in p["targets"]]
-    result: dict[str, Any] = {}
-    try:
-        production, *others = connect_all(endpoints)
-        targets = {t["name"]: client for t, client in zip(p["targets"], others, strict=True)}
-        try:
-            if module.check_mode:
-                result = api.plan(tenant, request, production, targets)
-            else:
-                result = api.run(tenant, request, production, targets, hooks=hooks)
-        finally:
-            for client in (production, *others):
-                client.close()
-    except api.BadInput as exc:
-        module.fail_json(msg="refused before any change: %s" % exc, refused=True)
-    except api.PreflightFailed as exc:
-        module.fail_json(
-            msg=str(exc),
-            refused=True,
-            preflight=[c.as_dict() for c in exc.checks],
-            preflight_lines=["preflight:"] + ["  " + c.line() for c in exc.checks],
-        )
-    except api.RunFailed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    except (api.JournalError, VSphereError) as exc:
-        module.fail_json(msg=str(exc))
-    except vmodl.MethodFault as exc:
-        module.fail_json(msg="vSphere refused the request: %s" % fault_message(exc))
-    except (ConnectionError, TimeoutError, HTTPException, SSLError) as exc:
-        module.fail_json(
-            msg="lost the connection to vSphere (%s: %s); a started run is journaled: run the same mode again to "
-            "resume it" % (type(exc).__name__, exc)
-        )
+    result = call(module.params, module.check_mode, hooks)
+    if result.pop("failed", False):
+        module.fail_json(**result)
     exit_result(module, result)
 
 

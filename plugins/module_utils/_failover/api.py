@@ -29,6 +29,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.engine impo
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.flows import FLOWS, Flow
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import JournalError, tenant_lock
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.model import Request, Run
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.options import ARGUMENT_SPEC, REQUEST_OPTIONS
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import (
     MODES,
     BadInput,
@@ -52,8 +53,6 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.status impo
     status,
 )
 from ansible_collections.tenantry.msp.plugins.module_utils._slots import Slots
-from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import PRODUCTION_ROLE_NAME
-from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import targets_argument_spec
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import VSphereClient, VSphereError
 
 
@@ -63,48 +62,6 @@ class RunFailed(VSphereError):
     def __init__(self, message: str, result: dict[str, Any]) -> None:
         super().__init__(message)
         self.result = result
-
-
-# The options of ``tenantry.msp.failover`` (besides the connection options); REQUEST_OPTIONS go to ``Request``.
-ARGUMENT_SPEC: dict[str, Any] = {
-    "mode": {"type": "str", "choices": list(MODES), "default": "failover"},
-    "tenant": {"type": "dict", "required": True},
-    "vms": {"type": "list", "elements": "str", "default": []},
-    "destination_vlan": {"type": "int"},
-    "production_host": {"type": "str"},
-    "datastores": {"type": "list", "elements": "str", "default": []},
-    "datacenter": {"type": "str", "required": True},
-    "cluster": {"type": "str", "required": True},
-    "production_role": {"type": "str", "default": PRODUCTION_ROLE_NAME},
-    "allow_admin_role": {"type": "bool", "default": False},
-    "check_account": {"type": "bool", "default": True},
-    "targets": targets_argument_spec(),
-    "max_parallel": {"type": "int", "default": 16},
-    "vcenter_max_parallel": {"type": "int", "default": 32},
-    "retries": {"type": "int", "default": 1},
-    "journal_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/journal"},
-    "report_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/reports"},
-    "attempt_id": {"type": "str"},
-}
-
-REQUEST_OPTIONS = (
-    "mode",
-    "vms",
-    "destination_vlan",
-    "production_host",
-    "datastores",
-    "datacenter",
-    "cluster",
-    "production_role",
-    "allow_admin_role",
-    "check_account",
-    "max_parallel",
-    "vcenter_max_parallel",
-    "retries",
-    "journal_dir",
-    "report_dir",
-    "attempt_id",
-)
 
 
 @dataclass
