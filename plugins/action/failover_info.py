@@ -19,13 +19,8 @@ from ansible.plugins.action import ActionBase
 
 # Only the journal reader: importing the whole library (pyVmomi) would cost the controller 0.25 s.
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import JournalError
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.status import (
-    ARGUMENT_SPEC,
-    REQUIRED_IF,
-    FollowError,
-    follow,
-    query_of,
-)
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.options import INFO_ARGUMENT_SPEC, INFO_REQUIRED_IF
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.status import FollowError, follow, query_of
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no types
@@ -38,7 +33,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         if getattr(self._connection, "transport", None) != "local" or self._task.args.get("list_vms"):
             result.update(self._execute_module(task_vars=task_vars))
             return result
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF)
+        _validation, args = self.validate_argument_spec(argument_spec=INFO_ARGUMENT_SPEC, required_if=INFO_REQUIRED_IF)
         try:
             result.update(follow(query_of(args), args["wait_for"], args["job_file"], args["timeout"]))
         except (FollowError, JournalError) as exc:

@@ -17,9 +17,9 @@ from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import 
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     HAS_PYVMOMI,
     PYVMOMI_IMPORT_ERROR,
-    ConnectionParams,
     VSphereClient,
     VSphereError,
+    connection_params,
     fault_message,
     vmodl,
 )
@@ -42,31 +42,6 @@ def vsphere_module(argument_spec: dict[str, Any], **kwargs: Any) -> AnsibleModul
     if not HAS_PYVMOMI:
         module.fail_json(msg=missing_required_lib("pyVmomi"), exception=str(PYVMOMI_IMPORT_ERROR))
     return module
-
-
-def connection_params(params: dict[str, Any]) -> ConnectionParams:
-    return ConnectionParams(
-        hostname=params["hostname"],
-        username=params["username"],
-        password=params["password"],
-        port=params["port"],
-        validate_certs=params["validate_certs"],
-        ca_file=params.get("ca_file"),
-        timeout=params["timeout"],
-    )
-
-
-def target_params(target: dict[str, Any]) -> ConnectionParams:
-    """An endpoint given as a suboption (``name``, ``hostname``, ``port``, ``username``, ...)."""
-    return ConnectionParams(
-        hostname=target["hostname"],
-        username=target["username"],
-        password=target["password"],
-        port=target.get("port") or 443,
-        validate_certs=target.get("validate_certs", True),
-        ca_file=target.get("ca_file"),
-        timeout=target.get("timeout") or 60,
-    )
 
 
 def run(module: AnsibleModule, work: Callable[[VSphereClient], T]) -> T:

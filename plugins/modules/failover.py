@@ -289,8 +289,9 @@ progress:
 """
 
 from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.api import ARGUMENT_SPEC, Hooks
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.api import Hooks
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.call import call
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.options import ARGUMENT_SPEC
 from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import vsphere_module
 
 

@@ -221,19 +221,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tenantry.msp.plugins.module_utils._diff import exit_result
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import JournalError
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.options import INFO_ARGUMENT_SPEC, INFO_REQUIRED_IF
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import Tenant
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.status import (
-    ARGUMENT_SPEC,
-    REQUIRED_IF,
-    FollowError,
-    follow,
-    query_of,
-)
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.status import FollowError, follow, query_of
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_vms import list_vms
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=INFO_ARGUMENT_SPEC, required_if=INFO_REQUIRED_IF, supports_check_mode=True)
     p = module.params
     listing: dict[str, Any] = {}
     if p["list_vms"]:

@@ -29,7 +29,6 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.engine impo
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.flows import FLOWS, Flow
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import JournalError, tenant_lock
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.model import Request, Run
-from ansible_collections.tenantry.msp.plugins.module_utils._failover.options import ARGUMENT_SPEC, REQUEST_OPTIONS
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import (
     MODES,
     BadInput,
@@ -226,9 +225,7 @@ def _failed_message(request: Request, model: Run, run_id: str, failed: dict[str,
 
 
 __all__ = [
-    "ARGUMENT_SPEC",
     "MODES",
-    "REQUEST_OPTIONS",
     "BadInput",
     "FollowError",
     "Hooks",

@@ -18,16 +18,16 @@ from http.client import HTTPException
 from ssl import SSLError
 from typing import Any
 
-from ansible.module_utils.common.parameters import remove_values
-
 from ansible_collections.tenantry.msp.plugins.module_utils._diff import masked
 from ansible_collections.tenantry.msp.plugins.module_utils._failover import api
-from ansible_collections.tenantry.msp.plugins.module_utils._vsphere_base import connection_params, target_params
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.model import REQUEST_OPTIONS
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     HAS_PYVMOMI,
     VSphereError,
     connect_all,
+    connection_params,
     fault_message,
+    target_params,
     vmodl,
 )
 
@@ -48,7 +48,7 @@ def call(p: dict[str, Any], check_mode: bool, hooks: api.Hooks | None = None) ->
         tenant = api.Tenant.from_spec(p["tenant"])
     except api.BadInput as exc:
         return _failed("invalid tenant: %s" % exc)
-    request = api.Request(**{name: p[name] for name in api.REQUEST_OPTIONS})
+    request = api.Request(**{name: p[name] for name in REQUEST_OPTIONS})
     endpoints = [("", connection_params(p))]
     endpoints += [("replication target %s" % t["name"], target_params(t)) for t in p["targets"]]
     try:
@@ -85,12 +85,12 @@ def call(p: dict[str, Any], check_mode: bool, hooks: api.Hooks | None = None) ->
 
 def task_result(result: dict[str, Any], diff: bool, no_log_values: set[str]) -> dict[str, Any]:
     """``result`` as a task returns it when no module process ran (the action plugin, the detached
-    job): the ``diff`` only in diff mode, and every secret masked, as ``AnsibleModule.exit_json`` does."""
+    job): the ``diff`` only in diff mode, and every secret masked (each ``no_log`` value, also inside
+    longer text), as ``AnsibleModule.exit_json`` does."""
     out = dict(result)
-    changes = out.pop("diff", None)
-    if diff and changes is not None:
-        out["diff"] = masked(changes, no_log_values)
-    return remove_values(out, no_log_values)  # type: ignore[no-any-return]
+    if not diff:
+        out.pop("diff", None)
+    return masked(out, no_log_values)  # type: ignore[no-any-return]
 
 
 def _failed(msg: str, **extra: Any) -> dict[str, Any]:

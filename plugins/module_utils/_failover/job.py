@@ -117,11 +117,11 @@ def _run(payload: dict[str, Any]) -> None:
 
         result = task_result(call(payload["params"], payload["check_mode"]), payload["diff"], secrets)
     except BaseException as exc:  # a defect: the task says what it was, without a secret in it
-        from ansible.module_utils.common.parameters import remove_values
+        from ansible_collections.tenantry.msp.plugins.module_utils._diff import masked
 
         died = {"failed": True, "msg": "the failover job died: %s: %s" % (type(exc).__name__, exc)}
         died["exception"] = traceback.format_exc()
-        result = remove_values(died, secrets)
+        result = masked(died, secrets)
     finish(result)
 
 

@@ -57,6 +57,27 @@ class Request:
     attempt_id: str | None = None
 
 
+# The module's options that are fields of ``Request`` (the others are the connection and the tenant).
+REQUEST_OPTIONS = (
+    "mode",
+    "vms",
+    "destination_vlan",
+    "production_host",
+    "datastores",
+    "datacenter",
+    "cluster",
+    "production_role",
+    "allow_admin_role",
+    "check_account",
+    "max_parallel",
+    "vcenter_max_parallel",
+    "retries",
+    "journal_dir",
+    "report_dir",
+    "attempt_id",
+)
+
+
 @dataclass
 class VM:
     """One VM of the run: what was recorded of it, and where it is registered now."""

@@ -4,8 +4,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # Private to the tenantry.msp collection: no compatibility promise to other callers.
-"""The options of ``tenantry.msp.failover``, apart from the library: its action plugin validates them in
-Ansible's own process, which should not load the library (and pyVmomi) to do so."""
+"""The options of ``tenantry.msp.failover`` and ``tenantry.msp.failover_info``, apart from the library.
+
+Their action plugins validate them in Ansible's own process, which should not load the library (and
+pyVmomi) to do so; and the library, run as a detached job, loads no option specs (nor Ansible's
+module_utils that they bring).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,12 @@ from typing import Any
 
 from ansible_collections.tenantry.msp.plugins.module_utils._failover.plan import MODES
 from ansible_collections.tenantry.msp.plugins.module_utils._tenant_role import PRODUCTION_ROLE_NAME
-from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import targets_argument_spec
+from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import (
+    endpoint_argument_spec,
+    targets_argument_spec,
+)
 
-# The options of ``tenantry.msp.failover`` (besides the connection options); REQUEST_OPTIONS go to ``Request``.
+# The options of ``tenantry.msp.failover`` (besides the connection options); model.REQUEST_OPTIONS go to ``Request``.
 ARGUMENT_SPEC: dict[str, Any] = {
     "mode": {"type": "str", "choices": list(MODES), "default": "failover"},
     "tenant": {"type": "dict", "required": True},
@@ -37,21 +44,27 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "attempt_id": {"type": "str"},
 }
 
-REQUEST_OPTIONS = (
-    "mode",
-    "vms",
-    "destination_vlan",
-    "production_host",
-    "datastores",
-    "datacenter",
-    "cluster",
-    "production_role",
-    "allow_admin_role",
-    "check_account",
-    "max_parallel",
-    "vcenter_max_parallel",
-    "retries",
-    "journal_dir",
-    "report_dir",
-    "attempt_id",
-)
+# The options of ``tenantry.msp.failover_info`` (its module and its action plugin share them).
+INFO_ARGUMENT_SPEC: dict[str, Any] = {
+    "tenant": {"type": "str", "required": True},
+    "journal_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/journal"},
+    "report_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/reports"},
+    "run_id": {"type": "str"},
+    "attempt_id": {"type": "str"},
+    "wait_for": {"type": "str"},
+    "job_file": {"type": "path"},
+    "timeout": {"type": "int", "default": 3600},
+    # The tenant portal's VM listing (read live from vCenter: only the module does it, with pyVmomi).
+    "list_vms": {"type": "bool", "default": False},
+    "spec": {"type": "dict"},
+    "targets": targets_argument_spec(),
+    # The production vCenter: an endpoint without a timeout of its own, and its datacenter.
+    "production": {
+        "type": "dict",
+        "options": {
+            **{k: v for k, v in endpoint_argument_spec().items() if k != "timeout"},
+            "datacenter": {"type": "str", "required": True},
+        },
+    },
+}
+INFO_REQUIRED_IF = [("list_vms", True, ("spec",))]

@@ -26,37 +26,9 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal imp
     JournalError,
     tenant_dir,
 )
-from ansible_collections.tenantry.msp.plugins.module_utils.argument_spec import (
-    endpoint_argument_spec,
-    targets_argument_spec,
-)
 
 POLL_SECONDS = 0.1
 
-# The options of ``tenantry.msp.failover_info`` (its module and its action plugin share them).
-ARGUMENT_SPEC: dict[str, Any] = {
-    "tenant": {"type": "str", "required": True},
-    "journal_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/journal"},
-    "report_dir": {"type": "path", "default": "~/.local/state/tenantry/failover/reports"},
-    "run_id": {"type": "str"},
-    "attempt_id": {"type": "str"},
-    "wait_for": {"type": "str"},
-    "job_file": {"type": "path"},
-    "timeout": {"type": "int", "default": 3600},
-    # The tenant portal's VM listing (read live from vCenter: only the module does it, with pyVmomi).
-    "list_vms": {"type": "bool", "default": False},
-    "spec": {"type": "dict"},
-    "targets": targets_argument_spec(),
-    # The production vCenter: an endpoint without a timeout of its own, and its datacenter.
-    "production": {
-        "type": "dict",
-        "options": {
-            **{k: v for k, v in endpoint_argument_spec().items() if k != "timeout"},
-            "datacenter": {"type": "str", "required": True},
-        },
-    },
-}
-REQUIRED_IF = [("list_vms", True, ("spec",))]
 RESULT_GRACE = 10.0  # seconds to wait for the job's result once the run's process ended
 
 

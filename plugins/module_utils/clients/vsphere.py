@@ -88,6 +88,32 @@ class ConnectionParams:
     timeout: int = 60
 
 
+def connection_params(params: Mapping[str, Any]) -> ConnectionParams:
+    """An endpoint given as a module's connection options (``hostname``, ``port``, ``username``, ...)."""
+    return ConnectionParams(
+        hostname=params["hostname"],
+        username=params["username"],
+        password=params["password"],
+        port=params["port"],
+        validate_certs=params["validate_certs"],
+        ca_file=params.get("ca_file"),
+        timeout=params["timeout"],
+    )
+
+
+def target_params(target: Mapping[str, Any]) -> ConnectionParams:
+    """An endpoint given as a suboption (``name``, ``hostname``, ``port``, ``username``, ...)."""
+    return ConnectionParams(
+        hostname=target["hostname"],
+        username=target["username"],
+        password=target["password"],
+        port=target.get("port") or 443,
+        validate_certs=target.get("validate_certs", True),
+        ca_file=target.get("ca_file"),
+        timeout=target.get("timeout") or 60,
+    )
+
+
 def fault_message(exc: BaseException) -> str:
     """The human part of a vSphere fault (``msg`` or the first fault message), else ``str``."""
     msg = getattr(exc, "msg", None)
@@ -220,7 +246,14 @@ class VSphereClient:
         Each result is a dict of the requested properties (unset ones absent) plus ``obj``
         (the managed object) and ``moid``.
         """
-        view = self.content.viewManager.CreateContainerView(root or self.content.rootFolder, [vimtype], True)
+        return self.retrieve_types({vimtype: properties}, root)[vimtype]
+
+    def retrieve_types(
+        self, properties: Mapping[Any, Sequence[str]], root: Any = None
+    ) -> dict[Any, list[dict[str, Any]]]:
+        """Like ``retrieve`` for several types at once (one view, one collector call): rows by type."""
+        types = list(properties)
+        view = self.content.viewManager.CreateContainerView(root or self.content.rootFolder, types, True)
         try:
             spec = vmodl.query.PropertyCollector.FilterSpec(
                 objectSet=[
@@ -234,11 +267,21 @@ class VSphereClient:
                         ],
                     )
                 ],
-                propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vimtype, pathSet=list(properties))],
+                propSet=[
+                    vmodl.query.PropertyCollector.PropertySpec(type=vimtype, pathSet=list(paths))
+                    for vimtype, paths in properties.items()
+                ],
             )
-            return _collect(self.content.propertyCollector, spec)
+            rows = _collect(self.content.propertyCollector, spec)
         finally:
             view.Destroy()
+        by_type: dict[Any, list[dict[str, Any]]] = {vimtype: [] for vimtype in types}
+        for row in rows:
+            for vimtype in types:
+                if isinstance(row["obj"], vimtype):
+                    by_type[vimtype].append(row)
+                    break
+        return by_type
 
     def find(self, vimtype: Any, name: str, root: Any = None) -> Any | None:
         """The object of ``vimtype`` called ``name`` (or with that moid), or ``None``."""
