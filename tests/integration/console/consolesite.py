@@ -22,6 +22,7 @@ sys.path[:0] = [str(REPO / "tests" / "integration" / "services"), str(REPO / "te
 import failoverlab as fl  # noqa: E402
 from services_harness import DirectorProc, TransporterProc  # noqa: E402
 
+from tenantry.director.config import JobsConfig  # noqa: E402
 from tenantry.lab import Endpoint  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
@@ -84,6 +85,20 @@ def _connect(endpoint: Endpoint) -> Any:
         user=endpoint.username,
         pwd=endpoint.password,
         sslContext=endpoint.ssl_context(),
+    )
+
+
+def runner_config(project: Path, env: dict[str, str] | None = None) -> JobsConfig:
+    """The Director's ansible-runner back end on ``project`` (its playbooks/), localhost as inventory."""
+    base = {k: v for k, v in ansible_env().items() if k in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH")}
+    return JobsConfig.model_validate(
+        {
+            "enabled": True,
+            "ansible_runner": str(Path(sys.executable).parent / "ansible-runner"),
+            "project_dir": str(project),
+            "inventory": [str(REPO / "tests" / "integration" / "console" / "localhost.yml")],
+            "env": base | (env or {}),
+        }
     )
 
 

@@ -12,14 +12,13 @@ import asyncio
 import http.server
 import json
 import ssl
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO, ansible_env
+from consolesite import runner_config
 
 from tenantry.director.config import JobsConfig
 from tenantry.director.jobs.awx import AwxBackend, AwxError
@@ -159,16 +158,7 @@ def test_runner_backend_never_templates_what_a_user_typed(tmp_path: Path) -> Non
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
         "    - ansible.builtin.debug:\n        msg: '{{ vms | join(\",\") }}|{{ tenant }}|{{ cleanup }}'\n"
     )
-    env = {k: v for k, v in ansible_env().items() if k in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH")}
-    config = JobsConfig.model_validate(
-        {
-            "enabled": True,
-            "ansible_runner": str(Path(sys.executable).parent / "ansible-runner"),
-            "project_dir": str(project),
-            "inventory": [str(REPO / "tests" / "integration" / "console" / "localhost.yml")],
-            "env": env,
-        }
-    )
+    config = runner_config(project)
     events: list[dict[str, Any]] = []
     job = spec(tmp_path, "echo", "echo", vms=["{{ 6 * 7 }}", "vm-{{ lookup('env', 'HOME') }}"], cleanup=True)
     outcome = asyncio.run(RunnerBackend(config).run(job, events.append, lambda ref: None))

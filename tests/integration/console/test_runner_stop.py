@@ -15,15 +15,13 @@ import json
 import os
 import secrets
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import REPO, ansible_env
+from consolesite import runner_config
 
-from tenantry.director.config import JobsConfig
 from tenantry.director.jobs.backend import JobSpec
 from tenantry.director.jobs.runner import RunnerBackend
 
@@ -82,17 +80,7 @@ class Job:
         (project / "playbooks").mkdir(parents=True)
         argv = [part.format(heartbeat=self.heartbeat) for part in COMMANDS[command]]
         (project / "playbooks" / "beat.yml").write_text(PLAYBOOK.format(argv=json.dumps(argv)))
-        env = {k: v for k, v in ansible_env().items() if k in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH")}
-        config = JobsConfig.model_validate(
-            {
-                "enabled": True,
-                "ansible_runner": str(Path(sys.executable).parent / "ansible-runner"),
-                "project_dir": str(project),
-                "inventory": [str(REPO / "tests" / "integration" / "console" / "localhost.yml")],
-                "env": env | {MARKER: self.token},
-            }
-        )
-        self.backend = RunnerBackend(config)
+        self.backend = RunnerBackend(runner_config(project, {MARKER: self.token}))
         self.spec = JobSpec(
             run_id="r1",
             kind="beat",
