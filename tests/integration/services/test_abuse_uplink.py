@@ -51,9 +51,11 @@ def _flood_while_measuring(
     base = attacks.rss_mib(director.proc.pid)
     thread.start()
     during, peak = [], base
-    while thread.is_alive():
+    while True:  # at least one measurement, even when the flood is cut off before the first ends
         during.append(_dashboard_ms(director, "tenant-b") - idle)
         peak = max(peak, attacks.rss_mib(director.proc.pid))
+        if not thread.is_alive():
+            break
     thread.join()
     return during, result, peak - base
 

@@ -7,6 +7,7 @@ import http.client
 import json
 import shutil
 import ssl
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ import attacks
 import pytest
 from attacks import SETTINGS, frame
 from services_harness import DirectorProc, TransporterProc, wait_for
+
+from tenantry.director.authority import CredentialHasher
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +109,13 @@ def test_parallel_wrong_secrets_are_capped_exactly(
     assert len(failed) == 5
 
 
+def _one_hash() -> float:
+    """Seconds of one Argon2id hash at the Director's production cost."""
+    started = time.monotonic()
+    CredentialHasher().hash("wrong-secret")
+    return time.monotonic() - started
+
+
 def test_enrollment_hashing_cannot_starve_admin_calls(tmp_path: Path) -> None:
     """Production Argon2id cost; 40 wrong secrets from 40 addresses (each within its limit)."""
     director = DirectorProc(tmp_path, fast_argon2=False).start()
@@ -129,6 +139,9 @@ def test_enrollment_hashing_cannot_starve_admin_calls(tmp_path: Path) -> None:
             [admin] + [lambda s=s: _enroll_from(director, s, body) for s in attacks.sources(40, subnet=8)]
         )
         assert statuses.count(201) == 1 and set(statuses) <= {201, 401, 429}
-        assert max(timings) < max(1.0, 5 * alone), (alone, timings)
+        # Starved, an admin call would wait for the attempts' hashing: 40 hashes. One hash is timed here,
+        # right after, under the same load as the calls, so that the bound follows the machine's load.
+        starved = 40 * statistics.median(_one_hash() for _ in range(3))
+        assert max(timings) < max(1.0, 5 * alone, starved / 2), (alone, starved, timings)
     finally:
         director.stop()
