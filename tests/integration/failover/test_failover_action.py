@@ -24,8 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_an_async_run_past_its_timeout_is_stopped_and_a_rerun_resumes_it(tmp_path: Path, lab_tenant: Any) -> None:
-    # The second VM boots 6 s after the first: the run is still going when its 2 s are up.
-    t = lab_tenant("fa", vms=3, boot_order=[{"vms": ["{name}-vm01"], "delay": 6}])
+    # The others boot 10 s after the first VM: the run is still going when its 4 s are up (it reaches the
+    # power-on in well under 4 s, also on a loaded machine).
+    t = lab_tenant("fa", vms=3, boot_order=[{"vms": ["{name}-vm01"], "delay": 10}])
     async_dir = tmp_path / "async"
     play = [
         {
@@ -33,13 +34,13 @@ def test_an_async_run_past_its_timeout_is_stopped_and_a_rerun_resumes_it(tmp_pat
             "hosts": "localhost",
             "gather_facts": False,
             "tasks": [
-                {"name": "start", "tenantry.msp.failover": t.args(), "async": 2, "poll": 0, "register": "job"},
+                {"name": "start", "tenantry.msp.failover": t.args(), "async": 4, "poll": 0, "register": "job"},
                 {
                     "name": "follow",
                     "ansible.builtin.async_status": {"jid": "{{ job.ansible_job_id }}"},
                     "register": "status",
                     "until": "status.finished",
-                    "retries": 60,
+                    "retries": 80,
                     "delay": 0.5,
                     "ignore_errors": True,
                 },
@@ -54,7 +55,7 @@ def test_an_async_run_past_its_timeout_is_stopped_and_a_rerun_resumes_it(tmp_pat
     started, ended = run.results[0], run.results[-1]
     assert started["ansible_job_id"] and Path(started["results_file"]).parent == async_dir, run.stdout[-3000:]
     assert ended["failed"] and ended["finished"], run.stdout[-3000:]
-    assert "did not end within the task's async timeout (2 s" in ended["msg"]
+    assert "did not end within the task's async timeout (4 s" in ended["msg"]
     assert "run the same mode again to resume it" in ended["msg"]
     job_file = Path(started["results_file"]).read_text()
     for secret in (t.vcenter.password, t.target.password):
