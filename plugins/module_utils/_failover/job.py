@@ -35,6 +35,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal import atomic_write_json
+
 # Seconds the job's launcher may take to read its call and fork (a Python start, no imports).
 START_TIMEOUT = 60
 
@@ -50,7 +52,7 @@ def start(call_args: dict[str, Any], async_dir: str, timeout: int) -> dict[str, 
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     jid = "j%d.%d" % (random.randint(0, 999999999999), os.getpid())
     job_file = folder / jid
-    write(job_file, {"started": 1, "finished": 0, "ansible_job_id": jid})
+    atomic_write_json(job_file, {"started": 1, "finished": 0, "ansible_job_id": jid})
     payload = dict(call_args, job_file=str(job_file), timeout=timeout, no_log_values=sorted(call_args["no_log_values"]))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([_collections_root()] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -77,15 +79,6 @@ def start(call_args: dict[str, Any], async_dir: str, timeout: int) -> dict[str, 
     return {"started": 1, "finished": 0, "changed": True, "ansible_job_id": jid, "results_file": str(job_file)}
 
 
-def write(path: Path, data: dict[str, Any]) -> None:
-    """``data`` as JSON in ``path``, whole or not at all (readers poll the file)."""
-    part = path.with_name(path.name + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, default=str)
-    os.replace(part, path)
-
-
 def _collections_root() -> str:
     """The folder holding ``ansible_collections/tenantry/msp`` that this module was imported from."""
     here = Path(__file__).absolute()  # not resolved: the collection may be a symbolic link
@@ -99,7 +92,7 @@ def _run(payload: dict[str, Any]) -> None:
 
     def finish(result: dict[str, Any]) -> None:
         if ended.acquire(blocking=False):
-            write(job_file, result)
+            atomic_write_json(job_file, result)
 
     def give_up() -> None:
         msg = (
