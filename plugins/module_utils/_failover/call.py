@@ -24,6 +24,7 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.model impor
 from ansible_collections.tenantry.msp.plugins.module_utils.clients.vsphere import (
     HAS_PYVMOMI,
     VSphereError,
+    close_all,
     connect_all,
     connection_params,
     fault_message,
@@ -59,8 +60,7 @@ def call(p: dict[str, Any], check_mode: bool, hooks: api.Hooks | None = None) ->
                 return api.plan(tenant, request, production, targets)
             return api.run(tenant, request, production, targets, hooks=hooks)
         finally:
-            for client in (production, *others):
-                client.close()
+            close_all([production, *others])
     except api.BadInput as exc:
         return _failed("refused before any change: %s" % exc, refused=True)
     except api.PreflightFailed as exc:

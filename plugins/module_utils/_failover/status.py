@@ -28,6 +28,9 @@ from ansible_collections.tenantry.msp.plugins.module_utils._failover.journal imp
 )
 
 POLL_SECONDS = 0.1
+# Once the run's last step ended, only its process's end is awaited (a moment: logouts, the report, the
+# job's result): polled faster, so the follower sees the end within 10 ms rather than 50 ms on average.
+CLOSING_POLL_SECONDS = 0.01
 
 RESULT_GRACE = 10.0  # seconds to wait for the job's result once the run's process ended
 
@@ -200,6 +203,15 @@ def _reached(journal: Journal, attempt: dict[str, Any], wait_for: str, ended: bo
     return finished and (wait_for != order[-1] or ended)
 
 
+def _closing(journal: Journal, attempt: dict[str, Any]) -> bool:
+    """Whether this attempt's last step ended (what is left is its process's end)."""
+    order = journal.data.get("steps_order") or []
+    if not order:
+        return False
+    rec = journal.data["steps"].get(order[-1]) or {}
+    return rec.get("state") in ("done", "failed") and (rec.get("ended") or 0) >= (attempt.get("started") or 0)
+
+
 def follow(query: Query, wait_for: str | None, job_file: str | None, timeout: float) -> dict[str, Any]:
     """Wait for ``wait_for`` of the run of ``query.attempt_id``; returns what ``failover_info`` returns.
 
@@ -232,7 +244,8 @@ def follow(query: Query, wait_for: str | None, job_file: str | None, timeout: fl
             break
         if time.monotonic() > deadline:
             raise FollowError("waited %d s for %s of tenant %s" % (timeout, wait_for, query.tenant))
-        time.sleep(POLL_SECONDS)
+        closing = not ended and journal is not None and _closing(journal, attempt)
+        time.sleep(CLOSING_POLL_SECONDS if closing else POLL_SECONDS)
     return _followed(query, journal, wait_for, ended, job)
 
 
