@@ -160,11 +160,20 @@ class Engine:
         self._offsets: dict[int, float] = {}  # per client: vCenter's clock minus ours
         self._acted = 0
         self._lock = threading.Lock()
+        self._unsaved = False  # a step's outcome not on disk yet (the next step's intent saves it)
 
     def execute(self, steps: Sequence[Step]) -> None:
-        for index, step in enumerate(steps, 1):
-            if not isinstance(step, ReadStep):
-                self._run_step(step, index, len(steps))
+        try:
+            for index, step in enumerate(steps, 1):
+                if not isinstance(step, ReadStep):
+                    self._run_step(step, index, len(steps))
+        finally:
+            if self._unsaved:
+                self.save()
+
+    def save(self) -> None:
+        self._unsaved = False
+        self.journal.save()
 
     def _run_step(self, step: VMStep | SharedStep, index: int, total: int) -> None:
         record = self.journal.step(step.name)
@@ -186,7 +195,9 @@ class Engine:
         line = reporting.step_line(self.journal.data, step.name, index, total)
         self.journal.event(line)
         self.events.append(line)
-        self.journal.save()
+        # Saved with the next step's intent, a moment later (one write instead of two back to back: a
+        # save fsyncs the file and its folder); execute() saves the last outcome.
+        self._unsaved = True
         if not step.per_vm and failed:
             raise VSphereError("step %s failed: %s" % (step.name, failed.get("*")))
 
@@ -205,7 +216,7 @@ class Engine:
         for name in act:
             if name != "*":
                 journal.vm_step(name, step.name).update(state="running", started=now, ended=None)
-        journal.save()
+        self.save()
         self._acted = 0
         self.hooks.acted(step.name, 0, len(act))
 
@@ -410,8 +421,8 @@ class Context:
         """Journal what is known of ``vms`` now, before a call that depends on it."""
         for vm in vms:
             self._engine.journal.set_vm(vm.name, **vm.record())
-        self._engine.journal.save()
+        self._engine.save()
 
     def event(self, text: str) -> None:
         self._engine.journal.event(text)
-        self._engine.journal.save()
+        self._engine.save()
