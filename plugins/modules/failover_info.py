@@ -196,6 +196,12 @@ ended:
   description: Whether the run's process ended (its journal attempt closed, or O(job_file) holds a result).
   returned: always
   type: bool
+finished:
+  description:
+    - With O(wait_for=result), true when O(job_file) held the job's result (which this task returns); the job file
+      may then be removed (M(ansible.builtin.async_status) with C(mode=cleanup), as the role does).
+  returned: when O(wait_for=result) found the job's result
+  type: bool
 summary:
   description: The report's readable summary, once the run has a report.
   returned: when a report exists

@@ -41,6 +41,8 @@ import compileall
 import itertools
 import json
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,6 +62,7 @@ import failoverlab as fl  # noqa: E402
 from pyVim.connect import Disconnect, SmartConnect  # noqa: E402
 from pyVmomi import vim, vmodl  # noqa: E402
 
+from tenantry.common.proctree import kill_tree  # noqa: E402
 from tenantry.lab import Endpoint, Simulator, build  # noqa: E402
 
 LATENCY = (
@@ -83,7 +86,10 @@ def prepare(vc_si: Any, target_si: Any, spec: dict[str, Any], count: int) -> tup
     content = vc_si.RetrieveContent()
     tenants = content.searchIndex.FindByInventoryPath("provider/vm/tenants")
     if tenants is None:
-        tenants = content.searchIndex.FindByInventoryPath("provider/vm").CreateFolder("tenants")
+        try:
+            tenants = content.searchIndex.FindByInventoryPath("provider/vm").CreateFolder("tenants")
+        except vim.fault.DuplicateName:  # another tenant of the site, prepared at the same time, made it
+            tenants = content.searchIndex.FindByInventoryPath("provider/vm/tenants")
     tenants.CreateFolder(spec["name"])  # folder and pool exist for every contender alike
     cluster = content.searchIndex.FindByInventoryPath("provider/host/production")
     allocation = vim.ResourceAllocationInfo(
@@ -247,19 +253,47 @@ class Site:
 
 
 class Lab:
-    """Simulators for the whole bench (stopped at the end); one state folder shares the NFS root."""
+    """Simulators for the whole bench; one state folder (``/tmp/bench-failover-*``) shares the NFS root and
+    holds the runs' inventories, journals, reports, job files and logs. :meth:`stop` stops the simulators and
+    removes that folder, unless ``--keep-state`` (``main`` calls it in ``finally``: also after an error, Ctrl-C
+    or SIGTERM)."""
+
+    MARK = "TENANTRY_BENCH_LAB"  # in the environment of every process the bench starts: its state folder
 
     def __init__(self, latency: str) -> None:
+        self.binary = build()
         self.state = Path(tempfile.mkdtemp(prefix="bench-failover-"))
+        os.environ[self.MARK] = str(self.state)
         self.latency = latency
         self.sims: list[Simulator] = []
-        self.binary = build()
         self.next_id = 0
 
     def start(self, mode: str, name: str) -> Endpoint:
         sim = Simulator(self.binary)
         self.sims.append(sim)
         return sim.start(mode, self.state, name, latency=self.latency)  # type: ignore[arg-type]
+
+    def end_runs(self) -> None:
+        """SIGKILL what the bench started and still runs (playbooks, their workers, the failover jobs that
+        left their trees), found by :attr:`MARK` in their environment; the simulators are stopped apart."""
+        mark = f"{self.MARK}={self.state}".encode()
+        for _ in range(50):  # until none is left (a dying playbook's worker may just have started a job)
+            found = []
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                    continue
+                try:
+                    marked = mark in (entry / "environ").read_bytes().split(b"\0")
+                    marked = marked and (entry / "exe").resolve() != self.binary.resolve()
+                except OSError:
+                    continue
+                if marked:
+                    found.append(int(entry.name))
+            if not found:
+                return
+            for pid in found:
+                kill_tree(pid)
+            time.sleep(0.1)
 
     def site(self, label: str, tenants: int, vms: int) -> Site:
         """A production vCenter with ``tenants`` tenants of ``vms`` VMs, each on its own nested target."""
@@ -280,10 +314,17 @@ class Lab:
         with ThreadPoolExecutor(max_workers=4) as pool:
             return Site(vcenter, vc_si, list(pool.map(build_one, made)))
 
-    def stop(self) -> None:
-        for sim in self.sims:
-            sim.stop()
-        self.sims.clear()
+    def stop(self, keep_state: bool = False) -> None:
+        try:
+            self.end_runs()  # an interrupted bench: its playbooks and failover jobs would write here on
+            for sim in self.sims:
+                sim.stop()
+        finally:
+            self.sims.clear()
+            if keep_state:
+                print(f"state kept in {self.state}")
+            else:
+                shutil.rmtree(self.state, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------ lower bound
@@ -470,7 +511,8 @@ def ours(lab: Lab, site: Site, label: str, fanout: int) -> tuple[float, list[int
             f"failover_report_dir={folder}/reports",
         ]
         log = (folder / f"{tenant.name}.log").open("w")
-        procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ansible_env(), cwd=REPO))
+        env = ansible_env(ANSIBLE_ASYNC_DIR=str(folder / "async"))  # a job file left behind goes with the lab
+        procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO))
     codes = [p.wait() for p in procs]
     return time.monotonic() - started, codes
 
@@ -605,8 +647,13 @@ def main() -> int:
     parser.add_argument("--skip-regional", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-single", action="store_true", help="only the regional disaster (and naive)")
+    parser.add_argument(
+        "--keep-state", action="store_true", help="keep the state folder (runs' logs, journals, reports) at the end"
+    )
     args = parser.parse_args()
     compileall.compile_dir(str(REPO / "plugins"), quiet=1)  # see ansible_env
+    # SIGTERM ends the bench as Ctrl-C does, through the ``finally`` below that stops the lab and removes it.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     lab = Lab(args.latency)
     cores = os.cpu_count() or 1
     print(f"latency model: {args.latency}")
@@ -634,7 +681,7 @@ def main() -> int:
         report(figures, naive_figure, args)
         return 0 if all(f.outcome == "ok" for f in figures.values()) else 1
     finally:
-        lab.stop()
+        lab.stop(keep_state=args.keep_state)
 
 
 def report(figures: dict[str, Figure], naive_figure: tuple[float, int, str, int] | None, args: Any) -> None:

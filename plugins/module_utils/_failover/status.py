@@ -256,7 +256,8 @@ def _followed(
         if job is None:
             msg = "the run ended without a result"
             return {"changed": False, "found": journal is not None, "ended": ended, "msg": msg}
-        return dict(job, ended=True, msg=_message(job))  # the job's own result, as async_status gives it
+        # The job's own result, as async_status gives it (finished: the role then removes the job file).
+        return dict(job, ended=True, finished=True, msg=_message(job))
     if journal is None:
         out: dict[str, Any] = {
             "changed": False,

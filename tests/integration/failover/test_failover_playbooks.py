@@ -37,10 +37,16 @@ def site(lab_tenant: Any, tmp_path: Path) -> Any:
             "-e",
             f"failover_report_dir={tmp_path}/reports",
             *args,
-            env=TEXT if text else None,
+            env=dict(TEXT if text else {}, ANSIBLE_ASYNC_DIR=str(tmp_path / "async")),
         )
 
     return p, q, play
+
+
+def job_files(p: Any) -> list[str]:
+    """What the failover jobs left in the async directory (the role removes a job's file once it has its result)."""
+    folder = p.tmp.parent / "async"
+    return sorted(f.name for f in folder.iterdir()) if folder.exists() else []
 
 
 def test_failover_check_run_then_failback_and_a_test(site: Any) -> None:
@@ -67,6 +73,7 @@ def test_failover_check_run_then_failback_and_a_test(site: Any) -> None:
     assert p.placement() == {n: {"production"} for n in p.vms}
     assert all([n.name for n in vm.network] == [f"tenant-{p.name}-vlan3502"] for vm in p.production_vms().values())
     assert q.placement() == {n: {"target"} for n in q.vms}  # the other tenant was not touched
+    assert job_files(p) == []  # the job's file went with its collected result
 
     back = play("failback.yml", "--limit", f"tenant_{p.name}")
     assert back.rc == 0, back.stdout[-3000:]
@@ -85,6 +92,7 @@ def test_failover_check_run_then_failback_and_a_test(site: Any) -> None:
     assert clean.rc == 0, clean.stdout[-3000:]
     assert q.production_vms("test-failover") == {}
     assert fl.target_snapshot(q.target_si) == before
+    assert job_files(q) == []
 
 
 @pytest.mark.parametrize(
@@ -101,6 +109,7 @@ def test_bad_requests_are_refused_naming_the_problem(site: Any, args: list[str],
     run = play("failover.yml", *[a.format(p=p.name, q=q.name) for a in args])
     assert run.rc != 0
     assert message.format(p=p.name, q=q.name) in " ".join(run.stdout.split()), run.stdout[-3000:]
+    assert job_files(p) == []  # also after a job that failed
     assert p.placement() == {n: {"target"} for n in p.vms}
     assert q.placement() == {n: {"target"} for n in q.vms}
 
@@ -135,7 +144,7 @@ def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_mea
     controller = subprocess.Popen(
         command,
         cwd=REPO,
-        env=ansible_env(**TEXT),
+        env=ansible_env(**TEXT, ANSIBLE_ASYNC_DIR=str(p.tmp.parent / "async")),
         stdout=(p.tmp.parent / "killed.out").open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -171,6 +180,10 @@ def test_a_rerun_after_the_controller_was_killed_shows_the_run_that_finished_mea
     assert f"the last failover of tenant {p.name}, run {data['run_id']}, ended done" in out
     assert f"failover of tenant {p.name}, run {data['run_id']}: done, 2 VMs" in out
     assert f"report: {p.tmp.parent}/reports/{p.name}/{data['run_id']}.json" in out
+    # The killed controller never collected its job's result: that job file stays, with the result in it
+    # (async_status can still read it); the re-run's own job file went with its collected result.
+    (left_file,) = job_files(p)
+    assert json.loads((p.tmp.parent / "async" / left_file).read_text())["status"] == "done"
 
 
 def _state(pid: int) -> str:
