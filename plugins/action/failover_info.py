@@ -35,7 +35,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
             return result
         _validation, args = self.validate_argument_spec(argument_spec=INFO_ARGUMENT_SPEC, required_if=INFO_REQUIRED_IF)
         try:
-            result.update(follow(query_of(args), args["wait_for"], args["job_file"], args["timeout"]))
+            remove = args["remove_job_file"] and not self._task.check_mode
+            result.update(
+                follow(query_of(args), args["wait_for"], args["job_file"], args["timeout"], remove_job_file=remove)
+            )
         except (FollowError, JournalError) as exc:
             result.update(failed=True, msg=str(exc))
         return result

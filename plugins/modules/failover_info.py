@@ -16,7 +16,8 @@ description:
   - With O(wait_for), waits until the run of O(attempt_id) is journaled (V(started)) or until one of its
     steps ended in this attempt; the role C(tenantry.msp.failover) follows a running failover this way,
     one step per loop item. It stops waiting when the run's process ended or O(job_file) says so.
-  - Reads only; changes nothing. An awaited step that had nothing to do (or was not reached) is reported as
+  - Reads only; changes nothing, except that O(remove_job_file) removes the job file whose result it returned.
+    An awaited step that had nothing to do (or was not reached) is reported as
     skipped.
   - With a local connection (the failover role's), an action plugin reads the journal on the controller
     itself, so following a run step by step starts no Python process per step; a journal file is parsed again
@@ -55,6 +56,13 @@ options:
   job_file:
     description: The C(results_file) of the asynchronous failover task; waiting stops when it holds a result.
     type: path
+  remove_job_file:
+    description:
+      - With O(wait_for=result), remove O(job_file) once its result is read and returned (what
+        M(ansible.builtin.async_status) does with C(mode=cleanup), without another task). Not in check mode.
+      - The role C(tenantry.msp.failover) sets it; a resumed run reads the run's journal, never the job file.
+    type: bool
+    default: false
   timeout:
     description: Seconds to wait at most.
     type: int
@@ -198,8 +206,8 @@ ended:
   type: bool
 finished:
   description:
-    - With O(wait_for=result), true when O(job_file) held the job's result (which this task returns); the job file
-      may then be removed (M(ansible.builtin.async_status) with C(mode=cleanup), as the role does).
+    - With O(wait_for=result), true when O(job_file) held the job's result (which this task returns, and
+      O(remove_job_file) then removed the file).
   returned: when O(wait_for=result) found the job's result
   type: bool
 summary:
@@ -245,7 +253,8 @@ def main() -> None:
         found = list_vms(p["targets"], p["production"], tenant.folder, tenant.test_folder)
         listing = {"vms": found["vms"], "vm_errors": found["errors"]}
     try:
-        result = follow(query_of(p), p["wait_for"], p["job_file"], p["timeout"])
+        remove = p["remove_job_file"] and not module.check_mode
+        result = follow(query_of(p), p["wait_for"], p["job_file"], p["timeout"], remove_job_file=remove)
     except (FollowError, JournalError) as exc:
         module.fail_json(msg=str(exc), **listing)
     exit_result(module, {**result, **listing})

@@ -53,6 +53,7 @@ INFO_ARGUMENT_SPEC: dict[str, Any] = {
     "attempt_id": {"type": "str"},
     "wait_for": {"type": "str"},
     "job_file": {"type": "path"},
+    "remove_job_file": {"type": "bool", "default": False},
     "timeout": {"type": "int", "default": 3600},
     # The tenant portal's VM listing (read live from vCenter: only the module does it, with pyVmomi).
     "list_vms": {"type": "bool", "default": False},

@@ -212,13 +212,16 @@ def _closing(journal: Journal, attempt: dict[str, Any]) -> bool:
     return rec.get("state") in ("done", "failed") and (rec.get("ended") or 0) >= (attempt.get("started") or 0)
 
 
-def follow(query: Query, wait_for: str | None, job_file: str | None, timeout: float) -> dict[str, Any]:
+def follow(
+    query: Query, wait_for: str | None, job_file: str | None, timeout: float, remove_job_file: bool = False
+) -> dict[str, Any]:
     """Wait for ``wait_for`` of the run of ``query.attempt_id``; returns what ``failover_info`` returns.
 
     ``started``: the run is journaled (its preflight passed); a step name: that step ended in this
     attempt (the last step: and the run's process ended); ``result``: the asynchronous job in
     ``job_file`` ended, and its result is returned as it is (what ``async_status`` would give).
     Waiting for a step stops when the run's process ended or ``job_file`` says so.
+    ``remove_job_file``: once ``result`` is read from ``job_file``, the file is removed.
     """
     if wait_for and not query.attempt_id:
         raise FollowError("wait_for needs attempt_id: the invocation whose run to follow")
@@ -246,6 +249,8 @@ def follow(query: Query, wait_for: str | None, job_file: str | None, timeout: fl
             raise FollowError("waited %d s for %s of tenant %s" % (timeout, wait_for, query.tenant))
         closing = not ended and journal is not None and _closing(journal, attempt)
         time.sleep(CLOSING_POLL_SECONDS if closing else POLL_SECONDS)
+    if remove_job_file and wait_for == "result" and job is not None and job_file:
+        Path(job_file).unlink(missing_ok=True)
     return _followed(query, journal, wait_for, ended, job)
 
 
@@ -256,7 +261,7 @@ def _followed(
         if job is None:
             msg = "the run ended without a result"
             return {"changed": False, "found": journal is not None, "ended": ended, "msg": msg}
-        # The job's own result, as async_status gives it (finished: the role then removes the job file).
+        # The job's own result, as async_status gives it (finished: remove_job_file removed the file).
         return dict(job, ended=True, finished=True, msg=_message(job))
     if journal is None:
         out: dict[str, Any] = {
