@@ -19,7 +19,9 @@ code for every path, and every path starts and ends on loopback:
 * plain loopback TCP (what the sender and sink alone reach).
 
 Each round measures every path once, in turn; the medians over ``--rounds`` are
-compared.  Prints the ratio of Direct Connect to the best peer; target >= 1.0.
+compared.  Prints the ratio of Direct Connect to the best peer (target >= 1.0) and the
+CPU seconds the relaying processes spent per run (the Director and the Transporter;
+sshd and ssh; both socats), which a busy shared machine disturbs less than MiB/s.
 """
 
 from __future__ import annotations
@@ -102,6 +104,27 @@ def send(port: int, mib: int, want: str) -> float:
     return mib / elapsed
 
 
+def tree_cpu(roots: list[int]) -> float:
+    """CPU seconds (user + system, reaped children included) of ``roots`` and all their descendants."""
+    hz = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / hz)
+    chosen = {pid for pid in roots if pid in stats}
+    grew = True
+    while grew:
+        more = {pid for pid, (ppid, _cpu) in stats.items() if ppid in chosen} - chosen
+        chosen |= more
+        grew = bool(more)
+    return sum(stats[pid][1] for pid in chosen)
+
+
 def listening(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -118,10 +141,14 @@ class Peers:
         self.sink_port = sink_port
         self.procs: list[subprocess.Popen[bytes]] = []
         self.log = (root / "peers.log").open("ab")
+        self.last = 0
+        self.sshd_pid = 0
+        self.socat_pids: list[int] = []
 
     def _spawn(self, args: list[str], port: int, what: str) -> int:
         proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         self.procs.append(proc)
+        self.last = proc.pid
 
         def up() -> bool:
             if proc.poll() is not None:
@@ -147,6 +174,7 @@ class Peers:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
         self.ssh_dir = d
         self.ssh_port = self._spawn(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], port, "sshd")
+        self.sshd_pid = self.last
         return port
 
     def ssh_forward(self, cipher: str | None) -> int:
@@ -169,6 +197,7 @@ class Peers:
         pki.write_keypair(pair, cert, key)
         ca_file.write_bytes(ca.cert_pem())
         tls_port, port = free_port(), free_port()
+        self.socat_pids = []
         self._spawn(
             [
                 "socat",
@@ -178,7 +207,8 @@ class Peers:
             tls_port,
             "socat OpenSSL server",
         )
-        return self._spawn(
+        self.socat_pids.append(self.last)
+        port = self._spawn(
             [
                 "socat",
                 f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
@@ -187,6 +217,8 @@ class Peers:
             port,
             "socat OpenSSL client",
         )
+        self.socat_pids.append(self.last)
+        return port
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -230,33 +262,50 @@ def main() -> None:
         )
         uplink = director.api("POST", "/api/v1/tenants/site/tunnels", {"target": f"127.0.0.1:{sink_port}"})
         peers.sshd()
+        assert director.proc is not None and t.proc is not None
+        ours = [director.proc.pid, t.proc.pid]
         paths: dict[str, int] = {
             "Direct Connect tunnel": direct["port"],
             "tunnel over the uplink": uplink["port"],
             "ssh -L aes128-gcm": peers.ssh_forward("aes128-gcm@openssh.com"),
-            "ssh -L default cipher": peers.ssh_forward(None),
-            "socat OpenSSL": peers.socat(),
-            "plain loopback TCP": sink_port,
         }
+        # The processes that relay each path's bytes (the sender and sink are the same for all).
+        relays: dict[str, list[int]] = {
+            "Direct Connect tunnel": ours,
+            "tunnel over the uplink": ours,
+            "ssh -L aes128-gcm": [peers.sshd_pid, peers.last],
+        }
+        paths["ssh -L default cipher"] = peers.ssh_forward(None)
+        relays["ssh -L default cipher"] = [peers.sshd_pid, peers.last]
+        paths["socat OpenSSL"] = peers.socat()
+        relays["socat OpenSSL"] = peers.socat_pids
+        paths["plain loopback TCP"] = sink_port
+        relays["plain loopback TCP"] = []
         small = expected(16)
         for port in paths.values():
             send(port, 16, small)  # warm up: dial, handshakes, key exchange
         runs: dict[str, list[float]] = {name: [] for name in paths}
+        cpu: dict[str, list[float]] = {name: [] for name in paths}
         print(f"{args.mib} MiB per run, {args.rounds} rounds; load average {_load()} at the start", flush=True)
         for rnd in range(args.rounds):
             for name, port in paths.items():
+                before = tree_cpu(relays[name])
                 runs[name].append(send(port, args.mib, want))
+                cpu[name].append(tree_cpu(relays[name]) - before)
             print(f"  round {rnd + 1}: " + ", ".join(f"{n} {v[-1]:.0f}" for n, v in runs.items()), flush=True)
         med: Callable[[str], float] = lambda name: statistics.median(runs[name])  # noqa: E731
+        cpu_med: Callable[[str], float] = lambda name: statistics.median(cpu[name])  # noqa: E731
         peer_names = ["ssh -L aes128-gcm", "ssh -L default cipher", "socat OpenSSL"]
         best = max(peer_names, key=med)
         print(f"medians over {args.rounds} rounds of {args.mib} MiB (byte count and CRC-32 verified at the sink):")
         for name in paths:
             spread = ", ".join(f"{v:.0f}" for v in runs[name])
-            print(f"  {name:24s} {med(name):8.0f} MiB/s  (runs: {spread})")
+            print(f"  {name:24s} {med(name):8.0f} MiB/s  (runs: {spread});  relay CPU {cpu_med(name):5.2f} s per run")
         dc = med("Direct Connect tunnel")
         print(f"Direct Connect / best peer ({best}): {dc / med(best):.2f}x  (target >= 1.0)")
         print(f"uplink tunnel / best peer: {med('tunnel over the uplink') / med(best):.2f}x")
+        dc_cpu, best_cpu = cpu_med("Direct Connect tunnel"), cpu_med(best)
+        print(f"relay CPU seconds per run, Direct Connect / {best}: {dc_cpu:.2f} / {best_cpu:.2f}")
         print(f"load average {_load()} at the end")
     finally:
         stop.set()
