@@ -36,6 +36,11 @@ from tenantry.protocol.relay import relay
 
 log = logging.getLogger(__name__)
 
+# Tunnel connections per tenant at once that get their own TLS connection (rawtunnel); more share
+# the HTTP/2 channel.  Each raw one is a connection at the Transporter's Direct Connect port, whose
+# per-source cap is 8 by default (the channel is one): this keeps well inside it.
+RAW_PER_TENANT = 4
+
 
 @dataclass
 class RawDialer:
@@ -82,12 +87,12 @@ class Route:
     psk: str | None = None
     raw: RawDialer | None = None  # Direct Connect: tunnel bytes on their own TLS connection
 
-    def open(self, target: str) -> tuple[H2Stream, str | None]:
+    def open(self, target: str, *, raw: bool = False) -> tuple[H2Stream, str | None]:
         extra: list[tuple[str, str]] = []
         nonce = None
         if self.psk is not None:
             nonce, extra = pskproof.client_headers(self.psk, self.fingerprint)
-        if self.raw is not None:
+        if raw and self.raw is not None:
             extra.append((rawtunnel.REQUEST_HEADER, "1"))
         return self.channel.open_tunnel(target, extra), nonce
 
@@ -165,6 +170,7 @@ class TunnelManager:
         self.tunnels: dict[str, Tunnel] = {}
         self._direct: dict[str, tuple[Channel, str | None, RawDialer | None]] = {}
         self._dial_locks: dict[str, asyncio.Lock] = {}
+        self._raw_active: dict[str, int] = {}  # tenant id -> tunnel connections on their own TLS connection
 
     def of(self, tenant_id: str) -> list[Tunnel]:
         return [t for t in self.tunnels.values() if t.tenant_id == tenant_id]
@@ -359,9 +365,13 @@ class TunnelManager:
         tunnel.connections += 1
         stream: H2Stream | None = None
         raw: Channel | None = None
+        counted = False
         try:
             route = await self.route(tunnel.tenant_id, tunnel.via)
-            stream, nonce = route.open(tunnel.target)
+            if route.raw is not None and self._raw_active.get(tunnel.tenant_id, 0) < RAW_PER_TENANT:
+                self._raw_active[tunnel.tenant_id] = self._raw_active.get(tunnel.tenant_id, 0) + 1
+                counted = True
+            stream, nonce = route.open(tunnel.target, raw=counted)
             headers = await asyncio.wait_for(asyncio.shield(stream.response_headers), 30)
             status = dict(headers).get(":status")
             if status != "200":
@@ -369,7 +379,7 @@ class TunnelManager:
                 return
             route.verify(nonce, headers)
             token = dict(headers).get(rawtunnel.TOKEN_HEADER)
-            if route.raw is not None and token:
+            if route.raw is not None and counted and token:
                 # Authorised on the channel; the bytes go on their own TLS connection (rawtunnel).
                 raw = await route.raw.dial(token, route.fingerprint if route.psk is not None else None)
                 tunnel.raw_connections += 1
@@ -379,6 +389,8 @@ class TunnelManager:
         except Exception as exc:  # one bad connection must not hurt the listener
             log.info("tunnel %s connection ended: %s", tunnel.id, exc)
         finally:
+            if counted:
+                self._raw_active[tunnel.tenant_id] -= 1
             if raw is not None:
                 raw.close("tunnel connection ended")
             if stream is not None:

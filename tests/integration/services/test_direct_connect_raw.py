@@ -215,3 +215,24 @@ def test_director_tunnels_use_raw_connections(
     assert bytes(got) == payload
     (listed,) = director.api("GET", "/api/v1/tenants/raw-a/tunnels")
     assert listed["connections"] == 1 and listed["raw_connections"] == 1
+
+
+def test_more_tunnel_connections_than_raw_slots_share_the_channel(
+    director: DirectorProc, make_transporter: Callable[..., TransporterProc], echo_port: int
+) -> None:
+    # Ten connections at once, more than the Transporter's 8 connections per source: the first
+    # four get their own TLS connection, the others ride the HTTP/2 channel, and all of them work.
+    _site(director, make_transporter, "raw-a", echo_port)
+    tunnel = director.api(
+        "POST", "/api/v1/tenants/raw-a/tunnels", {"target": f"127.0.0.1:{echo_port}", "via": "direct"}
+    )
+    socks = [socket.create_connection(("127.0.0.1", tunnel["port"]), timeout=10) for _ in range(10)]
+    try:
+        for i, s in enumerate(socks):
+            s.sendall(f"hello {i}".encode())
+            assert s.recv(100) == f"hello {i}".encode()  # each one live, all at the same time
+    finally:
+        for s in socks:
+            s.close()
+    (listed,) = director.api("GET", "/api/v1/tenants/raw-a/tunnels")
+    assert listed["connections"] == 10 and listed["raw_connections"] == 4
