@@ -500,7 +500,9 @@ class Channel(asyncio.Protocol):
         assert self._tls is not None
         data, eof_reason = self._tls.read()
         if data and not self.closed.done():
-            if not self.proven:
+            # Raw mode bounds an unproven peer differently: nothing is read past the first batch
+            # until the owner has checked its token (_raw_received, read_token).
+            if not self.proven and not self.raw:
                 self._unproven_left -= len(data)
                 if self._unproven_left < 0:
                     self._calm(f"peer sent more than {self.limits.unproven_bytes} bytes before proving itself")
