@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,14 +27,56 @@ from tenantry.director.settings import ExpertSettings
 from tenantry.director.store import Store, TenantRow
 from tenantry.director.uplink import Events, UplinkHub
 from tenantry.protocol import psk as pskproof
-from tenantry.protocol import tls
-from tenantry.protocol.channel import Channel, ChannelClosed, ChannelLimits, H2Stream, StreamError
+from tenantry.protocol import rawtunnel, tls
+from tenantry.protocol.channel import RAW_ALPN, Channel, ChannelClosed, ChannelLimits, H2Stream, StreamError
 from tenantry.protocol.identity import der_sha256, tenant_id_of
 from tenantry.protocol.messages import TunnelCheck, TunnelCheckResult, split_target
 from tenantry.protocol.relay import CHUNK as _CHUNK
 from tenantry.protocol.relay import relay
 
 log = logging.getLogger(__name__)
+
+# Tunnel connections per tenant at once that get their own TLS connection (rawtunnel); more share
+# the HTTP/2 channel.  Each raw one is a connection at the Transporter's Direct Connect port, whose
+# per-source cap is 8 by default (the channel is one): this keeps well inside it.
+RAW_PER_TENANT = 4
+
+
+@dataclass
+class RawDialer:
+    """Direct Connect: dials a tunnel connection's own TLS connection and redeems its token (rawtunnel)."""
+
+    ctx: ssl.SSLContext
+    host: str
+    port: int
+    tenant_id: str
+    timeout: float
+
+    async def dial(self, token: str, fingerprint: str | None) -> Channel:
+        """A raw connection to the same Transporter: the tenant's certificate, or ``fingerprint`` (PSK)."""
+        loop = asyncio.get_running_loop()
+        limits = ChannelLimits(handshake_timeout=self.timeout)
+        try:
+            async with asyncio.timeout(self.timeout):
+                _t, channel = await loop.create_connection(
+                    lambda: Channel(
+                        self.ctx, server_side=False, h2_client=True, server_hostname=self.host, limits=limits
+                    ),
+                    self.host,
+                    self.port,
+                )
+                await channel.ready
+        except (OSError, TimeoutError) as exc:
+            raise StreamError(f"raw tunnel connection failed: {exc}") from None
+        if fingerprint is not None:
+            same = der_sha256(channel.peer_cert_der or b"") == fingerprint
+        else:
+            same = channel.peer_cert is not None and tenant_id_of(channel.peer_cert) == self.tenant_id
+        if not same or not channel.raw:
+            channel.close("not the tenant's Transporter, or no raw tunnel")
+            raise StreamError("the raw tunnel connection reached another peer or was not agreed")
+        channel.send_raw(token.encode("ascii") + b"\n")
+        return channel
 
 
 @dataclass
@@ -42,12 +85,15 @@ class Route:
 
     channel: Channel
     psk: str | None = None
+    raw: RawDialer | None = None  # Direct Connect: tunnel bytes on their own TLS connection
 
-    def open(self, target: str) -> tuple[H2Stream, str | None]:
+    def open(self, target: str, *, raw: bool = False) -> tuple[H2Stream, str | None]:
         extra: list[tuple[str, str]] = []
         nonce = None
         if self.psk is not None:
             nonce, extra = pskproof.client_headers(self.psk, self.fingerprint)
+        if raw and self.raw is not None:
+            extra.append((rawtunnel.REQUEST_HEADER, "1"))
         return self.channel.open_tunnel(target, extra), nonce
 
     @property
@@ -81,6 +127,7 @@ class Tunnel:
     created_at: float
     server: asyncio.Server | None = None
     connections: int = 0
+    raw_connections: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def describe(self) -> dict[str, Any]:
@@ -93,6 +140,7 @@ class Tunnel:
             "port": self.port,
             "created_at": self.created_at,
             "connections": self.connections,
+            "raw_connections": self.raw_connections,
         }
 
 
@@ -120,8 +168,9 @@ class TunnelManager:
         self._events = events
         self._bind = bind
         self.tunnels: dict[str, Tunnel] = {}
-        self._direct: dict[str, tuple[Channel, str | None]] = {}
+        self._direct: dict[str, tuple[Channel, str | None, RawDialer | None]] = {}
         self._dial_locks: dict[str, asyncio.Lock] = {}
+        self._raw_active: dict[str, int] = {}  # tenant id -> tunnel connections on their own TLS connection
 
     def of(self, tenant_id: str) -> list[Tunnel]:
         return [t for t in self.tunnels.values() if t.tenant_id == tenant_id]
@@ -168,35 +217,40 @@ class TunnelManager:
             return Route(session.channel)
         cached = self._direct.get(tenant_id)
         if cached is not None and cached[0].is_open:
-            return Route(cached[0], cached[1])
+            return Route(*cached)
         lock = self._dial_locks.setdefault(tenant_id, asyncio.Lock())
         async with lock:
             cached = self._direct.get(tenant_id)
             if cached is not None and cached[0].is_open:
-                return Route(cached[0], cached[1])
-            channel, psk = await self._dial(row)
-            self._direct[tenant_id] = (channel, psk)
-            return Route(channel, psk)
+                return Route(*cached)
+            cached = await self._dial(row)
+            self._direct[tenant_id] = cached
+            return Route(*cached)
 
-    async def _dial(self, row: TenantRow) -> tuple[Channel, str | None]:
+    async def _dial(self, row: TenantRow) -> tuple[Channel, str | None, RawDialer | None]:
         dc = row.direct_connect
         if not dc:
             raise DirectorError(409, f"tenant {row.name!r} has no direct_connect address")
         host, port = split_target(dc["address"])
         auth = self._authority
         settings = self._settings()
-        if dc.get("auth") == "psk":
-            ctx = tls.client_context(ca=None, min_version=settings.tls_min_version)
-            psk: str | None = str(dc["psk"])
-        else:
-            ctx = tls.client_context(
+
+        def context() -> ssl.SSLContext:
+            if dc.get("auth") == "psk":
+                return tls.client_context(ca=None, min_version=settings.tls_min_version)
+            return tls.client_context(
                 ca=auth.ca_cert_path,
                 cert=auth.client_cert_path,
                 key=auth.client_key_path,
                 min_version=settings.tls_min_version,
                 check_hostname=False,  # identity is the tenant URI, checked below
             )
-            psk = None
+
+        ctx = context()
+        psk: str | None = str(dc["psk"]) if dc.get("auth") == "psk" else None
+        raw_ctx = context()
+        raw_ctx.set_alpn_protocols([RAW_ALPN])
+        raw = RawDialer(raw_ctx, host, port, row.id, settings.handshake_timeout)
         limits = ChannelLimits(
             max_frame_size=max(settings.max_frame_size, 1 << 20),  # a channel we dialed, for bulk bytes
             max_concurrent_streams=settings.max_streams_per_session,
@@ -221,7 +275,7 @@ class TunnelManager:
                 channel.close("Direct Connect peer is another tenant")
                 self._events("direct_connect_refused", f"peer at {dc['address']} is not this tenant", row.id)
                 raise DirectorError(502, f"the Direct Connect peer at {dc['address']} is not tenant {row.name!r}")
-        return channel, psk
+        return channel, psk, raw
 
     # ------------------------------------------------------------------ lifecycle
     async def create(self, row: TenantRow, target: str, via: str, listen_port: int) -> Tunnel:
@@ -299,7 +353,7 @@ class TunnelManager:
     async def close_all(self) -> None:
         for tunnel in list(self.tunnels.values()):
             await self._close(tunnel)
-        for channel, _psk in self._direct.values():
+        for channel, _psk, _raw in self._direct.values():
             channel.close("director shutting down")
         self._direct.clear()
 
@@ -310,19 +364,35 @@ class TunnelManager:
         tunnel.tasks.add(task)
         tunnel.connections += 1
         stream: H2Stream | None = None
+        raw: Channel | None = None
+        counted = False
         try:
             route = await self.route(tunnel.tenant_id, tunnel.via)
-            stream, nonce = route.open(tunnel.target)
+            if route.raw is not None and self._raw_active.get(tunnel.tenant_id, 0) < RAW_PER_TENANT:
+                self._raw_active[tunnel.tenant_id] = self._raw_active.get(tunnel.tenant_id, 0) + 1
+                counted = True
+            stream, nonce = route.open(tunnel.target, raw=counted)
             headers = await asyncio.wait_for(asyncio.shield(stream.response_headers), 30)
             status = dict(headers).get(":status")
             if status != "200":
                 log.info("tunnel %s: Transporter refused %s (HTTP %s)", tunnel.id, tunnel.target, status)
                 return
             route.verify(nonce, headers)
-            await relay(reader, writer, stream)
+            token = dict(headers).get(rawtunnel.TOKEN_HEADER)
+            if route.raw is not None and counted and token:
+                # Authorised on the channel; the bytes go on their own TLS connection (rawtunnel).
+                raw = await route.raw.dial(token, route.fingerprint if route.psk is not None else None)
+                tunnel.raw_connections += 1
+                await rawtunnel.relay_raw(raw, reader, writer)
+            else:
+                await relay(reader, writer, stream)
         except Exception as exc:  # one bad connection must not hurt the listener
             log.info("tunnel %s connection ended: %s", tunnel.id, exc)
         finally:
+            if counted:
+                self._raw_active[tunnel.tenant_id] -= 1
+            if raw is not None:
+                raw.close("tunnel connection ended")
             if stream is not None:
                 with contextlib.suppress(Exception):
                     stream.reset()

@@ -63,6 +63,10 @@ _REPLY_ALLOWANCE = 65536
 _MIN_FRAME_SIZE = 16384  # HTTP/2's smallest MAX_FRAME_SIZE
 # A WINDOW_UPDATE this small is no real flow-control step: it counts as a control frame.
 _TINY_WINDOW_UPDATE = 1024
+# ALPN of a raw tunnel connection (Direct Connect only): after the handshake no HTTP/2, just
+# the tunnel's bytes, once the owner has accepted a one-time token (see protocol/rawtunnel.py).
+RAW_ALPN = "tenantry-raw/1"
+_RAW_PENDING_MAX = 1 << 20  # raw bytes held before the owner takes them (reading stops at the first)
 
 
 def _data_frame_repr(frame: hyperframe.frame.DataFrame) -> str:
@@ -322,6 +326,13 @@ class Channel(asyncio.Protocol):
         self._h2_need = 0
         self._preamble_left = 0 if h2_client else _PREAMBLE  # the client's preface precedes the frames
         self._frame_cap = _MIN_FRAME_SIZE  # the largest MAX_FRAME_SIZE we ever advertised
+        # Raw mode (ALPN RAW_ALPN): plaintext goes to on_raw_data / on_raw_eof, never to h2.
+        self.raw = False
+        self._raw_pending: list[bytes] = []
+        self._raw_eof = False
+        self._raw_paused = False
+        self._on_raw_data: Callable[[bytes], None] | None = None
+        self._on_raw_eof: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -410,6 +421,9 @@ class Channel(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_ok.set()
+        if self._raw_paused:
+            self._reading_paused = False  # the raw owner resumes reading when its side has drained
+            return
         if self._reading_paused and self._transport is not None and not self._transport.is_closing():
             self._reading_paused = False
             self._transport.resume_reading()
@@ -441,7 +455,9 @@ class Channel(asyncio.Protocol):
                 self.peer_cert = x509.load_der_x509_certificate(der)
             except ValueError:
                 self.peer_cert = None
-        self._start_h2()
+        self.raw = self._tls.alpn() == RAW_ALPN
+        if not self.raw:
+            self._start_h2()
         if self._on_secure is not None and not self.closed.done():
             try:
                 self._on_secure(self)
@@ -484,12 +500,24 @@ class Channel(asyncio.Protocol):
         assert self._tls is not None
         data, eof_reason = self._tls.read()
         if data and not self.closed.done():
-            if not self.proven:
+            # Raw mode bounds an unproven peer differently: nothing is read past the first batch
+            # until the owner has checked its token (_raw_received, read_token).
+            if not self.proven and not self.raw:
                 self._unproven_left -= len(data)
                 if self._unproven_left < 0:
                     self._calm(f"peer sent more than {self.limits.unproven_bytes} bytes before proving itself")
                     return
-            self._receive_h2(data)
+            if self.raw:
+                self._raw_received(data)
+            else:
+                self._receive_h2(data)
+        if self.raw and eof_reason == "peer closed TLS" and not self.closed.done():
+            # The peer's half-close (close_notify): it may still read what we send.
+            self._raw_eof = True
+            if self._on_raw_eof is not None:
+                self._on_raw_eof()
+            self._flush_tls()
+            return
         if eof_reason:
             self._abort(eof_reason)
             return
@@ -521,6 +549,8 @@ class Channel(asyncio.Protocol):
 
     # -- ConnectionGate
     def evictable(self) -> bool:
+        if self.raw:
+            return self._on_raw_data is None  # a raw connection no owner has taken yet
         return not self.proven or (self._secure and not self._streams)
 
     def evict(self) -> None:
@@ -547,6 +577,63 @@ class Channel(asyncio.Protocol):
     def _calm(self, reason: str) -> None:
         log.warning("closing connection from %s: %s", self.peer_address, reason)
         self.close(reason, code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, debug=b"enhance your calm")
+
+    # ------------------------------------------------------------------ raw mode
+    def _raw_received(self, data: bytes) -> None:
+        if self._on_raw_data is not None:
+            self._on_raw_data(data)
+            return
+        # Nobody reads yet (the owner is about to): hold this, read nothing more until take_raw.
+        self._raw_pending.append(data)
+        self.pause_raw(True)
+        if sum(map(len, self._raw_pending)) > _RAW_PENDING_MAX:
+            self._abort("raw connection sent too much before it was accepted")
+
+    def take_raw(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]) -> None:
+        """Raw mode: receive the plaintext from now on (first what arrived before); reading stays as it is."""
+        self._on_raw_data, self._on_raw_eof = on_data, on_eof
+        pending, self._raw_pending = self._raw_pending, []
+        for data in pending:
+            on_data(data)
+        if self._raw_eof:
+            on_eof()
+
+    def send_raw(self, data: bytes) -> None:
+        """Raw mode: encrypt and send ``data`` (wait for :meth:`drained` before sending more)."""
+        if self._tls is None or self.closed.done():
+            raise ChannelClosed(self.close_reason or "channel closed")
+        try:
+            self._tls.write(data)
+        except TLSError as exc:
+            self._abort(str(exc))
+            raise ChannelClosed(str(exc)) from None
+        self._flush_tls()
+
+    def end_raw(self) -> None:
+        """Raw mode: half-close (TLS close_notify); what the peer still sends keeps arriving."""
+        if self._tls is not None and not self.closed.done():
+            self._tls.shutdown()
+            self._flush_tls()
+
+    def pause_raw(self, paused: bool) -> None:
+        """Raw mode: stop (or resume) reading from the peer while the owner's other side drains."""
+        transport = self._transport
+        self._raw_paused = paused
+        if transport is None or transport.is_closing():
+            return
+        if paused:
+            transport.pause_reading()
+        elif not self._reading_paused:
+            transport.resume_reading()
+
+    async def drained(self) -> None:
+        """Raw mode: wait until the socket's write buffer is below its high-water mark (raises once closed)."""
+        if not self._write_ok.is_set() and not self.closed.done():
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._write_ok.wait())
+            await asyncio.wait([waiter, self.closed], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        if self.closed.done():
+            raise ChannelClosed(self.close_reason or "channel closed")
 
     # ------------------------------------------------------------------ HTTP/2
     def _receive_h2(self, data: bytes) -> None:

@@ -98,6 +98,19 @@ class TLSEngine:
         except (ssl.SSLError, OSError) as exc:
             raise TLSError(f"TLS write failed: {ssl_reason(exc)}") from None
 
+    def alpn(self) -> str | None:
+        """The application protocol the handshake agreed on (ALPN), if any."""
+        if self._ssl is None or not self.secure:
+            return None
+        return self._ssl.selected_alpn_protocol()
+
+    def shutdown(self) -> None:
+        """Half-close: send close_notify but keep reading what the peer still sends (TLS 1.3 allows it)."""
+        if self._ssl is None or not self.secure:
+            return
+        with contextlib.suppress(ssl.SSLError, OSError, ValueError):
+            self._ssl.unwrap()
+
     def peer_certificate(self) -> bytes | None:
         """The peer's certificate (DER) once the handshake is done, if it sent one."""
         if self._ssl is None or not self.secure:

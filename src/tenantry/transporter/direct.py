@@ -19,10 +19,10 @@ import logging
 from functools import partial
 
 from tenantry.common import pki
-from tenantry.protocol import tls
-from tenantry.protocol.channel import Channel, ChannelLimits
+from tenantry.protocol import rawtunnel, tls
+from tenantry.protocol.channel import RAW_ALPN, Channel, ChannelLimits
 from tenantry.protocol.gate import ConnectionGate, GateLimits
-from tenantry.protocol.identity import is_director
+from tenantry.protocol.identity import der_sha256, is_director
 from tenantry.transporter.config import StateDir, TransporterConfig
 from tenantry.transporter.site import Guard, Site
 
@@ -35,6 +35,7 @@ class DirectConnectServer:
         self.state_dir = state_dir
         self.site = site
         self.server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
     def _certificate(self) -> tuple[str, str]:
@@ -60,6 +61,10 @@ class DirectConnectServer:
         else:
             ctx = tls.server_context(Path(cert), Path(key), client_ca=None)
             guard = Guard(kind="direct", psk=self.config.psk(), own_cert_der=_der(Path(cert)))
+        # HTTP/2 for the channel; a raw tunnel connection (rawtunnel) asks for RAW_ALPN instead.
+        ctx.set_alpn_protocols(["h2", RAW_ALPN])
+        self.site.raw_tokens = rawtunnel.Tokens()
+        self.site.raw_token_ttl = dc.proof_timeout
         limits = ChannelLimits(
             max_frame_size=1 << 20,
             stream_window=4 << 20,
@@ -77,6 +82,11 @@ class DirectConnectServer:
         def on_secure(channel: Channel) -> None:
             if dc.auth == "certificate" and (channel.peer_cert is None or not is_director(channel.peer_cert)):
                 raise PermissionError("refused: client certificate is not the Director's")
+            if channel.raw:
+                task = asyncio.get_running_loop().create_task(self._redeem(channel, dc.proof_timeout))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
             log.info("Direct Connect channel from %s", channel.peer_address)
 
         loop = asyncio.get_running_loop()
@@ -104,6 +114,19 @@ class DirectConnectServer:
             ", ".join(self.config.allow) or "(empty)",
         )
         return self.port
+
+    async def _redeem(self, channel: Channel, timeout: float) -> None:
+        """A raw tunnel connection: its first line must be a token a CONNECT stream issued to this peer."""
+        assert self.site.raw_tokens is not None
+        try:
+            token, rest = await rawtunnel.read_token(channel, timeout)
+            peer = channel.peer_cert_der
+            self.site.raw_tokens.redeem(token, der_sha256(peer) if peer else "", channel, bytes(rest))
+        except rawtunnel.RawRefused as exc:
+            log.warning("raw tunnel connection from %s refused: %s", channel.peer_address, exc)
+            channel.abort(f"refused: {exc}")
+            return
+        channel.mark_proven()
 
     def close(self) -> None:
         if self.server is not None:

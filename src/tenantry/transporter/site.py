@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 import tenantry
 from tenantry.common import pki
 from tenantry.protocol import psk as pskproof
+from tenantry.protocol import rawtunnel
 from tenantry.protocol.channel import H2Stream
 from tenantry.protocol.identity import der_sha256, tenant_id_of
 from tenantry.protocol.messages import (
@@ -93,6 +94,9 @@ class Site:
         self.hostname = socket.gethostname()
         self.tasks: dict[str, TaskInfo] = {}
         self.direct_connect_port: int | None = None
+        # Direct Connect's one-time tokens for raw tunnel connections (set by its listener).
+        self.raw_tokens: rawtunnel.Tokens | None = None
+        self.raw_token_ttl = 5.0
         self._allow = set(config.allow)
         self.jobs = Jobs(config, state_dir, self.tasks, lambda: self.max_tasks)
 
@@ -120,7 +124,7 @@ class Site:
             await self.jobs.handle(stream, extra)  # backups and restores: uplink only
             return
         if method == "CONNECT":
-            await self._tunnel(stream, extra)
+            await self._tunnel(stream, extra, guard.kind)
             return
         routes: dict[tuple[str, str], Callable[[H2Stream], Awaitable[tuple[int, BaseModel]]]] = {
             ("GET", "/v1/info"): self._info,
@@ -234,7 +238,35 @@ class Site:
         return 200, TunnelCheckResult(target=req.target, allowed=ok, message=message)
 
     # ------------------------------------------------------------------ tunnels
-    async def _tunnel(self, stream: H2Stream, extra: list[tuple[str, str]]) -> None:
+    async def _raw_tunnel(
+        self,
+        stream: H2Stream,
+        extra: list[tuple[str, str]],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """The tunnel's bytes on their own TLS connection, redeemed with a one-time token (rawtunnel)."""
+        assert self.raw_tokens is not None
+        peer = stream.channel.peer_cert_der
+        token, pending = self.raw_tokens.issue(der_sha256(peer) if peer else "", self.raw_token_ttl)
+        try:
+            stream.send_headers([(":status", "200"), (rawtunnel.TOKEN_HEADER, token), *extra])
+            try:
+                channel, first = await asyncio.wait_for(asyncio.shield(pending.connection), self.raw_token_ttl)
+            except TimeoutError:
+                log.info("raw tunnel connection for %s never came", stream.header(":authority"))
+                stream.reset()
+                return
+        finally:
+            self.raw_tokens.withdraw(token)
+        try:
+            await rawtunnel.relay_raw(channel, reader, writer, first)
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("raw tunnel connection to %s ended: %s", stream.header(":authority"), exc)
+            raise
+        stream.end()
+
+    async def _tunnel(self, stream: H2Stream, extra: list[tuple[str, str]], guard_kind: str = "uplink") -> None:
         target = stream.header(":authority") or ""
         ok, message = self.allowed(target)
         if not ok:
@@ -248,6 +280,13 @@ class Site:
             await _reply(stream, 502, ErrorBody(error=f"cannot connect to {target}: {exc}"), extra)
             return
         try:
+            if (
+                guard_kind == "direct"
+                and self.raw_tokens is not None
+                and stream.header(rawtunnel.REQUEST_HEADER) == "1"
+            ):
+                await self._raw_tunnel(stream, extra, reader, writer)
+                return
             stream.send_headers([(":status", "200"), *extra])
             await relay(reader, writer, stream)
         finally:

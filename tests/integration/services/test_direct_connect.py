@@ -94,6 +94,9 @@ def test_direct_connect_with_certificates(
     for th in threads:
         th.join(20)
     assert results == [b"x" * 100_000] * 3
+    # Each connection's bytes went on its own TLS connection (authorised on the channel), not HTTP/2.
+    (listed,) = director.api("GET", "/api/v1/tenants/client-c/tunnels")
+    assert listed["connections"] == 4 and listed["raw_connections"] == 4
     # A target off the allow-list is refused, with the reason.
     with pytest.raises(ApiError) as exc:
         director.api("POST", "/api/v1/tenants/client-c/tunnels", {"target": "127.0.0.1:22", "via": "direct"})
@@ -159,6 +162,12 @@ def test_direct_connect_with_a_pre_shared_key(
         "POST", "/api/v1/tenants/psk-site/tunnels", {"target": f"127.0.0.1:{echo_port}", "via": "direct"}
     )
     assert _roundtrip(tunnel["port"], b"hello through psk") == b"hello through psk"
+    # PSK mode too: the raw connection pins the certificate the PSK proof was bound to; more than the
+    # pre-proof byte budget (64 KiB) may arrive before the token is redeemed.
+    payload = bytes(range(256)) * 8192  # 2 MiB, both ways
+    assert _roundtrip(tunnel["port"], payload) == payload
+    (listed,) = director.api("GET", "/api/v1/tenants/psk-site/tunnels")
+    assert listed["raw_connections"] == 2
     with pytest.raises(ApiError) as exc:
         director.api("POST", "/api/v1/tenants/psk-site/tunnels", {"target": "127.0.0.1:1", "via": "direct"})
     assert exc.value.status == 403

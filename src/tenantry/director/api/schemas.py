@@ -186,6 +186,9 @@ class TunnelOut(BaseModel):
     port: int
     created_at: float
     connections: int
+    raw_connections: int = Field(
+        0, description="Direct Connect: connections whose bytes went on their own TLS connection, not HTTP/2"
+    )
     director: str | None = Field(None, description="several Directors: the one the tunnel listens on")
 
 
