@@ -324,24 +324,14 @@ class SourceBackup:
         # No changed-block tracking: read the whole disk once and compare each segment's hash.
         changed = []
         index = 0
-        buf = bytearray()
-
-        async def compare(data: bytes) -> None:
-            nonlocal index
-            digest = (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()[:32]
+        sizes = [self._seg_size(disk, i) for i in range(count)]
+        async for block in self.vs.read_blocks(data_file, datacenter, 0, sizes):
+            self.bytes_read += len(block)
+            digest = (await asyncio.to_thread(hashlib.sha256, block)).hexdigest()[:32]
             if digest != previous.hashes[index]:
                 changed.append(index)
             index += 1
-
-        async for chunk in self.vs.read_file(data_file, datacenter):
-            self.bytes_read += len(chunk)
-            buf += chunk
-            while len(buf) >= SEGMENT and index < count:
-                await compare(bytes(buf[:SEGMENT]))
-                del buf[:SEGMENT]
             self._progress("compare")
-        if buf and index < count:
-            await compare(bytes(buf))
         changed.extend(range(index, count))  # short thin file: the rest reads as zeros, stage it
         return changed, state, "incremental"
 
@@ -380,32 +370,29 @@ class SourceBackup:
         stamp = time.time_ns()
         rel = disk_dir(disk.key)
 
-        async def stage(i: int, data: bytes) -> None:
+        async def stage(i: int, data: bytes | bytearray) -> None:
             state.mtimes[i] = stamp
-            state.hashes[i] = (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()[:32]
-            await self._stage(f"{rel}/{segment_name(i)}", data, stamp)
+            state.hashes[i] = await self._stage(f"{rel}/{segment_name(i)}", data, stamp)
 
         for run in runs:
-            start = run[0] * SEGMENT
-            length = sum(self._seg_size(disk, i) for i in run)
-            buf = bytearray()
+            # Each segment is read whole into its own buffer, then hashed and written in one
+            # worker-thread hop: no re-buffering of the stream, no slicing copies.
+            sizes = [self._seg_size(disk, i) for i in run]
             pos = 0
-            async for chunk in self.vs.read_file(data_file, datacenter, start, length):
-                self.bytes_read += len(chunk)
-                buf += chunk
-                while pos < len(run) and len(buf) >= self._seg_size(disk, run[pos]):
-                    size = self._seg_size(disk, run[pos])
-                    data = bytes(buf[:size])
-                    del buf[:size]
-                    await stage(run[pos], data)
-                    pos += 1
+            async for block in self.vs.read_blocks(data_file, datacenter, run[0] * SEGMENT, sizes):
+                self.bytes_read += len(block)
+                if len(block) < sizes[pos]:  # the end of a thin file: the rest of the segment reads as zeros
+                    block.extend(bytes(sizes[pos] - len(block)))
+                await stage(run[pos], block)
+                pos += 1
                 self._progress("read")
             while pos < len(run):  # past the end of a thin file: zeros
-                await stage(run[pos], bytes(self._seg_size(disk, run[pos])))
+                await stage(run[pos], bytes(sizes[pos]))
                 pos += 1
 
     # ------------------------------------------------------------------ staging, pipelined with restic
-    async def _stage(self, rel: str, data: bytes, mtime: int) -> None:
+    async def _stage(self, rel: str, data: bytes | bytearray, mtime: int) -> str:
+        """Stage a changed segment; its SHA-256 (hex, first 32), computed in the same worker-thread hop."""
         budget = self.opt.staging_bytes
         if self._running is not None and (self._running.done() or self._next_bytes + len(data) > budget):
             await self._settle()  # restic is done with its batch, or both halves are full: wait for it
@@ -420,7 +407,8 @@ class SourceBackup:
         into_shadow = self._running is not None
         path = (self.shadow if into_shadow else self.dir) / rel
 
-        def write() -> None:
+        def write() -> str:
+            digest = hashlib.sha256(data).hexdigest()[:32]
             path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -432,8 +420,9 @@ class SourceBackup:
             finally:
                 os.close(fd)
             os.utime(path, ns=(mtime, mtime))
+            return digest
 
-        await asyncio.to_thread(write)
+        digest = await asyncio.to_thread(write)
         self.bytes_staged += len(data)
         self._staged_files += 1
         if into_shadow:
@@ -442,6 +431,7 @@ class SourceBackup:
         else:
             self._live.append(rel)
             self._live_bytes += len(data)
+        return digest
 
     async def _partial(self) -> None:
         await self._restic(final=False)
