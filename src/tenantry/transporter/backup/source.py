@@ -159,6 +159,11 @@ class SourceBackup:
         self._last_report = 0.0
         self._total = 0
         self.shadow = staging_root / f".next-{options.vm}"
+        # Files restic is done with, kept to be written over by the next segments (see _settle).
+        self.spare_dir = staging_root / f".spare-{options.vm}"
+        self._spares: list[tuple[Path, int]] = []
+        self._spare_bytes = 0
+        self._spare_seq = 0
         self._live: list[str] = []  # staged files in the directory restic reads
         self._live_bytes = 0
         self._next: list[str] = []  # staged while restic runs: moved in afterwards
@@ -208,7 +213,7 @@ class SourceBackup:
                 with contextlib.suppress(BaseException):
                     await self._running
             await asyncio.shield(self._remove_snapshot(snapshot))
-            for path in (self.dir, self.shadow):
+            for path in (self.dir, self.shadow, self.spare_dir):
                 await asyncio.shield(asyncio.to_thread(shutil.rmtree, path, True))
 
     async def _remove_snapshot(self, snapshot: Any) -> None:
@@ -228,7 +233,7 @@ class SourceBackup:
         usable = bool(
             parent and last_snapshot and (parent.startswith(last_snapshot) or last_snapshot.startswith(parent))
         )
-        for stale in (self.dir, self.shadow):
+        for stale in (self.dir, self.shadow, self.spare_dir):
             if stale.exists():
                 await asyncio.to_thread(shutil.rmtree, stale)
         (self.dir / "config").mkdir(parents=True)
@@ -406,20 +411,35 @@ class SourceBackup:
             self._running = asyncio.ensure_future(self._partial())
         into_shadow = self._running is not None
         path = (self.shadow if into_shadow else self.dir) / rel
+        spare: Path | None = None
+        if self._spares:
+            spare, size = self._spares.pop()
+            self._spare_bytes -= size
 
         def write() -> str:
             digest = hashlib.sha256(data).hexdigest()[:32]
             path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if spare is not None:
+                # Written over in place: the page cache's pages are reused instead of new ones
+                # (fresh pages cost ~3 CPU-seconds per GiB in this VM, overwriting ~0.15).
+                fd = os.open(spare, os.O_WRONLY)
+                target = spare
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                target = path
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
+                if spare is not None:
+                    os.ftruncate(fd, len(data))
             finally:
                 os.close(fd)
-            os.utime(path, ns=(mtime, mtime))
+            os.utime(target, ns=(mtime, mtime))
+            if spare is not None:
+                os.replace(spare, path)
             return digest
 
         digest = await asyncio.to_thread(write)
@@ -437,14 +457,26 @@ class SourceBackup:
         await self._restic(final=False)
 
     async def _settle(self) -> None:
-        """Wait for the running restic; its files become placeholders; the shadow moves in."""
+        """Wait for the running restic; its files become placeholders; the shadow moves in.
+
+        The files restic read are kept aside as spares (up to the staging budget, with the shadow)
+        and the next segments are written over them: staging then reuses the same page-cache pages
+        instead of taking fresh ones for every segment.
+        """
         if self._running is None:
             return
         running, self._running = self._running, None
         await running  # its failure is the job's failure
+        self.spare_dir.mkdir(parents=True, exist_ok=True)
         for rel in self._live:
             path = self.dir / rel
             st = path.stat()
+            if self._spare_bytes + st.st_size <= self.opt.staging_bytes:
+                self._spare_seq += 1
+                spare = self.spare_dir / str(self._spare_seq)
+                os.replace(path, spare)
+                self._spares.append((spare, st.st_size))
+                self._spare_bytes += st.st_size
             self._placeholder(path, st.st_size, st.st_mtime_ns)
         for rel in self._next:
             target = self.dir / rel
