@@ -3,7 +3,8 @@
 pyVmomi is synchronous: every API call runs in a worker thread.  Disk bytes are read and written
 through ``https://<host>/folder/<path>?dcPath=<datacenter>&dsName=<datastore>`` with the API
 session's cookie (vSphere's datastore file access; ranges are supported for reads), with the
-standard library's :mod:`http.client`, one chunk per worker-thread hop.
+standard library's :mod:`http.client`, one chunk per worker-thread hop (disk segments: one whole
+segment per hop, read straight into its own buffer).
 
 On a production ESXi the flat file of a running VM's base disk is locked by the VM; reading it
 through an NFC export lease of the snapshot (``HttpNfcLease``) is the route there.  The govmomi
@@ -306,6 +307,32 @@ class VSphere:
         finally:
             conn.close()
 
+    async def read_blocks(
+        self, datastore_path: str, datacenter: str, start: int, sizes: list[int]
+    ) -> AsyncIterator[bytearray]:
+        """Consecutive blocks of ``sizes`` bytes from ``start``, each read whole in one worker-thread hop.
+
+        Each block is read straight into its own buffer (no re-buffering, no slicing copies).  A
+        block cut short by the end of the file comes short and is the last (a thin file's tail).
+        """
+        headers = {"Cookie": self._cookie()}
+        if start:  # from 0: no range (an empty thin file has no satisfiable range)
+            headers["Range"] = f"bytes={start}-{start + sum(sizes) - 1}"
+        conn = self._conn()
+        try:
+            resp = await asyncio.to_thread(self._get, conn, self._target(datastore_path, datacenter), headers)
+            if resp.status not in (200, 206):
+                raise VSphereError(f"cannot read {datastore_path}: HTTP {resp.status} {resp.reason}")
+            if start and resp.status != 206:
+                raise VSphereError(f"the datastore ignored the byte range asked for {datastore_path}")
+            for size in sizes:
+                block = await asyncio.to_thread(_read_exactly, resp, size)
+                yield block
+                if len(block) < size:
+                    return
+        finally:
+            conn.close()
+
     @staticmethod
     def _get(conn: http.client.HTTPSConnection, target: str, headers: dict[str, str]) -> http.client.HTTPResponse:
         conn.request("GET", target, headers=headers)
@@ -343,3 +370,18 @@ class VSphere:
                 raise VSphereError(f"cannot write {datastore_path}: HTTP {resp.status} {body[:200]!r}")
         finally:
             conn.close()
+
+
+def _read_exactly(resp: http.client.HTTPResponse, size: int) -> bytearray:
+    """``size`` bytes of ``resp`` into one new buffer (fewer at the end of the body)."""
+    block = bytearray(size)
+    got = 0
+    with memoryview(block) as view:
+        while got < size:
+            n = resp.readinto(view[got:])
+            if not n:
+                break
+            got += n
+    if got < size:
+        del block[got:]
+    return block

@@ -32,7 +32,9 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.frame_buffer
 import h2.settings
+import hyperframe.exceptions
 import hyperframe.frame
 from cryptography import x509
 
@@ -79,6 +81,65 @@ def _data_frame_repr(frame: hyperframe.frame.DataFrame) -> str:
 # carriers: 40 % of a restore's time through the uplink.  A DATA frame's repr shows its length
 # instead; nothing else uses it.
 hyperframe.frame.DataFrame._body_repr = _data_frame_repr  # type: ignore[method-assign,assignment]
+
+
+class _WholeFrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame buffer without its copies, for a channel that hands it whole frames only.
+
+    h2's own buffer appends every received byte to a bytearray, slices each frame out of it (a
+    copy) and deletes it from the front; hyperframe then copies the payload once more.  The channel
+    gives h2 whole frames (:meth:`Channel._receive_frames`), so they are parsed here straight from
+    the caller's buffer and only hyperframe's copy of a payload is left: two copies of every byte
+    received fewer.  The preface, or bytes left over (never, from the channel), take h2's own path;
+    the checks (frame size, header blocks) are h2's.
+    """
+
+    def __init__(self, server: bool) -> None:
+        super().__init__(server=server)
+        self._view: memoryview | None = None
+        self._pos = 0
+
+    def add_data(self, data: Any) -> None:
+        self._spill()
+        if self._preamble_len or self._data:
+            super().add_data(data)
+            return
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def _spill(self) -> None:
+        """What is left of the caller's buffer (an incomplete frame) moves into h2's own buffer."""
+        view, self._view = self._view, None
+        if view is not None and self._pos < len(view):
+            self._data += view[self._pos :]
+
+    def __next__(self) -> hyperframe.frame.Frame:
+        view = self._view
+        if view is None:
+            return super().__next__()
+        while True:
+            pos = self._pos
+            if len(view) - pos < _FRAME_HEADER:
+                self._spill()
+                raise StopIteration
+            try:
+                frame, length = hyperframe.frame.Frame.parse_frame_header(view[pos : pos + _FRAME_HEADER])
+            except (hyperframe.exceptions.InvalidDataError, hyperframe.exceptions.InvalidFrameError) as err:
+                raise h2.exceptions.ProtocolError(f"Received frame with invalid header: {err!s}") from err
+            if len(view) - pos - _FRAME_HEADER < length:
+                self._spill()
+                raise StopIteration
+            self._validate_frame_length(length)
+            try:
+                frame.parse_body(view[pos + _FRAME_HEADER : pos + _FRAME_HEADER + length])
+            except hyperframe.exceptions.InvalidDataError as err:
+                raise h2.exceptions.ProtocolError("Received frame with non-compliant data") from err
+            except hyperframe.exceptions.InvalidFrameError as err:
+                raise h2.exceptions.FrameDataMissingError("Frame data missing or invalid") from err
+            self._pos = pos + _FRAME_HEADER + length
+            complete = self._update_header_buffer(frame)
+            if complete is not None:
+                return complete
 
 
 class ChannelClosed(ConnectionError):
@@ -473,6 +534,7 @@ class Channel(asyncio.Protocol):
     def _start_h2(self) -> None:
         cfg = h2.config.H2Configuration(client_side=self._h2_client, header_encoding="utf-8")
         conn = h2.connection.H2Connection(config=cfg)
+        conn.incoming_buffer = _WholeFrameBuffer(server=not self._h2_client)
         lim = self.limits
         # An unproven peer gets the smallest frames HTTP/2 allows until mark_proven raises them.
         frame_size = lim.max_frame_size if self.proven else _MIN_FRAME_SIZE

@@ -1,6 +1,6 @@
 """Backup throughput through the whole path vs plain restic, incrementals, changed-block tracking, restore.
 
-    .venv/bin/python tests/bench/backups/bench_backup.py [--gib 4] [--keep DIR] [--full-and-restore]
+    .venv/bin/python tests/bench/backups/bench_backup.py [--gib 4] [--keep DIR] [--full-and-restore] [--profile DIR]
 
 Everything real on this machine: the client site's vCenter simulator with one VM whose disk holds
 ``--gib`` GiB (40 % incompressible, 40 % text-like, 20 % zeros), a Director and an enrolled
@@ -19,12 +19,16 @@ Transporter (processes, TLS uplink), restic 0.14 at both ends.  Figures and rati
 
 Each baseline is measured in the same run, once before and once right after what it is compared
 with, and the mean is the baseline (the machine's load drifts).  ``--full-and-restore`` runs only
-1 and 5 (one VM to seed instead of two: about half the time).
+1 and 5 (one VM to seed instead of two: about half the time).  ``--profile DIR``: during 1 and 5,
+py-spy samples the Director and the Transporter (Python and native frames, ``<phase>-<process>.txt``,
+collapsed stacks) and ``perf record -a`` the whole machine (``<phase>.perf.data``; ``perf report
+--sort pid,dso`` splits the CPU by process and library: TLS, hashing, copies, restic, the simulator).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -34,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -46,6 +51,11 @@ from tenantry.lab import Simulator, build  # noqa: E402
 from tenantry.lab import client as site_vms  # noqa: E402
 
 MIB = 1 << 20
+# Seconds between polls of a run's state.  Each poll is a new HTTPS connection to the Director (a TLS
+# handshake and a FastAPI request): at the tests' 0.1 s that was ~17 % of the Director's CPU during a
+# backup, competing with what is measured.  The run's duration is the Transporter's own figure, so
+# polling once a second does not round it.
+POLL = 1.0
 
 
 def _cpu(pid: int) -> tuple[float, float]:
@@ -62,6 +72,37 @@ def _uptime() -> str:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def _profiled(out: Path | None, phase: str, pids: dict[str, int]) -> Iterator[None]:
+    """Sample ``pids`` with py-spy and the whole machine with perf while the block runs (``out``: None, off)."""
+    if out is None:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    for name, pid in pids.items():
+        if name == "simulator":
+            continue  # Go: perf sees it
+        dest = out / f"{phase}-{name.split()[0]}.txt"
+        cmd = [spy, "record", "--pid", str(pid), "--native", "--format", "raw", "--rate", "50"]
+        procs.append(subprocess.Popen([*cmd, "-o", str(dest)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    if shutil.which("perf"):
+        cmd = ["perf", "record", "-a", "-F", "199", "-o", str(out / f"{phase}.perf.data")]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    (out / f"{phase}-pids.json").write_text(json.dumps(pids))
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.send_signal(2)  # SIGINT: both write their output and stop
+        for proc in procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _plain_backup(flat: Path, work: Path, name: str) -> tuple[float, float]:
@@ -162,6 +203,7 @@ def main() -> None:
         action="store_true",
         help="only the full backup (1) and the restore (5) with their baselines",
     )
+    parser.add_argument("--profile", type=Path, help="sample the processes during 1 and 5 into this directory")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-backup-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -194,7 +236,8 @@ def main() -> None:
             }
             before = {k: _cpu(v) for k, v in pids.items()}
             print(f"load before the full backup: {_uptime()}")
-            full = _vm(lab.run("bench", timeout=7200), "bench-vm")
+            with _profiled(args.profile, "backup", pids):
+                full = _vm(lab.run("bench", timeout=7200, poll=POLL), "bench-vm")
             cpu = {k: (_cpu(v)[0] - before[k][0], _cpu(v)[1] - before[k][1]) for k, v in pids.items()}
             again, _c = _plain_backup(flat, work, "plain-repo-2")
             mean = (plain_backup + again) / 2
@@ -218,7 +261,7 @@ def main() -> None:
             cinc: dict[str, object] = {}
             if not args.full_and_restore:
                 _regions(lab, "bench-vm", disk, 16, disk // 100, 1)
-                inc = _vm(lab.run("bench", timeout=7200), "bench-vm")
+                inc = _vm(lab.run("bench", timeout=7200, poll=POLL), "bench-vm")
                 t_inc = float(inc["seconds"])  # type: ignore[arg-type]
                 up_inc = int(inc["uplink_bytes"])  # type: ignore[arg-type]
                 print(
@@ -230,7 +273,7 @@ def main() -> None:
                 t = time.monotonic()
                 writes = _scattered(lab, "bench-vm", disk, disk // 100, 2)
                 print(f"   ({writes} scattered 4 KiB guest writes issued in {time.monotonic() - t:.0f} s)")
-                sc = _vm(lab.run("bench", timeout=7200), "bench-vm")
+                sc = _vm(lab.run("bench", timeout=7200, poll=POLL), "bench-vm")
                 up_sc = int(sc["uplink_bytes"])  # type: ignore[arg-type]
                 print(
                     f"3. 1 % changed as scattered 4 KiB writes: {up_sc / MIB:.0f} MiB on the uplink = "
@@ -239,9 +282,9 @@ def main() -> None:
                 )
 
                 lab.job("cbt", ["bench-cbt"], changed_blocks=True)
-                cfull = _vm(lab.run("cbt", timeout=7200), "bench-cbt")
+                cfull = _vm(lab.run("cbt", timeout=7200, poll=POLL), "bench-cbt")
                 _regions(lab, "bench-cbt", disk, 16, disk // 100, 3)
-                cinc = _vm(lab.run("cbt", timeout=7200), "bench-cbt")
+                cinc = _vm(lab.run("cbt", timeout=7200, poll=POLL), "bench-cbt")
                 t_cfull, t_cinc = float(cfull["seconds"]), float(cinc["seconds"])  # type: ignore[arg-type]
                 print(
                     f"4. changed-block tracking: full {t_cfull:.1f} s; 1 % in 16 regions {t_cinc:.1f} s = "
@@ -251,7 +294,8 @@ def main() -> None:
 
             before = {k: _cpu(v) for k, v in pids.items()}
             print(f"load before the restore: {_uptime()}")
-            done = lab.restore(vm="bench-vm", name="bench-vm-restored", timeout=7200)
+            with _profiled(args.profile, "restore", pids):
+                done = lab.restore(vm="bench-vm", name="bench-vm-restored", timeout=7200, poll=POLL)
             cpu = {k: (_cpu(v)[0] - before[k][0], _cpu(v)[1] - before[k][1]) for k, v in pids.items()}
             if done["state"] != "succeeded":
                 raise SystemExit(f"restore failed: {done['message']}")

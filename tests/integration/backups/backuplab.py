@@ -61,22 +61,24 @@ class BackupLab:
         )
         return result
 
-    def run(self, name: str, vms: list[str] | None = None, timeout: float = 300) -> dict[str, Any]:
+    def run(self, name: str, vms: list[str] | None = None, timeout: float = 300, poll: float = 0.1) -> dict[str, Any]:
         body = {"vms": vms} if vms else None
         run = self.api("POST", f"/api/v1/tenants/{self.tenant}/backup-jobs/{name}/run", body)
-        return self.wait(run["id"], timeout)
+        return self.wait(run["id"], timeout, poll)
 
-    def wait(self, run_id: int, timeout: float = 300) -> dict[str, Any]:
+    def wait(self, run_id: int, timeout: float = 300, poll: float = 0.1) -> dict[str, Any]:
+        """Poll the run every ``poll`` seconds (each poll is a new HTTPS connection: a benchmark polls slowly)."""
+
         def done() -> dict[str, Any] | None:
             run: dict[str, Any] = self.api("GET", f"/api/v1/backup-runs/{run_id}")
             return run if run["state"] != "running" else None
 
-        result: dict[str, Any] = wait_for(done, timeout, f"backup run {run_id}")
+        result: dict[str, Any] = wait_for(done, timeout, f"backup run {run_id}", interval=poll)
         return result
 
-    def restore(self, timeout: float = 300, **spec: Any) -> dict[str, Any]:
+    def restore(self, timeout: float = 300, poll: float = 0.1, **spec: Any) -> dict[str, Any]:
         run = self.api("POST", f"/api/v1/tenants/{self.tenant}/restores", spec)
-        return self.wait(run["id"], timeout)
+        return self.wait(run["id"], timeout, poll)
 
     def repository(self) -> Path:
         tenant = self.api("GET", f"/api/v1/tenants/{self.tenant}")

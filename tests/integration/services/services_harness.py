@@ -38,7 +38,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition", interval: float = 0.1
+) -> Any:
     """Poll until ``predicate()`` is truthy; an outcome check with a generous deadline, not a speed test."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
@@ -49,7 +51,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
                 return value
         except Exception as exc:  # the peer may be restarting
             last_exc = exc
-        time.sleep(0.1)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from tenantry.backup.layout import SEGMENT, segment_count, segment_name, split_datastore_path
-from tenantry.backup.restore import batch_sizes
+from tenantry.backup.restore import BATCH, batch_sizes
 from tenantry.director.backups.models import JobSpec, RepositorySpec, Retention
 from tenantry.director.backups.schedule import Schedule, ScheduleError
 from tenantry.director.repository.manager import Gate
@@ -77,13 +77,13 @@ def test_segments_cover_the_disk_in_name_order() -> None:
         split_datastore_path("vm/vm.vmdk")
 
 
-@pytest.mark.parametrize("count", [0, 1, 8, 9, 16, 17, 72, 80, 81, 96, 1024, 1025])
+@pytest.mark.parametrize("count", [0, 1, 8, 9, 16, 17, 72, 80, 81, 96, 136, 144, 145, 1024, 1025])
 def test_restore_batches_start_and_end_small(count: int) -> None:
     sizes = batch_sizes(count)
-    assert sum(sizes) == count and all(0 < s <= 64 for s in sizes)
+    assert sum(sizes) == count and all(0 < s <= BATCH for s in sizes)
     if count > 8:
         assert sizes[0] == 8 and sizes[-1] <= 8  # the upload starts early and its tail waits little
-    assert batch_sizes(1024) == [8] + [64] * 15 + [48, 8]
+    assert batch_sizes(1024) == [8] + [128] * 7 + [112, 8]
 
 
 def test_disk_state_round_trips_compactly() -> None:

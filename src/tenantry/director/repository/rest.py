@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 V2 = "application/vnd.x.restic.rest.v2"
 _READ_CHUNK = 1 << 20
+_WRITE_BATCH = 4 << 20  # request body bytes received ahead of the upload's worker thread, at most
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _USER = "tenantry"
 
@@ -217,16 +218,25 @@ async def _file(
             raise RepositoryError(400, "bad Content-Length")
         upload = repo.begin_upload(kind, name, int(length) if length else None)
         writing: asyncio.Future[None] | None = None
+        pending: list[bytes | bytearray] = []
+        pending_bytes = 0
         try:
-            # Hashing and writing happen in a worker thread, one chunk behind the network: a slow
-            # disk stalls this upload only, never the event loop (every tenant's uplink).
+            # Hashing and writing happen in a worker thread behind the network: a slow disk stalls
+            # this upload only, never the event loop (every tenant's uplink).  What arrives while a
+            # write is in progress is handed over in one batch when it is done (one thread hop per
+            # batch, not per HTTP/2 frame), at most _WRITE_BATCH bytes ahead of the disk.
             while True:
                 event = await _next(conn, pipe)
                 if isinstance(event, h11.Data):
                     session.bytes_in += len(event.data)
-                    if writing is not None:
+                    pending.append(event.data)  # h11 hands out a new buffer per event: kept as it is
+                    pending_bytes += len(event.data)
+                    if writing is not None and (writing.done() or pending_bytes >= _WRITE_BATCH):
                         await writing
-                    writing = asyncio.ensure_future(asyncio.to_thread(upload.write, bytes(event.data)))
+                        writing = None
+                    if writing is None:
+                        writing = asyncio.ensure_future(asyncio.to_thread(upload.write_many, pending))
+                        pending, pending_bytes = [], 0
                 elif isinstance(event, h11.EndOfMessage):
                     break
                 else:
@@ -234,6 +244,8 @@ async def _file(
             if writing is not None:
                 await writing
                 writing = None
+            if pending:
+                await asyncio.to_thread(upload.write_many, pending)
             await asyncio.to_thread(upload.sync)
             if await asyncio.to_thread(upload.commit):
                 session.files_written += 1

@@ -21,7 +21,93 @@ from tenantry.protocol.channel import ChannelClosed, H2Stream, StreamError
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1 << 18
+_CHUNK = 1 << 20  # the most one carrier write takes from restic's connection (one HTTP/2 frame at most)
+_SMALL = 1 << 16
+_QUEUE = 1 << 20  # bytes read from restic and not yet sent on: past it, reading pauses
+
+
+class _ResticConnection(asyncio.Protocol):
+    """One connection restic made to the loopback endpoint, read without a StreamReader.
+
+    A StreamReader copies every byte into its buffer and out again; here what the socket gave is
+    handed on as it is (pieces under 64 KiB are joined, up to ``_CHUNK``), with the same back-pressure:
+    reading pauses while ``_QUEUE`` bytes wait for the carrier, writing waits for the socket.
+    """
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self.transport: asyncio.Transport | None = None
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0
+        self._eof = False
+        self._lost = False
+        self._paused = False
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._relay._connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._queued += len(data)
+        self._readable.set()
+        if self._queued >= _QUEUE and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._eof = True  # restic half-closed: its last request may still be answered
+        self._readable.set()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = self._lost = True
+        self._readable.set()
+        self._writable.set()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    async def read(self) -> bytes:
+        """What restic sent next (``b""``: it closed its side)."""
+        while not self._chunks:
+            if self._eof:
+                return b""
+            self._readable.clear()
+            await self._readable.wait()
+        data = self._chunks.popleft()
+        if self._chunks and len(data) < _SMALL:  # small pieces are joined (fewer frames); large ones go as they are
+            parts = [data]
+            size = len(data)
+            while self._chunks and size + len(self._chunks[0]) <= _CHUNK:
+                part = self._chunks.popleft()
+                parts.append(part)
+                size += len(part)
+            data = b"".join(parts) if len(parts) > 1 else data
+        self._queued -= len(data)
+        if self._paused and self._queued < _QUEUE // 2 and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self._lost or self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("restic closed the connection")
+        self.transport.write(data)
+        await self._writable.wait()
+        if self._lost:
+            raise ConnectionResetError("restic closed the connection")
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class Relay:
@@ -39,9 +125,15 @@ class Relay:
         self._closed = False
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, limit=_CHUNK)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _ResticConnection(self), "127.0.0.1", 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
+
+    def _connected(self, conn: _ResticConnection) -> None:
+        task = asyncio.get_running_loop().create_task(self._accept(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ carriers (from the Director)
     async def carry(self, stream: H2Stream) -> None:
@@ -70,10 +162,7 @@ class Relay:
                 await self._arrived.wait()
 
     # ------------------------------------------------------------------ restic's connections
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def _accept(self, conn: _ResticConnection) -> None:
         self.connections += 1
         done: asyncio.Future[None] | None = None
         stream: H2Stream | None = None
@@ -85,24 +174,23 @@ class Relay:
                     "job %s: no carrier from the Director within %g s; connection closed", self.job_id, self.wait
                 )
                 return
-            await self._join(reader, writer, stream)
+            await self._join(conn, stream)
         except (ChannelClosed, StreamError, ConnectionError) as exc:
             log.debug("job %s: repository connection ended: %s", self.job_id, exc)
         except asyncio.CancelledError:
             pass  # the relay closed (job over); a connection handler's end is not an error
         finally:
-            writer.close()
+            conn.close()
             if stream is not None:
                 with contextlib.suppress(Exception):
                     stream.reset(h2.errors.ErrorCodes.CANCEL)
             if done is not None and not done.done():
                 done.set_result(None)
-            self._tasks.discard(task)
 
-    async def _join(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: H2Stream) -> None:
+    async def _join(self, conn: _ResticConnection, stream: H2Stream) -> None:
         async def up() -> None:
             while True:
-                data = await reader.read(_CHUNK)
+                data = await conn.read()
                 if not data:
                     stream.end()
                     return
@@ -115,8 +203,7 @@ class Relay:
                 if not data:
                     return
                 self.bytes_down += len(data)
-                writer.write(data)
-                await writer.drain()
+                await conn.write(data)
 
         up_task, down_task = asyncio.ensure_future(up()), asyncio.ensure_future(down())
         try:

@@ -159,6 +159,11 @@ class SourceBackup:
         self._last_report = 0.0
         self._total = 0
         self.shadow = staging_root / f".next-{options.vm}"
+        # Files restic is done with, kept to be written over by the next segments (see _settle).
+        self.spare_dir = staging_root / f".spare-{options.vm}"
+        self._spares: list[tuple[Path, int]] = []
+        self._spare_bytes = 0
+        self._spare_seq = 0
         self._live: list[str] = []  # staged files in the directory restic reads
         self._live_bytes = 0
         self._next: list[str] = []  # staged while restic runs: moved in afterwards
@@ -208,7 +213,7 @@ class SourceBackup:
                 with contextlib.suppress(BaseException):
                     await self._running
             await asyncio.shield(self._remove_snapshot(snapshot))
-            for path in (self.dir, self.shadow):
+            for path in (self.dir, self.shadow, self.spare_dir):
                 await asyncio.shield(asyncio.to_thread(shutil.rmtree, path, True))
 
     async def _remove_snapshot(self, snapshot: Any) -> None:
@@ -228,7 +233,7 @@ class SourceBackup:
         usable = bool(
             parent and last_snapshot and (parent.startswith(last_snapshot) or last_snapshot.startswith(parent))
         )
-        for stale in (self.dir, self.shadow):
+        for stale in (self.dir, self.shadow, self.spare_dir):
             if stale.exists():
                 await asyncio.to_thread(shutil.rmtree, stale)
         (self.dir / "config").mkdir(parents=True)
@@ -324,24 +329,14 @@ class SourceBackup:
         # No changed-block tracking: read the whole disk once and compare each segment's hash.
         changed = []
         index = 0
-        buf = bytearray()
-
-        async def compare(data: bytes) -> None:
-            nonlocal index
-            digest = (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()[:32]
+        sizes = [self._seg_size(disk, i) for i in range(count)]
+        async for block in self.vs.read_blocks(data_file, datacenter, 0, sizes):
+            self.bytes_read += len(block)
+            digest = (await asyncio.to_thread(hashlib.sha256, block)).hexdigest()[:32]
             if digest != previous.hashes[index]:
                 changed.append(index)
             index += 1
-
-        async for chunk in self.vs.read_file(data_file, datacenter):
-            self.bytes_read += len(chunk)
-            buf += chunk
-            while len(buf) >= SEGMENT and index < count:
-                await compare(bytes(buf[:SEGMENT]))
-                del buf[:SEGMENT]
             self._progress("compare")
-        if buf and index < count:
-            await compare(bytes(buf))
         changed.extend(range(index, count))  # short thin file: the rest reads as zeros, stage it
         return changed, state, "incremental"
 
@@ -380,32 +375,29 @@ class SourceBackup:
         stamp = time.time_ns()
         rel = disk_dir(disk.key)
 
-        async def stage(i: int, data: bytes) -> None:
+        async def stage(i: int, data: bytes | bytearray) -> None:
             state.mtimes[i] = stamp
-            state.hashes[i] = (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()[:32]
-            await self._stage(f"{rel}/{segment_name(i)}", data, stamp)
+            state.hashes[i] = await self._stage(f"{rel}/{segment_name(i)}", data, stamp)
 
         for run in runs:
-            start = run[0] * SEGMENT
-            length = sum(self._seg_size(disk, i) for i in run)
-            buf = bytearray()
+            # Each segment is read whole into its own buffer, then hashed and written in one
+            # worker-thread hop: no re-buffering of the stream, no slicing copies.
+            sizes = [self._seg_size(disk, i) for i in run]
             pos = 0
-            async for chunk in self.vs.read_file(data_file, datacenter, start, length):
-                self.bytes_read += len(chunk)
-                buf += chunk
-                while pos < len(run) and len(buf) >= self._seg_size(disk, run[pos]):
-                    size = self._seg_size(disk, run[pos])
-                    data = bytes(buf[:size])
-                    del buf[:size]
-                    await stage(run[pos], data)
-                    pos += 1
+            async for block in self.vs.read_blocks(data_file, datacenter, run[0] * SEGMENT, sizes):
+                self.bytes_read += len(block)
+                if len(block) < sizes[pos]:  # the end of a thin file: the rest of the segment reads as zeros
+                    block.extend(bytes(sizes[pos] - len(block)))
+                await stage(run[pos], block)
+                pos += 1
                 self._progress("read")
             while pos < len(run):  # past the end of a thin file: zeros
-                await stage(run[pos], bytes(self._seg_size(disk, run[pos])))
+                await stage(run[pos], bytes(sizes[pos]))
                 pos += 1
 
     # ------------------------------------------------------------------ staging, pipelined with restic
-    async def _stage(self, rel: str, data: bytes, mtime: int) -> None:
+    async def _stage(self, rel: str, data: bytes | bytearray, mtime: int) -> str:
+        """Stage a changed segment; its SHA-256 (hex, first 32), computed in the same worker-thread hop."""
         budget = self.opt.staging_bytes
         if self._running is not None and (self._running.done() or self._next_bytes + len(data) > budget):
             await self._settle()  # restic is done with its batch, or both halves are full: wait for it
@@ -419,21 +411,38 @@ class SourceBackup:
             self._running = asyncio.ensure_future(self._partial())
         into_shadow = self._running is not None
         path = (self.shadow if into_shadow else self.dir) / rel
+        spare: Path | None = None
+        if self._spares:
+            spare, size = self._spares.pop()
+            self._spare_bytes -= size
 
-        def write() -> None:
+        def write() -> str:
+            digest = hashlib.sha256(data).hexdigest()[:32]
             path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if spare is not None:
+                # Written over in place: the page cache's pages are reused instead of new ones
+                # (fresh pages cost ~3 CPU-seconds per GiB in this VM, overwriting ~0.15).
+                fd = os.open(spare, os.O_WRONLY)
+                target = spare
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                target = path
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
+                if spare is not None:
+                    os.ftruncate(fd, len(data))
             finally:
                 os.close(fd)
-            os.utime(path, ns=(mtime, mtime))
+            os.utime(target, ns=(mtime, mtime))
+            if spare is not None:
+                os.replace(spare, path)
+            return digest
 
-        await asyncio.to_thread(write)
+        digest = await asyncio.to_thread(write)
         self.bytes_staged += len(data)
         self._staged_files += 1
         if into_shadow:
@@ -442,19 +451,32 @@ class SourceBackup:
         else:
             self._live.append(rel)
             self._live_bytes += len(data)
+        return digest
 
     async def _partial(self) -> None:
         await self._restic(final=False)
 
     async def _settle(self) -> None:
-        """Wait for the running restic; its files become placeholders; the shadow moves in."""
+        """Wait for the running restic; its files become placeholders; the shadow moves in.
+
+        The files restic read are kept aside as spares (up to the staging budget, with the shadow)
+        and the next segments are written over them: staging then reuses the same page-cache pages
+        instead of taking fresh ones for every segment.
+        """
         if self._running is None:
             return
         running, self._running = self._running, None
         await running  # its failure is the job's failure
+        self.spare_dir.mkdir(parents=True, exist_ok=True)
         for rel in self._live:
             path = self.dir / rel
             st = path.stat()
+            if self._spare_bytes + st.st_size <= self.opt.staging_bytes:
+                self._spare_seq += 1
+                spare = self.spare_dir / str(self._spare_seq)
+                os.replace(path, spare)
+                self._spares.append((spare, st.st_size))
+                self._spare_bytes += st.st_size
             self._placeholder(path, st.st_size, st.st_mtime_ns)
         for rel in self._next:
             target = self.dir / rel
