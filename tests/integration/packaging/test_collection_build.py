@@ -72,3 +72,4 @@ def test_builder_introspect_and_create(tarball: Path, tmp_path: Path) -> None:
     containerfile = (context / "Containerfile").read_text()
     assert "ansible-galaxy collection install" in containerfile
     assert (context / "_build" / "collections" / tarball.name).is_file()
+    assert "compileall -q /usr/share/ansible/collections/ansible_collections/tenantry" in containerfile
