@@ -36,6 +36,9 @@ def audit(inventory: Path, tmp_path: Path, director: DirectorProc, *extra: str) 
             "TENANTRY_DIRECTOR_TOKEN": director.token,
             "TENANTRY_DIRECTOR_CA_FILE": str(director.state / "ca.crt"),
         },
+        # A guard against a hang, not a speed test: an audit takes 20-30 s here alone, and over 300 s was
+        # seen once in CI with every suite running at once on two cores.
+        timeout=900,
     )
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-2000:]
     found = next(r["tenantry_audit"] for r in reversed(run.results) if "tenantry_audit" in r)
