@@ -284,6 +284,17 @@ class VSphere:
 
         return await asyncio.to_thread(head)
 
+    async def _ranged_get(
+        self, conn: http.client.HTTPSConnection, path: str, datacenter: str, headers: dict[str, str], start: int
+    ) -> http.client.HTTPResponse:
+        """GET a datastore file (``headers`` may hold a Range): the response, its status checked."""
+        resp = await asyncio.to_thread(self._get, conn, self._target(path, datacenter), headers)
+        if resp.status not in (200, 206):
+            raise VSphereError(f"cannot read {path}: HTTP {resp.status} {resp.reason}")
+        if start and resp.status != 206:
+            raise VSphereError(f"the datastore ignored the byte range asked for {path}")
+        return resp
+
     async def read_file(
         self, datastore_path: str, datacenter: str, start: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
@@ -294,11 +305,7 @@ class VSphere:
             headers["Range"] = f"bytes={start}-{end}"
         conn = self._conn()
         try:
-            resp = await asyncio.to_thread(self._get, conn, self._target(datastore_path, datacenter), headers)
-            if resp.status not in (200, 206):
-                raise VSphereError(f"cannot read {datastore_path}: HTTP {resp.status} {resp.reason}")
-            if start and resp.status != 206:
-                raise VSphereError(f"the datastore ignored the byte range asked for {datastore_path}")
+            resp = await self._ranged_get(conn, datastore_path, datacenter, headers, start)
             while True:
                 data = await asyncio.to_thread(resp.read, CHUNK)
                 if not data:
@@ -320,11 +327,7 @@ class VSphere:
             headers["Range"] = f"bytes={start}-{start + sum(sizes) - 1}"
         conn = self._conn()
         try:
-            resp = await asyncio.to_thread(self._get, conn, self._target(datastore_path, datacenter), headers)
-            if resp.status not in (200, 206):
-                raise VSphereError(f"cannot read {datastore_path}: HTTP {resp.status} {resp.reason}")
-            if start and resp.status != 206:
-                raise VSphereError(f"the datastore ignored the byte range asked for {datastore_path}")
+            resp = await self._ranged_get(conn, datastore_path, datacenter, headers, start)
             for size in sizes:
                 block = await asyncio.to_thread(_read_exactly, resp, size)
                 yield block

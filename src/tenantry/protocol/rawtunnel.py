@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tenantry.protocol.channel import Channel, ChannelClosed
+from tenantry.protocol.relay import both_ways
 
 REQUEST_HEADER = "tenantry-raw"
 TOKEN_HEADER = "tenantry-raw-token"
@@ -176,16 +177,9 @@ async def relay_raw(
         down_done.result()
         await writer.drain()
 
-    up_task = asyncio.ensure_future(up())
-    down_task = asyncio.ensure_future(down())
     try:
-        done, _pending = await asyncio.wait([up_task, down_task], return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-        await asyncio.gather(up_task, down_task)
+        await both_ways(up(), down())
     finally:
-        up_task.cancel()
-        down_task.cancel()
         for task in resuming:
             task.cancel()
         with contextlib.suppress(Exception):

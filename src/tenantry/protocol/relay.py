@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from tenantry.protocol.channel import H2Stream
 
@@ -28,8 +30,13 @@ async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stre
             writer.write(data)
             await writer.drain()
 
-    up_task = asyncio.ensure_future(up())
-    down_task = asyncio.ensure_future(down())
+    await both_ways(up(), down())
+
+
+async def both_ways(up: Coroutine[Any, Any, None], down: Coroutine[Any, Any, None]) -> None:
+    """Run a relay's two directions until both end; the first error ends the other direction too."""
+    up_task = asyncio.ensure_future(up)
+    down_task = asyncio.ensure_future(down)
     try:
         done, _pending = await asyncio.wait([up_task, down_task], return_when=asyncio.FIRST_EXCEPTION)
         for task in done:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from services_harness import DirectorProc, TransporterProc, enroll_and_run, wait_for
+from services_harness import DirectorProc, EchoServer, TransporterProc, enroll_and_run, wait_for
 
 
 @pytest.fixture
@@ -44,3 +44,13 @@ def two_online(
     enroll_and_run(director, b, "--allow", "127.0.0.1:9", description="client B", workload_quota=5)
     wait_for(lambda: director.online("tenant-a") and director.online("tenant-b"), 30, "both tenants online")
     return a, b
+
+
+@pytest.fixture
+def echo_port() -> Iterator[int]:
+    """The port of a TCP echo server on loopback (a tunnel's far end)."""
+    server = EchoServer()
+    try:
+        yield server.port
+    finally:
+        server.close()

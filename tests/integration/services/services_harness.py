@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -267,3 +268,36 @@ def enroll_and_run(director: DirectorProc, transporter: TransporterProc, *args: 
     assert result.returncode == 0, result.stderr
     transporter.start(*args)
     return created
+
+
+class EchoServer:
+    """A TCP echo server on loopback that counts the connections it accepted (the tunnels' far end)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = int(self.server.getsockname()[1])
+        self.accepted = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            threading.Thread(target=_echo, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.server.close()
+
+
+def _echo(conn: socket.socket) -> None:
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(data)

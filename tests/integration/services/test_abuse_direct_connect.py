@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import h2.connection
 import h2.events
 import pytest
 from attacks import CONTINUATION, HEADERS, PREFACE, SETTINGS, frame
-from services_harness import DirectorProc, TransporterProc, free_port, wait_for
+from services_harness import DirectorProc, EchoServer, TransporterProc, free_port, wait_for
 
 from tenantry.protocol import psk as pskproof
 from tenantry.protocol.identity import der_sha256
@@ -35,46 +34,18 @@ proof_timeout = 2.0
 """
 
 
-class Echo:
-    """A TCP echo server that counts the connections it accepted."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.2)
-        self.port = int(self.server.getsockname()[1])
-        self.accepted = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            threading.Thread(target=_echo, args=(conn,), daemon=True).start()
-
-
-def _echo(conn: socket.socket) -> None:
-    with conn:
-        while data := conn.recv(65536):
-            conn.sendall(data)
-
-
 @pytest.fixture
-def echo() -> Iterator[Echo]:
-    server = Echo()
-    server.thread.start()
-    yield server
-    server.stop.set()
-    server.thread.join(2)
-    server.server.close()
+def echo() -> Iterator[EchoServer]:
+    server = EchoServer()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture
 def psk_site(
-    director: DirectorProc, make_transporter: Callable[..., TransporterProc], echo: Echo, tmp_path: Path
+    director: DirectorProc, make_transporter: Callable[..., TransporterProc], echo: EchoServer, tmp_path: Path
 ) -> tuple[TransporterProc, int, Callable[[], float]]:
     """A PSK Direct Connect site, the Director's tenant for it, and a timed tunnel round trip."""
     dc_port, echo_port = free_port(), echo.port
@@ -193,7 +164,7 @@ def test_connections_past_the_cap_are_refused_before_tls(
 
 
 def test_rapid_reset_gets_goaway_and_reset_streams_still_count(
-    psk_site: tuple[TransporterProc, int, Callable[[], float]], echo: Echo
+    psk_site: tuple[TransporterProc, int, Callable[[], float]], echo: EchoServer
 ) -> None:
     """A peer holding the key proves itself with one real tunnel, then opens CONNECT streams and
     cancels each at once (the HTTP/2 "rapid reset" attack)."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +21,6 @@ from tenantry.protocol import rawtunnel, tls
 from tenantry.protocol.channel import RAW_ALPN, Channel, ChannelClosed
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def echo_port() -> Iterator[int]:
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=echo, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield int(server.getsockname()[1])
-    stop.set()
-    thread.join(2)
-    server.close()
 
 
 def _site(director: DirectorProc, make: Callable[..., TransporterProc], name: str, echo_port: int) -> int:
