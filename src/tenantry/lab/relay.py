@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from tenantry.lab.errors import LabError
+from tenantry.lab.procs import running_as
 
 _CHUNK = 65536
 
@@ -72,11 +73,7 @@ def _state(run_dir: Path) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"relay-serve" in cmdline
+    return running_as(pid, b"relay-serve")
 
 
 def down(run_dir: Path) -> bool:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from tenantry.lab.build import binary_path
 from tenantry.lab.errors import LabError
+from tenantry.lab.procs import running_as
 from tenantry.lab.tls import ensure_tls
 
 Mode = Literal["vcenter", "esx", "client"]
@@ -75,13 +76,7 @@ class Endpoint:
 
 def is_simulator(pid: int) -> bool:
     """True when ``pid`` is a live tenantry-vcsim process (guards against reused pids)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rpartition(")")[2].split()[0]
-    return state != "Z" and b"tenantry-vcsim" in cmdline.split(b"\0", 1)[0]
+    return running_as(pid, b"tenantry-vcsim", program_only=True)
 
 
 def terminate(pid: int, timeout: float = 10.0) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from tenantry.lab.build import binary_path
 from tenantry.lab.errors import LabError
+from tenantry.lab.procs import running_as
 from tenantry.lab.relay import _pipe
 from tenantry.lab.simulator import DEFAULT_USERNAME, PASSWORD_ENV, is_simulator
 
@@ -48,28 +49,13 @@ exit 0
 """
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _alive(pid: int, marker: bytes) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and marker in _cmdline(pid)
-
-
 def booting_or_running(pid: int) -> bool:
     """The boot agent still waits for its lease, or it became the simulator."""
-    return is_simulator(pid) or _alive(pid, b"esx-boot")
+    return is_simulator(pid) or running_as(pid, b"esx-boot")
 
 
 def relay_alive(pid: int) -> bool:
-    return _alive(pid, b"mgmt-relay-serve")
+    return running_as(pid, b"mgmt-relay-serve")
 
 
 def kill(pid: int, check: Any, timeout: float = 10.0) -> None:
