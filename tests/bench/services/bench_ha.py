@@ -47,6 +47,59 @@ def postgres_pids(pg: PostgresServer) -> list[int]:
     return [main, *(int(c) for c in children)]
 
 
+def milestones(samples: list[tuple[float, int]], others: int, held: int) -> str:
+    """When half, 90 %, 99 % and all of the killed Director's tenants were back on a survivor."""
+    parts = []
+    for share in (0.5, 0.9, 0.99, 1.0):
+        need = others + int(held * share + 0.999)
+        t = next((t for t, total in samples if total >= need), None)
+        parts.append(f"{share:.0%} at {t:.1f} s" if t is not None else f"{share:.0%} never")
+    return "the killed Director's tenants back: " + ", ".join(parts)
+
+
+def haproxy_downs(log: Path) -> list[str]:
+    """Which Director HAProxy's health checks marked DOWN, and why, one entry per time (its log)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        if "Server setup/" in line and " is DOWN, reason: " in line:
+            name = line.split("Server setup/", 1)[1].split()[0]
+            out.append(f"{name}: {line.split(' is DOWN, reason: ', 1)[1].split(',')[0]}")
+    return out
+
+
+def read_tallies(root: Path, workers: int) -> list[dict[str, Any]]:
+    out = []
+    for n in range(workers):
+        try:
+            out.append(json.loads((root / f"w{n}.tally").read_text()))
+        except (OSError, ValueError):
+            out.append({"reasons": {}, "delays": []})
+    return out
+
+
+def reconnects(root: Path, workers: int, before: list[dict[str, Any]]) -> str:
+    """Why the Transporters' uplinks went down since ``before``, and the waits they chose."""
+    reasons: dict[str, int] = {}
+    delays: list[float] = []
+    for old, new in zip(before, read_tallies(root, workers), strict=True):
+        for reason, count in new["reasons"].items():
+            if count - old["reasons"].get(reason, 0):
+                reasons[reason] = reasons.get(reason, 0) + count - old["reasons"].get(reason, 0)
+        delays += new["delays"][len(old["delays"]) :]
+    if not delays:
+        return "reconnects: none seen"
+    delays.sort()
+    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:5]
+    return (
+        f"reconnects: {len(delays)} waits, median {delays[len(delays) // 2]:.1f} s, "
+        f"longest {delays[-1]:.1f} s, {sum(d > 10 for d in delays)} over 10 s; why: {top}"
+    )
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     p = argparse.ArgumentParser()
@@ -55,6 +108,11 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--state", type=Path)
     p.add_argument("--fast-setup", action="store_true")
+    p.add_argument(
+        "--check-inter",
+        default="2s",
+        help="HAProxy's health check interval (and a probe's handshake timeout); the director_lb role's default",
+    )
     args = p.parse_args()
 
     root = args.state or Path(tempfile.mkdtemp(prefix="bench-ha-"))
@@ -88,7 +146,14 @@ def main() -> None:
     proxy = None
     try:
         directors, proxy, lb = start_cluster(
-            root, url, args.directors, seeds, ports=ports, fast_argon2=args.fast_setup, maxconn=args.tenants + 1000
+            root,
+            url,
+            args.directors,
+            seeds,
+            ports=ports,
+            fast_argon2=args.fast_setup,
+            maxconn=args.tenants + 1000,
+            check_inter=args.check_inter,
         )
         if not manifest:
             t0 = time.monotonic()
@@ -138,7 +203,11 @@ def main() -> None:
             (root / f"w{n}.ready").unlink(missing_ok=True)
             log = (root / f"worker-{n}.log").open("ab")
             workers.append(
-                subprocess.Popen([PY, fleet.__file__, str(root / f"w{n}"), "--go", str(go)], stdout=log, stderr=log)
+                subprocess.Popen(
+                    [PY, fleet.__file__, str(root / f"w{n}"), "--go", str(go), "--tally", str(root / f"w{n}.tally")],
+                    stdout=log,
+                    stderr=log,
+                )
             )
         wait_for(lambda: all((root / f"w{n}.ready").exists() for n in range(args.workers)), 600, "workers ready")
         meter = CpuMeter()
@@ -198,6 +267,8 @@ def main() -> None:
         during = groups()
         during["Directors"] = [d.proc.pid for d in survivors if d.proc is not None]  # the victim's CPU ends
         meter.start(during)
+        tallies_before = read_tallies(root, args.workers)
+        downs_before = haproxy_downs(proxy.log_path)
         t_kill = time.monotonic()
         victim.kill9()
         back = None
@@ -226,6 +297,13 @@ def main() -> None:
             else f"kill -9 {victim.name}: NOT all back within 600 s"
         )
         print(f"  target: back within 60 s; survivors now hold {after} = {sum(after.values())}; registry {registry}")
+        print("  " + milestones(samples, args.tenants - held, held))
+        print("  " + reconnects(root, args.workers, tallies_before))
+        downs = haproxy_downs(proxy.log_path)[len(downs_before) :]
+        print(
+            f"  HAProxy marked a Director DOWN {len(downs)} times since the kill "
+            f"(health check every {args.check_inter}): {downs[:6]}"
+        )
         print(meter.report("the failover"))
         during = [ms for t, ms in latencies if t >= t_kill - 0.5]
         if during:

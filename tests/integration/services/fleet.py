@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import concurrent.futures
+import json
 import logging
 import sys
 from pathlib import Path
@@ -34,7 +36,32 @@ def enroll_all(keys: list[str], root: Path, director_url: str, threads: int = 8)
         return list(pool.map(one, enumerate(keys)))
 
 
-async def run(root: Path, go: Path | None = None, backoff_base: float = 1.0) -> None:
+class ReconnectTally(logging.Handler):
+    """Why the uplinks went down and how long they waited before trying again, for benchmarks.
+
+    Reads the Transporter's own "uplink down (reason); reconnecting in N s" log records and rewrites
+    ``path`` (JSON) every second: a worker is killed at the end of a benchmark, never asked to exit.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.INFO)
+        self.path = path
+        self.reasons: collections.Counter[str] = collections.Counter()
+        self.delays: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("uplink down") and isinstance(record.args, tuple) and len(record.args) == 2:
+            reason, delay = record.args
+            self.reasons[str(reason)[:80]] += 1
+            self.delays.append(float(delay))  # type: ignore[arg-type]
+
+    async def keep_writing(self) -> None:
+        while True:
+            self.path.write_text(json.dumps({"reasons": dict(self.reasons), "delays": self.delays}))
+            await asyncio.sleep(1.0)
+
+
+async def run(root: Path, go: Path | None = None, backoff_base: float = 1.0, tally: Path | None = None) -> None:
     from tenantry.transporter.config import StateDir, TransporterConfig
     from tenantry.transporter.site import Site
     from tenantry.transporter.uplink import UplinkClient
@@ -54,7 +81,16 @@ async def run(root: Path, go: Path | None = None, backoff_base: float = 1.0) -> 
         (root.parent / f"{root.name}.ready").touch()
         while not go.exists():
             await asyncio.sleep(0.05)
+    if tally is not None:
+        handler = ReconnectTally(tally)
+        uplink_log = logging.getLogger("tenantry.transporter.uplink")
+        uplink_log.setLevel(logging.INFO)
+        uplink_log.propagate = False  # counted, not printed
+        uplink_log.addHandler(handler)
+        writer = asyncio.ensure_future(handler.keep_writing())
     await asyncio.gather(*(c.run_forever() for c in clients))
+    if tally is not None:
+        writer.cancel()
 
 
 def main() -> None:
@@ -63,9 +99,10 @@ def main() -> None:
     p.add_argument("--go", type=Path)
     p.add_argument("--backoff-base", type=float, default=1.0)
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--tally", type=Path, help="keep why and for how long the uplinks went down here (JSON)")
     args = p.parse_args()
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(run(args.root, args.go, args.backoff_base))
+    asyncio.run(run(args.root, args.go, args.backoff_base, args.tally))
 
 
 if __name__ == "__main__":
