@@ -312,7 +312,7 @@ class Director:
     def ingest_audit(self, findings: list[dict[str, Any]], source: str, run_id: str | None, summary: str) -> int:
         """A drift audit's findings: kept, and turned into alarms (raised, or cleared when gone)."""
         report_id = self.alarms.records.add_audit(source, run_id, summary, findings)
-        self.alarms.audit(findings, {r.name: r.id for r in self.store.tenants()})
+        self.alarms.audit(findings, {r.name: r.id for r in self.store.tenant_briefs()})
         self.event("audit_received", f"drift audit from {source}: {len(findings)} finding(s)", report=report_id)
         return report_id
 

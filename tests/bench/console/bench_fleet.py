@@ -2,17 +2,20 @@
 its live-update fragment (200 and 304), the JSON fleet API, the alarms page, ``/api/v1/status`` and
 the tenant list, paged (and unpaged for comparison).
 
-    flock /tmp/tenantry-bench.lock .venv/bin/python tests/bench/console/bench_fleet.py [--tenants 10000]
+    flock /tmp/tenantry-bench.lock .venv/bin/python tests/bench/console/bench_fleet.py [--tenants 10000] [--postgresql]
 
-A real Director process on loopback; tenants are local (no Argon2id per tenant) and an alarm is open on
-each hundredth.  Prints median and 95th percentile per request, and whether a paged request stays
-under the target (200 ms, issue 15).
+A real Director process on loopback (SQLite, or with ``--postgresql`` a PostgreSQL server started for
+the run); tenants are created through the API as local ones (no Argon2id per tenant), then every other
+one is made an enrolled remote tenant whose Transporter is offline; an alarm is open on each hundredth.
+Prints median and 95th percentile per request, and whether a paged request stays under the target
+(200 ms, issue 15).  ``--profile DIR`` records the Director with py-spy during the timed requests.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.cookiejar
+import json
 import re
 import signal
 import sqlite3
@@ -29,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 sys.path[:0] = [str(REPO / "tests" / "integration" / "services"), str(REPO / "tests")]
 
-from services_harness import DirectorProc  # noqa: E402
+from services_harness import DirectorProc, free_port  # noqa: E402
 
 PASSWORD = "bench password 123"
 TARGET_MS = 200.0
@@ -62,6 +65,11 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="the Director's state in a PostgreSQL server started for the run (as several Directors share it)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="record the Director with py-spy during the timed requests (collapsed stacks in this folder); "
@@ -69,7 +77,16 @@ def main() -> int:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        director = DirectorProc(Path(tmp)).start()
+        server = None
+        config = database = ""
+        if args.postgresql:
+            from support.postgres import PostgresServer
+
+            server = PostgresServer().start()
+            url = server.create_database()
+            database = url.rsplit("/", 1)[1]
+            config = f"database_url = {json.dumps(url)}\npeer_port = {free_port()}\n"
+        director = DirectorProc(Path(tmp), config=config).start()
         try:
             start = time.perf_counter()
             for i in range(args.tenants):
@@ -79,13 +96,14 @@ def main() -> int:
             # thousands of real Transporters is the uplink bench's work, not this one's): the Director
             # is stopped, the rows changed, the Director started again.
             director.stop()
-            with sqlite3.connect(director.state / "director.db") as db:
-                db.execute(
-                    "UPDATE tenants SET kind = 'remote', enrolled_at = ?, state_since = ? "
-                    "WHERE CAST(substr(name, 2) AS INTEGER) % 2 = 1",
-                    (time.time(), time.time()),
-                )
-            db.close()
+            remote = "UPDATE tenants SET kind = 'remote', enrolled_at = {now}, state_since = {now} "
+            remote += "WHERE CAST(substr(name, 2) AS INTEGER) % 2 = 1"
+            if server is not None:
+                server.psql(remote.format(now=time.time()), database)
+            else:
+                with sqlite3.connect(director.state / "director.db") as db:
+                    db.execute(remote.format(now=time.time()))
+                db.close()
             director.start()
             director.api("POST", "/api/v1/users", {"username": "ops", "role": "operator", "password": PASSWORD})
             findings = [
@@ -153,6 +171,8 @@ def main() -> int:
                 print(f"py-spy stacks of the Director: {args.profile / 'director.txt'}")
         finally:
             director.stop()
+            if server is not None:
+                server.cleanup()
     return 0
 
 
