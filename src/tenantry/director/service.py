@@ -32,7 +32,7 @@ from tenantry.director.jobs import JobManager, RunRow
 from tenantry.director.limits import SharedAttemptLimiter, Slots
 from tenantry.director.repository.manager import Repositories
 from tenantry.director.settings import ExpertSettings, SettingsError, apply_changes, shown
-from tenantry.director.store import IntegrityError, Store, TenantRow
+from tenantry.director.store import IntegrityError, Store, TenantRow, stored_state
 from tenantry.director.tunnels import TunnelManager
 from tenantry.director.uplink import GOAWAY_REPLACED, GOAWAY_REVOKED, GOAWAY_SUPERSEDED, Session, UplinkHub
 from tenantry.protocol import tls
@@ -281,13 +281,17 @@ class Director:
         return row.name if row is not None else None
 
     def tenant_views(self) -> list[TenantView]:
+        """Every tenant's state for the alarm rules and /metrics: a few columns each, and the sessions."""
         views = []
-        for row in self.store.tenants():
-            st = self.status(row)
+        elsewhere = self.cluster.sessions_elsewhere() if self.cluster is not None else None
+        for row in self.store.tenant_briefs():
+            live = self._live_session(row.id, row.revoked_at, elsewhere)
+            state = "online" if live is not None else stored_state(row.kind, row.revoked_at, row.enrolled_at)
             # Offline counts from the later of the last state change and the enrollment (a Transporter
             # enrolled a second ago is not late for its first connection).
-            since = max(filter(None, (st["since"], row.enrolled_at)), default=None)
-            views.append(TenantView(row.id, row.name, row.kind, st["state"], since, row.workload_quota))
+            changed = live.connected_at if live is not None else row.state_since
+            since = max(filter(None, (changed, row.enrolled_at)), default=None)
+            views.append(TenantView(row.id, row.name, row.kind, state, since, row.workload_quota))
         return views
 
     def _figures(self) -> Figures:
@@ -308,7 +312,7 @@ class Director:
     def ingest_audit(self, findings: list[dict[str, Any]], source: str, run_id: str | None, summary: str) -> int:
         """A drift audit's findings: kept, and turned into alarms (raised, or cleared when gone)."""
         report_id = self.alarms.records.add_audit(source, run_id, summary, findings)
-        self.alarms.audit(findings, {r.name: r.id for r in self.store.tenants()})
+        self.alarms.audit(findings, {r.name: r.id for r in self.store.tenant_briefs()})
         self.event("audit_received", f"drift audit from {source}: {len(findings)} finding(s)", report=report_id)
         return report_id
 
@@ -557,26 +561,34 @@ class Director:
         except (ChannelClosed, StreamError, ValueError) as exc:
             log.info("tenant %s: post-connect exchange failed: %s", session.tenant_id, exc)
 
-    def status(self, row: TenantRow, elsewhere: dict[str, RemoteSession] | None = None) -> dict[str, Any]:
-        session = self.hub.sessions.get(row.id)
-        enrolled = row.enrolled_at is not None
-        if session is None and self.cluster is not None and row.revoked_at is None:
+    def _live_session(
+        self, tenant_id: str, revoked_at: float | None, elsewhere: dict[str, RemoteSession] | None = None
+    ) -> Session | RemoteSession | None:
+        """The tenant's live session: here, or (a tenant not revoked) on another live Director."""
+        session = self.hub.sessions.get(tenant_id)
+        if session is None and self.cluster is not None and revoked_at is None:
             if elsewhere is None:
                 elsewhere = self.cluster.sessions_elsewhere()
-            remote = elsewhere.get(row.id)
-            if remote is not None:
-                peer = {p.id: p for p in self.cluster.peers()}.get(remote.director_id)
-                return {
-                    "online": True,
-                    "state": "online",
-                    "since": remote.connected_at,
-                    "last_heartbeat": peer.heartbeat_at if peer else remote.connected_at,
-                    "address": remote.address,
-                    "version": remote.version or row.version,
-                    "hostname": remote.hostname or row.hostname,
-                    "enrolled": enrolled,
-                    "director": peer.name if peer else remote.director_id,
-                }
+            return elsewhere.get(tenant_id)
+        return session
+
+    def status(self, row: TenantRow, elsewhere: dict[str, RemoteSession] | None = None) -> dict[str, Any]:
+        session = self._live_session(row.id, row.revoked_at, elsewhere)
+        enrolled = row.enrolled_at is not None
+        if isinstance(session, RemoteSession):
+            assert self.cluster is not None
+            peer = {p.id: p for p in self.cluster.peers()}.get(session.director_id)
+            return {
+                "online": True,
+                "state": "online",
+                "since": session.connected_at,
+                "last_heartbeat": peer.heartbeat_at if peer else session.connected_at,
+                "address": session.address,
+                "version": session.version or row.version,
+                "hostname": session.hostname or row.hostname,
+                "enrolled": enrolled,
+                "director": peer.name if peer else session.director_id,
+            }
         if session is not None:
             return {
                 "online": True,
@@ -589,17 +601,9 @@ class Director:
                 "enrolled": enrolled,
                 "director": self.cluster.name if self.cluster is not None else None,
             }
-        if row.kind == "local":
-            state = "local"
-        elif row.revoked_at is not None:
-            state = "revoked"
-        elif not enrolled:
-            state = "awaiting_enrollment"
-        else:
-            state = "offline"
         return {
             "online": False,
-            "state": state,
+            "state": stored_state(row.kind, row.revoked_at, row.enrolled_at),
             "since": row.state_since,
             "last_heartbeat": row.last_seen,
             "address": row.last_address,
@@ -611,6 +615,12 @@ class Director:
     def _channel_of(self, tenant_id: str) -> Channel | None:
         session = self.hub.sessions.get(tenant_id)
         return session.channel if session is not None and session.channel.is_open else None
+
+    def online_ids(self) -> set[str]:
+        """The tenants :meth:`status` says are online: a session here, or on another live Director
+        (revoked tenants left out there), from the session registry alone, without reading a tenant."""
+        here = set(self.hub.sessions)
+        return here | self.cluster.online_elsewhere_ids() if self.cluster is not None else here
 
     def statuses(self, rows: list[TenantRow]) -> dict[str, dict[str, Any]]:
         """:meth:`status` of many tenants at once (one look at the cluster registry for all of them)."""

@@ -273,6 +273,9 @@ def test_losing_a_director_moves_its_tenants_to_the_survivors(
         page = survivors[0].api("GET", "/api/v1/status?limit=1000")["tenants"]
         holders = {n: page[n]["director"] for n in names}
         assert set(holders.values()) <= {d.name for d in survivors}, holders
+        for survivor in survivors:  # each one's fleet page counts and lists the sessions the other holds
+            shown = survivor.api("GET", "/api/v1/fleet?q=fleet-&state=online&size=100")
+            assert [t["name"] for t in shown["tenants"]] == names and shown["summary"]["online"] >= count
         assert back < 60, f"{held} tenants took {back:.1f} s to come back"
         print(f"kill -9 of {victim.name} holding {held} of {count} tenants: all back in {back:.1f} s")
         wait_for(lambda: proxy.servers_up().get(victim.name) == "DOWN", 10, "haproxy marks it down")

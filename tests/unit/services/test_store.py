@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from tenantry.director.store import Database, IntegrityError, SchemaError, Store, TenantRow
+from tenantry.director.store import (
+    Database,
+    IntegrityError,
+    SchemaError,
+    Store,
+    TenantQuery,
+    TenantRow,
+    stored_state,
+)
 from tenantry.director.store import db as dbmod
 from tenantry.protocol.identity import new_tenant_id
 
@@ -98,6 +106,45 @@ def test_tenants_round_trip_in_name_order(store: Store) -> None:
     assert got.updated_at >= b.updated_at
     store.delete_tenant(a.id)
     assert store.tenant(a.id) is None
+
+
+def test_tenant_queries_filter_count_and_page_in_the_database(store: Store) -> None:
+    """The fleet's queries: the stored state in SQL agrees with :func:`stored_state` for every combination,
+    the text filter matches name or description in any case with ``%`` and ``_`` taken literally, a
+    subquery narrows the set, pages follow the name order, counts are aggregates."""
+    now = time.time()
+    combos = [
+        (kind, revoked, enrolled) for kind in ("remote", "local") for revoked in (None, now) for enrolled in (None, now)
+    ]
+    rows = [
+        _tenant(f"t{i:03d}", kind=k, revoked_at=r, enrolled_at=e, description="Acme 50%_off" if i == 7 else "")
+        for i, (k, r, e) in enumerate(combos * 5)
+    ]
+    for row in reversed(rows):
+        store.add_tenant(row)
+    expected = {r.id: stored_state(r.kind, r.revoked_at, r.enrolled_at) for r in rows}
+    assert dict(store.tenant_states()) == expected
+    assert [tid for tid, _s in store.tenant_states()] == [r.id for r in rows]  # name order
+    for state in ("local", "revoked", "awaiting_enrollment", "offline"):
+        count = store.count_tenants(TenantQuery(stored_states=(state,)))
+        assert count == list(expected.values()).count(state) == {"local": 20, "revoked": 10}.get(state, 5)
+    assert store.count_tenants() == 40
+    assert [(b.id, b.name, b.kind) for b in store.tenant_briefs()] == [(r.id, r.name, r.kind) for r in rows]
+    offline = TenantQuery(stored_states=("offline",))
+    assert store.count_tenants(offline) == 5
+    assert [r.name for r in store.tenants_where(offline, limit=2, offset=2)] == ["t017", "t025"]
+    assert [r.name for r in store.tenants_where(TenantQuery(), limit=3, offset=38)] == ["t038", "t039"]
+    assert store.tenants_where(TenantQuery(), limit=3, offset=40) == []
+    assert store.count_tenants(TenantQuery(text="T03")) == 10  # t003, t030..t039
+    assert [r.name for r in store.tenants_where(TenantQuery(text="50%_"), limit=10)] == ["t007"]
+    assert store.count_tenants(TenantQuery(text="5_%")) == 0  # not wildcards
+    assert store.count_tenants(TenantQuery(text="ACME")) == 1
+    some = "SELECT id FROM tenants WHERE name IN ('t001', 't002', 't009', 't017')"
+    narrowed = TenantQuery(stored_states=("offline",), within=(some,))
+    assert [r.name for r in store.tenants_where(narrowed, limit=10)] == ["t001", "t009", "t017"]
+    picked = [rows[30].id, "no-such-id", rows[4].id]
+    assert [r.name for r in store.tenants_by_ids(picked)] == ["t030", "t004"]
+    assert store.tenant_names([rows[1].id, rows[1].id, "no-such-id"]) == {rows[1].id: "t001"}
 
 
 def test_a_duplicate_name_is_an_integrity_error(store: Store) -> None:

@@ -9,6 +9,9 @@ from typing import Any
 
 from tenantry.director.store import Database, IntegrityError
 
+# The tenants with an open alarm, as a subquery (the fleet's "with open alarms" filter, in SQL).
+OPEN_ALARM_TENANTS = "SELECT tenant_id FROM alarms WHERE open_key IS NOT NULL AND tenant_id IS NOT NULL"
+
 _COLUMNS = (
     "id, alarm_key, kind, severity, tenant_id, subject, message, data, raised_at, last_seen, acked_at, acked_by, "
     "cleared_at, cleared_by"
@@ -167,12 +170,20 @@ class AlarmRecords:
         )
         return [(str(k), str(s), int(n)) for k, s, n in rows]
 
-    def open_counts_by_tenant(self) -> dict[str, int]:
-        rows = self.db.rows(
-            "SELECT tenant_id, COUNT(*) FROM alarms WHERE open_key IS NOT NULL AND tenant_id IS NOT NULL "
-            "GROUP BY tenant_id"
-        )
+    def open_counts_by_tenant(self, tenant_ids: list[str] | None = None) -> dict[str, int]:
+        """Per tenant id (all, or those of ``tenant_ids``), how many of its alarms are open."""
+        sql = "SELECT tenant_id, COUNT(*) FROM alarms WHERE open_key IS NOT NULL AND tenant_id IS NOT NULL"
+        if tenant_ids is not None:
+            if not tenant_ids:
+                return {}
+            sql += f" AND tenant_id IN ({', '.join('?' * len(tenant_ids))})"
+        rows = self.db.rows(sql + " GROUP BY tenant_id", tenant_ids or ())
         return {str(t): int(n) for t, n in rows}
+
+    def open_tenant_alarm_count(self) -> int:
+        """How many open alarms concern a tenant (one aggregate)."""
+        row = self.db.row("SELECT COUNT(*) FROM alarms WHERE open_key IS NOT NULL AND tenant_id IS NOT NULL")
+        return int(row[0]) if row else 0
 
     # ---------------------------------------------------------------- deliveries
     def delivered(self, alarm_id: int, channel: str, what: str, ok: bool, detail: str) -> None:
@@ -212,9 +223,12 @@ class AlarmRecords:
         ]
 
     # ---------------------------------------------------------------- certificates (the Director's table)
-    def certificate_expiry(self) -> dict[str, float]:
-        """Per tenant id, when its newest valid certificate expires."""
-        rows = self.db.rows(
-            "SELECT tenant_id, MAX(not_after) FROM certificates WHERE revoked_at IS NULL GROUP BY tenant_id"
-        )
+    def certificate_expiry(self, tenant_ids: list[str] | None = None) -> dict[str, float]:
+        """Per tenant id (all, or those of ``tenant_ids``), when its newest valid certificate expires."""
+        sql = "SELECT tenant_id, MAX(not_after) FROM certificates WHERE revoked_at IS NULL"
+        if tenant_ids is not None:
+            if not tenant_ids:
+                return {}
+            sql += f" AND tenant_id IN ({', '.join('?' * len(tenant_ids))})"
+        rows = self.db.rows(sql + " GROUP BY tenant_id", tenant_ids or ())
         return {str(t): float(n) for t, n in rows}

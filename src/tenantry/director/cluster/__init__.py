@@ -172,6 +172,9 @@ class Cluster:
     def online_count(self) -> int:
         return self.registry.online_count()
 
+    def online_elsewhere_ids(self) -> set[str]:
+        return self.registry.online_elsewhere_ids()
+
     # ------------------------------------------------------------------ messages
     def announce(self, kind: str, **data: Any) -> None:
         """Tell every other Director (on commit, when called inside a transaction)."""

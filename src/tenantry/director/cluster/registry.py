@@ -120,6 +120,16 @@ class Registry:
             args += tenant_ids
         return {r[0]: RemoteSession(r[0], r[1], float(r[2]), r[3], r[4], r[5]) for r in self._store.db.rows(sql, args)}
 
+    def online_elsewhere_ids(self) -> set[str]:
+        """The tenants whose session another live Director holds, revoked ones left out (one column)."""
+        rows = self._store.db.rows(
+            "SELECT s.tenant_id FROM tenant_sessions s JOIN directors d ON d.id = s.director_id "
+            "JOIN tenants t ON t.id = s.tenant_id WHERE d.heartbeat_at > ? AND s.director_id != ? "
+            "AND t.revoked_at IS NULL",
+            (self._clock() - DEAD_AFTER, self.id),
+        )
+        return {str(r[0]) for r in rows}
+
     def online_count(self) -> int:
         """Tenants with a session on any live Director."""
         row = self._store.db.row(

@@ -171,14 +171,18 @@ class RunRecords:
         rows = self.db.rows(f"SELECT {_COLUMNS} FROM runs WHERE state IN (?, ?) ORDER BY created_at", ACTIVE)
         return [_run(r) for r in rows]
 
-    def last_of_kinds(self, kinds: tuple[str, ...]) -> dict[str, RunRow]:
-        """Per tenant id, its newest run of one of ``kinds`` (for the fleet page)."""
+    def last_of_kinds(self, kinds: tuple[str, ...], tenant_ids: list[str] | None = None) -> dict[str, RunRow]:
+        """Per tenant id (all, or those of ``tenant_ids``), its newest run of one of ``kinds`` (for the fleet page)."""
         marks = ", ".join("?" * len(kinds))
-        rows = self.db.rows(
+        sql = (
             f"SELECT {_COLUMNS} FROM runs r WHERE kind IN ({marks}) AND created_at = "
-            f"(SELECT MAX(created_at) FROM runs s WHERE s.tenant_id = r.tenant_id AND s.kind IN ({marks}))",
-            (*kinds, *kinds),
+            f"(SELECT MAX(created_at) FROM runs s WHERE s.tenant_id = r.tenant_id AND s.kind IN ({marks}))"
         )
+        if tenant_ids is not None:
+            if not tenant_ids:
+                return {}
+            sql += f" AND r.tenant_id IN ({', '.join('?' * len(tenant_ids))})"
+        rows = self.db.rows(sql, (*kinds, *kinds, *(tenant_ids or ())))
         return {str(r[1]): _run(r) for r in rows if r[1] is not None}
 
     def counts_by_state(self) -> dict[str, int]:
@@ -224,8 +228,14 @@ class RunRecords:
             "updated_at": row[5],
         }
 
-    def all_facts(self) -> dict[str, dict[str, Any]]:
-        rows = self.db.rows("SELECT tenant_id, targets, workloads FROM tenant_facts")
+    def all_facts(self, tenant_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Targets and workload count per tenant id (all, or those of ``tenant_ids``)."""
+        sql = "SELECT tenant_id, targets, workloads FROM tenant_facts"
+        if tenant_ids is not None:
+            if not tenant_ids:
+                return {}
+            sql += f" WHERE tenant_id IN ({', '.join('?' * len(tenant_ids))})"
+        rows = self.db.rows(sql, tenant_ids or ())
         return {str(r[0]): {"targets": json.loads(r[1]), "workloads": r[2]} for r in rows}
 
     def save_facts(self, tenant_id: str, **fields: Any) -> None:

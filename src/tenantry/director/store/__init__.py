@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 from tenantry.director.store.db import Database, DatabaseUnavailable, IntegrityError, SchemaError
 
 __all__ = [
+    "STORED_STATE_SQL",
     "CertRow",
     "Database",
     "DatabaseUnavailable",
@@ -29,7 +31,10 @@ __all__ = [
     "SchemaError",
     "SessionCheck",
     "Store",
+    "TenantBrief",
+    "TenantQuery",
     "TenantRow",
+    "stored_state",
 ]
 
 
@@ -55,6 +60,17 @@ class TenantRow:
     direct_connect: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class TenantBrief:
+    id: str
+    name: str
+    kind: str
+    revoked_at: float | None
+    enrolled_at: float | None
+    state_since: float | None
+    workload_quota: int
+
+
 @dataclass
 class EventRow:
     id: int
@@ -74,6 +90,53 @@ class CertRow:
     revoked_at: float | None
 
 
+# A tenant's state while none of its sessions is live, in Python and in SQL side by side (one rule:
+# tests/unit/services/test_store.py holds them equal); a live session makes it "online" whatever this says.
+def stored_state(kind: str, revoked_at: float | None, enrolled_at: float | None) -> str:
+    if kind == "local":
+        return "local"
+    if revoked_at is not None:
+        return "revoked"
+    if enrolled_at is None:
+        return "awaiting_enrollment"
+    return "offline"
+
+
+STORED_STATE_SQL = (
+    "CASE WHEN kind = 'local' THEN 'local' WHEN revoked_at IS NOT NULL THEN 'revoked' "
+    "WHEN enrolled_at IS NULL THEN 'awaiting_enrollment' ELSE 'offline' END"
+)
+
+
+@dataclass(frozen=True)
+class TenantQuery:
+    """Which tenants a paged listing shows, as SQL: the database filters, counts and pages them."""
+
+    text: str = ""  # a part of the name or description, in any case
+    stored_states: tuple[str, ...] = ()  # only tenants whose :func:`stored_state` is one of these
+    # Subqueries selecting tenant ids (another room's condition, e.g. "with an open alarm"): a tenant
+    # is listed only if every one selects it.
+    within: tuple[str, ...] = ()
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        needle = self.text.strip().lower()
+        if needle:
+            pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            clauses.append("(LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(description) LIKE ? ESCAPE '\\')")
+            args += [pattern, pattern]
+        if self.stored_states:
+            clauses.append(f"{STORED_STATE_SQL} IN ({_marks(self.stored_states)})")
+            args += list(self.stored_states)
+        clauses += [f"id IN ({sub})" for sub in self.within]
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
 _TENANT_FIELDS = [f.name for f in dataclasses.fields(TenantRow)]
 _TENANT_COLUMNS = ", ".join(_TENANT_FIELDS)
 
@@ -82,6 +145,10 @@ def _tenant(row: tuple[Any, ...]) -> TenantRow:
     values = dict(zip(_TENANT_FIELDS, row, strict=True))
     values["direct_connect"] = json.loads(values["direct_connect"]) if values["direct_connect"] else None
     return TenantRow(**values)
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 @dataclass
@@ -145,6 +212,53 @@ class Store:
             sql += " LIMIT ?"
             args.append(limit)
         return [_tenant(r) for r in self.db.rows(sql, args)]
+
+    def count_tenants(self, query: TenantQuery = TenantQuery()) -> int:
+        self.settle()
+        where, args = query.where()
+        row = self.db.row(f"SELECT COUNT(*) FROM tenants{where}", args)
+        return int(row[0]) if row else 0
+
+    def tenants_where(self, query: TenantQuery, *, limit: int, offset: int = 0) -> list[TenantRow]:
+        """One page of the tenants ``query`` selects, in name order (LIMIT/OFFSET on the name index)."""
+        self.settle()
+        where, args = query.where()
+        sql = f"SELECT {_TENANT_COLUMNS} FROM tenants{where} ORDER BY name LIMIT ? OFFSET ?"
+        return [_tenant(r) for r in self.db.rows(sql, [*args, limit, offset])]
+
+    def tenant_states(self, query: TenantQuery = TenantQuery()) -> list[tuple[str, str]]:
+        """(id, :func:`stored_state`) of every tenant ``query`` selects, in name order: what a filter on the
+        live state (online, offline) needs besides the session registry, two short columns a tenant."""
+        self.settle()
+        where, args = query.where()
+        rows = self.db.rows(f"SELECT id, {STORED_STATE_SQL} FROM tenants{where} ORDER BY name", args)
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def tenant_briefs(self) -> list[TenantBrief]:
+        """Every tenant, only the columns its state needs (the alarm rules' and /metrics' look at all)."""
+        self.settle()
+        rows = self.db.rows(
+            "SELECT id, name, kind, revoked_at, enrolled_at, state_since, workload_quota FROM tenants ORDER BY name"
+        )
+        return [TenantBrief(*r) for r in rows]
+
+    def tenants_by_ids(self, ids: Sequence[str]) -> list[TenantRow]:
+        """The tenants of ``ids`` that exist, in the order of ``ids``."""
+        self.settle()
+        found: dict[str, TenantRow] = {}
+        for chunk in _chunks(ids):
+            rows = self.db.rows(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id IN ({_marks(chunk)})", chunk)
+            found.update((r.id, r) for r in map(_tenant, rows))
+        return [found[i] for i in ids if i in found]
+
+    def tenant_names(self, ids: Iterable[str]) -> dict[str, str]:
+        """id -> name of the tenants of ``ids`` that exist (for pages that name the tenants of a few rows)."""
+        wanted = sorted(set(ids))
+        out: dict[str, str] = {}
+        for chunk in _chunks(wanted):
+            rows = self.db.rows(f"SELECT id, name FROM tenants WHERE id IN ({_marks(chunk)})", chunk)
+            out.update((str(r[0]), str(r[1])) for r in rows)
+        return out
 
     def update_tenant(self, tenant_id: str, **fields: Any) -> None:
         if not fields:

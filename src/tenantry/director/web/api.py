@@ -191,8 +191,8 @@ async def portal_run_events(
 async def alarms(
     director: DirectorDep, who: Read, state: Literal["open", "all"] = "open", limit: int = Query(200, ge=1, le=1000)
 ) -> Any:
-    names = {r.id: r.name for r in director.store.tenants()}
     rows = director.alarms.records.open_alarms() if state == "open" else director.alarms.records.history(limit=limit)
+    names = director.store.tenant_names(a.tenant_id for a in rows if a.tenant_id)
     return [a.public(names.get(a.tenant_id or "")) for a in rows]
 
 

@@ -243,13 +243,15 @@ async def settings_test(request: Request, director: DirectorDep, who: SettingsWr
 # ------------------------------------------------------------------------------- alarms
 @router.get("/alarms")
 async def alarms_page(request: Request, director: DirectorDep, who: Read) -> Response:
-    names = {r.id: r.name for r in director.store.tenants()}
+    open_alarms = director.alarms.records.open_alarms()
+    history = director.alarms.records.history(limit=200)
+    names = director.store.tenant_names(a.tenant_id for a in (*open_alarms, *history) if a.tenant_id)
     return page(
         request,
         "alarms.html",
         who,
-        open_alarms=director.alarms.records.open_alarms(),
-        history=director.alarms.records.history(limit=200),
+        open_alarms=open_alarms,
+        history=history,
         names=names,
         note=request.query_params.get("note", ""),
     )
@@ -267,12 +269,13 @@ async def alarm_ack(
 # ------------------------------------------------------------------------------- users
 @router.get("/users")
 async def users_page(request: Request, director: DirectorDep, who: Users) -> Response:
-    names = {r.id: r.name for r in director.store.tenants()}
+    users = director.accounts.users()
+    names = director.store.tenant_names(u.tenant_id for u in users if u.tenant_id)
     return page(
         request,
         "users.html",
         who,
-        users=director.accounts.users(),
+        users=users,
         names=names,
         roles=ROLES,
         note=request.query_params.get("note", ""),
@@ -291,8 +294,8 @@ async def users_create(
     full_name: Annotated[str, Form(max_length=200)] = "",
     email: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    tenant_id = director.tenant_or_404(tenant).id if tenant else None
     try:
+        tenant_id = director.tenant_or_404(tenant.strip()).id if tenant.strip() else None
         await director.accounts.create_user(
             username=username,
             role=role,
