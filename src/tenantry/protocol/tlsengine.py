@@ -89,7 +89,7 @@ class TLSEngine:
             parts.append(chunk)
         return (parts[0] if len(parts) == 1 else b"".join(parts)), eof
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Encrypt ``data``; take the records with :meth:`outgoing`."""
         if self._ssl is None:
             raise TLSError("TLS closed")
