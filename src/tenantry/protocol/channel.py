@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -81,6 +82,64 @@ def _data_frame_repr(frame: hyperframe.frame.DataFrame) -> str:
 # carriers: 40 % of a restore's time through the uplink.  A DATA frame's repr shows its length
 # instead; nothing else uses it.
 hyperframe.frame.DataFrame._body_repr = _data_frame_repr  # type: ignore[method-assign,assignment]
+
+
+_HEADER = struct.Struct(">HBBBL")  # a frame header: length (24 bits), type, flags, stream id
+_DATA_TYPE = 0x0
+_END_STREAM = 0x1
+# A DATA payload at least this large goes to TLS as it is; smaller ones are joined with the frames around them.
+_OWN_PIECE = 16384
+
+
+class _H2Connection(h2.connection.H2Connection):
+    """h2's connection that hands out large DATA payloads as they are, without copying them.
+
+    h2 serializes each frame (hyperframe joins the payload into the frame body, then the header and
+    the body: two copies), appends it to its send buffer (a third) and :meth:`data_to_send` copies
+    the buffer out (a fourth).  Here the frames h2 decides to send are queued in order as *pieces*:
+    a large DATA frame's header joins the small frames before it and its payload is a piece of its
+    own, which :meth:`Channel._flush` gives TLS directly.  h2 still does all the protocol work
+    (states, flow control, frame sizes); only the bytes it would copy are not copied.
+    """
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config=config)
+        self._pieces: list[bytes | memoryview] = []  # sent before what is in self._data_to_send
+
+    def _prepare_for_sending(self, frames: list[hyperframe.frame.Frame]) -> None:
+        for frame in frames:
+            if type(frame) is hyperframe.frame.DataFrame and "PADDED" not in frame.flags:
+                data = frame.data
+                size = len(data)
+                assert size <= self.max_outbound_frame_size
+                flags = _END_STREAM if "END_STREAM" in frame.flags else 0
+                self._data_to_send += _HEADER.pack(size >> 8, size & 0xFF, _DATA_TYPE, flags, frame.stream_id)
+                if size >= _OWN_PIECE:
+                    self._pieces.append(bytes(self._data_to_send))
+                    self._data_to_send.clear()
+                    self._pieces.append(data)
+                else:
+                    self._data_to_send += data
+            else:
+                self._data_to_send += frame.serialize()
+
+    def pieces_to_send(self) -> list[bytes | memoryview]:
+        """What to send, in order, as pieces (the channel's :meth:`data_to_send`)."""
+        pieces, self._pieces = self._pieces, []
+        if self._data_to_send:
+            pieces.append(bytes(self._data_to_send))
+            self._data_to_send.clear()
+        return pieces
+
+    def data_to_send(self, amount: int | None = None) -> bytes:
+        if self._pieces:
+            self._data_to_send[:0] = b"".join(self._pieces)
+            self._pieces = []
+        return super().data_to_send(amount)
+
+    def clear_outbound_data_buffer(self) -> None:
+        self._pieces = []
+        super().clear_outbound_data_buffer()
 
 
 class _WholeFrameBuffer(h2.frame_buffer.FrameBuffer):
@@ -286,10 +345,11 @@ class H2Stream:
                     await self._window.wait()
                     continue
                 if window >= len(view):
-                    # All of it fits the window and a frame: no copy (h2 frames what it is given).
-                    self.channel._send_data(self.stream_id, data if len(view) == len(data) else view.tobytes())
+                    # All of it fits the window and a frame: no copy (h2 frames what it is given, and
+                    # the channel encrypts the payload where it lies, before this returns).
+                    self.channel._send_data(self.stream_id, data if len(view) == len(data) else view)
                     return
-                self.channel._send_data(self.stream_id, view[:window].tobytes())
+                self.channel._send_data(self.stream_id, view[:window])
                 view = view[window:]
         finally:
             self.channel._writers -= 1
@@ -345,7 +405,7 @@ class Channel(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._tls: TLSEngine | None = None
         self._secure = False
-        self._h2: h2.connection.H2Connection | None = None
+        self._h2: _H2Connection | None = None
         self._h2_client = h2_client
         self._streams: dict[int, H2Stream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -533,7 +593,7 @@ class Channel(asyncio.Protocol):
 
     def _start_h2(self) -> None:
         cfg = h2.config.H2Configuration(client_side=self._h2_client, header_encoding="utf-8")
-        conn = h2.connection.H2Connection(config=cfg)
+        conn = _H2Connection(config=cfg)
         conn.incoming_buffer = _WholeFrameBuffer(server=not self._h2_client)
         lim = self.limits
         # An unproven peer gets the smallest frames HTTP/2 allows until mark_proven raises them.
@@ -874,13 +934,12 @@ class Channel(asyncio.Protocol):
     def _flush(self) -> None:
         if self._h2 is None or self._tls is None:
             return
-        data = self._h2.data_to_send()
-        if data:
-            try:
-                self._tls.write(data)
-            except TLSError as exc:
-                self._abort(str(exc))
-                return
+        try:
+            for piece in self._h2.pieces_to_send():
+                self._tls.write(piece)  # encrypted straight from the piece: a DATA payload is not copied
+        except TLSError as exc:
+            self._abort(str(exc))
+            return
         self._flush_tls()
 
     # -- used by H2Stream
@@ -918,7 +977,7 @@ class Channel(asyncio.Protocol):
             raise StreamError(str(exc)) from exc
         return min(window, conn.max_outbound_frame_size)
 
-    def _send_data(self, stream_id: int, data: bytes) -> None:
+    def _send_data(self, stream_id: int, data: bytes | memoryview) -> None:
         conn = self._check_open()
         try:
             conn.send_data(stream_id, data)

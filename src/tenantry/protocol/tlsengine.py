@@ -10,8 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import threading
 
-READ_CHUNK = 65536
+#: Plaintext decrypted into one scratch buffer per thread (shared by every connection: none keeps a
+#: buffer of its own), then copied out once per :meth:`TLSEngine.read`.
+_SCRATCH = 1 << 18
+_RECORD = 16384 + 256  # the most one TLS record holds, with room to spare
+_scratch = threading.local()
+
+
+def _scratch_buffer() -> bytearray:
+    buf: bytearray | None = getattr(_scratch, "buf", None)
+    if buf is None:
+        buf = _scratch.buf = bytearray(_SCRATCH)
+    return buf
 
 
 class TLSError(ConnectionError):
@@ -66,30 +78,41 @@ class TLSEngine:
         """All plaintext that can be decrypted now, and why the stream ended (``""``: still open).
 
         OpenSSL hands out one record (<= 16 KiB) per read: collect them all so the caller
-        parses once per socket read, not once per record.
+        parses once per socket read, not once per record.  They are decrypted into a scratch
+        buffer, one after the other, and copied out once: a new object per record, joined
+        afterwards, cost an allocation per record and a second copy of every byte.
         """
         if self._ssl is None:
             return b"", "TLS closed"
         parts: list[bytes] = []
         eof = ""
-        while True:
-            try:
-                chunk = self._ssl.read(READ_CHUNK)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                eof = "peer closed TLS"
-                break
-            except (ssl.SSLError, OSError) as exc:
-                eof = f"TLS error: {ssl_reason(exc)}"
-                break
-            if not chunk:
-                eof = "peer closed TLS"
-                break
-            parts.append(chunk)
+        size = 0
+        with memoryview(_scratch_buffer()) as view:
+            while True:
+                if _SCRATCH - size < _RECORD:
+                    parts.append(bytes(view[:size]))
+                    size = 0
+                try:
+                    got: int = self._ssl.read(_SCRATCH - size, view[size:])  # type: ignore[assignment]  # with a buffer: a count
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    eof = "peer closed TLS"
+                    break
+                except (ssl.SSLError, OSError) as exc:
+                    eof = f"TLS error: {ssl_reason(exc)}"
+                    break
+                if not got:
+                    eof = "peer closed TLS"
+                    break
+                size += got
+            if size:
+                parts.append(bytes(view[:size]))
+        if not parts:
+            return b"", eof
         return (parts[0] if len(parts) == 1 else b"".join(parts)), eof
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Encrypt ``data``; take the records with :meth:`outgoing`."""
         if self._ssl is None:
             raise TLSError("TLS closed")

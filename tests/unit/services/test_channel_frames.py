@@ -1,4 +1,5 @@
-"""The channel's frame buffer for whole frames gives h2 exactly the events h2's own buffer gives.
+"""The channel's frame buffer for whole frames gives h2 exactly the events h2's own buffer gives,
+and the channel's sending side (DATA payloads as pieces, not copied) sends exactly h2's bytes.
 
 Two real h2 connections: a client makes the bytes (headers long enough for CONTINUATION frames,
 DATA of several sizes, a PING, a WINDOW_UPDATE); a server with h2's own buffer and one with the
@@ -8,6 +9,7 @@ channel's read them, fed whole frames (what the channel does) or cut anywhere (t
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -15,7 +17,7 @@ import h2.events
 import h2.settings
 import pytest
 
-from tenantry.protocol.channel import _WholeFrameBuffer
+from tenantry.protocol.channel import _H2Connection, _WholeFrameBuffer
 
 FRAME = 1 << 20
 
@@ -37,9 +39,22 @@ def _server(whole: bool) -> h2.connection.H2Connection:
     return conn
 
 
-def _client_bytes() -> bytes:
-    """Everything a client sends: its preface and SETTINGS, the ACK of the server's, then its frames."""
-    client = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+def _client_bytes(pieces: bool = False) -> bytes:
+    """Everything a client sends: its preface and SETTINGS, the ACK of the server's, then its frames.
+
+    ``pieces``: made by the channel's connection, its pieces joined (one batch of them per call, as
+    the channel flushes after each call).
+    """
+    cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    client = _H2Connection(cfg) if pieces else h2.connection.H2Connection(config=cfg)
+    out: list[bytes] = []
+
+    def flush() -> None:
+        if isinstance(client, _H2Connection) and pieces:
+            out.extend(bytes(p) for p in client.pieces_to_send())
+
+    if pieces:
+        client.send_data = _flushing(client.send_data, flush)  # type: ignore[method-assign]
     client.initiate_connection()
     sent = client.data_to_send()
     server = _server(False)
@@ -53,8 +68,17 @@ def _client_bytes() -> bytes:
         client.send_data(1, rng.randbytes(size))
     client.ping(b"12345678")
     client.increment_flow_control_window(5000)
-    client.end_stream(1)
-    return sent + client.data_to_send()
+    client.send_data(1, memoryview(rng.randbytes(40000))[5:], end_stream=True)
+    flush()
+    return sent + b"".join(out) + client.data_to_send()
+
+
+def _flushing(send: Any, flush: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> None:
+        send(*args, **kwargs)
+        flush()
+
+    return call
 
 
 def _frames(data: bytes) -> list[bytes]:
@@ -104,5 +128,10 @@ def test_same_events_as_h2s_own_buffer(cut: str) -> None:
     expected = _read(False, [data])
     requests = [e for e in expected if e[0] == "request"]
     assert len(requests) == 1 and len(requests[0][1]) == 44  # type: ignore[arg-type]  # CONTINUATION joined
-    assert [len(e[1]) for e in expected if e[0] == "data"] == [1, 100, 16384, 70000, FRAME, 5, 0]  # type: ignore[arg-type]
+    assert [len(e[1]) for e in expected if e[0] == "data"] == [1, 100, 16384, 70000, FRAME, 5, 39995]  # type: ignore[arg-type]
     assert _read(True, pieces) == expected
+
+
+def test_pieces_are_h2s_own_bytes() -> None:
+    """The channel's connection hands out large payloads as they are; joined, they are h2's bytes."""
+    assert _client_bytes(pieces=True) == _client_bytes()

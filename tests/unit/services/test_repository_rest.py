@@ -240,3 +240,52 @@ def test_usage_counts_what_is_stored(tmp_path: Path, quota: int | None) -> None:
         assert repo.usage == before + 12345 == repo.recount()
 
     _run(tmp_path, t, quota=quota)
+
+
+def test_pipelined_uploads_on_one_connection(tmp_path: Path) -> None:
+    """Upload bodies are read past h11: a body's end and the next request's start in one read both count."""
+
+    async def t(c: Client, repo: RepositoryDir, s: RestSession, connect: Callable[[], Awaitable[Client]]) -> None:
+        blobs = [_blob(os.urandom(n)) for n in (70_000, 1, 300_000)]
+        raw = b""
+        for name, data in blobs:
+            raw += c.conn.send(
+                h11.Request(
+                    method="POST",
+                    target=f"/data/{name}",
+                    headers=[
+                        ("host", "repo"),
+                        ("authorization", "Basic " + base64.b64encode(f"tenantry:{TOKEN}".encode()).decode()),
+                        ("content-length", str(len(data))),
+                    ],
+                )
+            )
+            raw += c.conn.send(h11.Data(data=data)) + c.conn.send(h11.EndOfMessage())
+            c.conn = h11.Connection(h11.CLIENT)  # the next request is framed anew (they go out at once)
+        c.writer.write(raw)  # all three in one write: bodies end inside the server's reads
+        await c.writer.drain()
+        reader = h11.Connection(h11.CLIENT)  # parses the three answers (a request per answer, never sent)
+        statuses = []
+        for _ in blobs:
+            reader.send(h11.Request(method="POST", target="/", headers=[("host", "r"), ("content-length", "0")]))
+            reader.send(h11.EndOfMessage())
+            while True:
+                event = reader.next_event()
+                if event is h11.NEED_DATA:
+                    reader.receive_data(await c.reader.read(65536))
+                    continue
+                if isinstance(event, h11.Response):
+                    statuses.append(event.status_code)
+                if isinstance(event, h11.EndOfMessage):
+                    break
+            reader.start_next_cycle()
+        assert statuses == [200, 200, 200]
+        for name, data in blobs:
+            assert (tmp_path / "tenant-a" / "data" / name[:2] / name).read_bytes() == data
+        # A refused upload whose body was read whole leaves the connection usable.
+        c = await connect()
+        assert (await c.request("POST", "/data/" + "1" * 64, b"not its hash"))[0] == 400
+        name, data = _blob(b"after a refusal")
+        assert (await c.request("POST", f"/snapshots/{name}", data))[0] == 200
+
+    _run(tmp_path, t)

@@ -200,11 +200,11 @@ class Upload:
         self._hash = hashlib.sha256()
         self._closed = False
 
-    def write_many(self, chunks: list[bytes | bytearray]) -> None:
+    def write_many(self, chunks: list[bytes | bytearray | memoryview]) -> None:
         for data in chunks:
             self.write(data)
 
-    def write(self, data: bytes | bytearray) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self.size += len(data)
         if self.size > self.reserved:
             # No Content-Length (or a longer body than declared): reserve as it grows.

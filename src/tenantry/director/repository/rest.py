@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -82,6 +82,13 @@ class RestSession:
         return f"rest:http://{_USER}:{self.token}@{host}:{port}/"
 
 
+@dataclass
+class _After:
+    """A request whose body was read past h11; ``rest`` arrived after it (the next request's start)."""
+
+    rest: bytes
+
+
 class _Reply:
     def __init__(self, status: int, body: bytes = b"", content_type: str = "text/plain", **headers: str) -> None:
         self.status = status
@@ -102,6 +109,13 @@ async def serve(pipe: Pipe, session: RestSession) -> None:
             keep = await _handle(conn, pipe, session, event)
             if not keep or conn.our_state is h11.MUST_CLOSE:
                 return
+            if isinstance(keep, _After):
+                # The request's body was read past h11 (an upload): the next request starts a new
+                # HTTP/1.1 state, fed with what arrived after that body.
+                conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16384)
+                if keep.rest:
+                    conn.receive_data(keep.rest)
+                continue
             conn.start_next_cycle()
     except h11.RemoteProtocolError as exc:
         log.info("repository connection: bad HTTP from the client: %s", exc)
@@ -129,8 +143,12 @@ async def _send(conn: h11.Connection, pipe: Pipe, reply: _Reply, *, head: bool =
     await pipe.write(conn.send(h11.EndOfMessage()))
 
 
-async def _handle(conn: h11.Connection, pipe: Pipe, session: RestSession, req: h11.Request) -> bool:
-    """One request; ``False`` when the connection must close (a request body left unread)."""
+async def _handle(conn: h11.Connection, pipe: Pipe, session: RestSession, req: h11.Request) -> bool | _After:
+    """One request; ``False`` when the connection must close (a request body left unread).
+
+    An :class:`_After` (true) when the request's body was read past h11: the caller starts a new
+    HTTP/1.1 state with it.
+    """
     session.requests += 1
     method = req.method.decode("ascii", "replace")
     target = req.target.decode("ascii", "replace")
@@ -153,25 +171,39 @@ async def _handle(conn: h11.Connection, pipe: Pipe, session: RestSession, req: h
             return await _file(conn, pipe, session, method, parts[1], parts[2], headers)
         raise RepositoryError(404, "not a file of this repository")
     except RepositoryError as exc:
-        if exc.status in (403, 507):
-            session.refused.append(f"{method} {path[:80]}: {exc.message}")
-            log.warning("repository %s: refused %s %s: %s", session.repo.root.name, method, path[:80], exc.message)
-        if isinstance(exc, QuotaExceeded) and session.on_quota is not None:
-            session.on_quota(exc.message)
-        if conn.our_state is not h11.SEND_RESPONSE:
-            return False  # the answer had started: all we can do is close
-        reply = _Reply(exc.status, exc.message.encode())
-        if exc.status == 401:
-            reply.headers.append(("www-authenticate", 'Basic realm="repository"'))
-        await _refuse(conn, pipe, reply)
+        return await _refused(conn, pipe, session, method, path, exc)
+
+
+async def _refused(
+    conn: h11.Connection,
+    pipe: Pipe,
+    session: RestSession,
+    method: str,
+    path: str,
+    exc: RepositoryError,
+    *,
+    body_read: bool = False,
+) -> bool:
+    """Answer a refused request; ``False`` when the connection must close.
+
+    ``body_read``: the request's body was read whole past h11 (h11 does not know it).
+    """
+    if exc.status in (403, 507):
+        session.refused.append(f"{method} {path[:80]}: {exc.message}")
+        log.warning("repository %s: refused %s %s: %s", session.repo.root.name, method, path[:80], exc.message)
+    if isinstance(exc, QuotaExceeded) and session.on_quota is not None:
+        session.on_quota(exc.message)
+    if conn.our_state is not h11.SEND_RESPONSE:
+        return False  # the answer had started: all we can do is close
+    reply = _Reply(exc.status, exc.message.encode())
+    if exc.status == 401:
+        reply.headers.append(("www-authenticate", 'Basic realm="repository"'))
+    done = body_read or conn.their_state is h11.DONE
+    if not done:
         # The body of a refused upload is not read: the connection closes instead.
-        return conn.their_state is h11.DONE
-
-
-async def _refuse(conn: h11.Connection, pipe: Pipe, reply: _Reply) -> None:
-    if conn.their_state is not h11.DONE:
         reply.headers.append(("connection", "close"))
     await _send(conn, pipe, reply)
+    return done
 
 
 async def _body_done(conn: h11.Connection, pipe: Pipe) -> None:
@@ -207,7 +239,7 @@ async def _list(conn: h11.Connection, pipe: Pipe, session: RestSession, kind: st
 
 async def _file(
     conn: h11.Connection, pipe: Pipe, session: RestSession, method: str, kind: str, name: str, headers: dict[str, str]
-) -> bool:
+) -> bool | _After:
     repo = session.repo
     if method in ("GET", "HEAD"):
         await _body_done(conn, pipe)
@@ -218,29 +250,28 @@ async def _file(
             raise RepositoryError(400, "bad Content-Length")
         upload = repo.begin_upload(kind, name, int(length) if length else None)
         writing: asyncio.Future[None] | None = None
-        pending: list[bytes | bytearray] = []
+        pending: list[bytes | bytearray | memoryview] = []
         pending_bytes = 0
+        after: _After | None = None
+        refused: RepositoryError | None = None
         try:
             # Hashing and writing happen in a worker thread behind the network: a slow disk stalls
             # this upload only, never the event loop (every tenant's uplink).  What arrives while a
             # write is in progress is handed over in one batch when it is done (one thread hop per
             # batch, not per HTTP/2 frame), at most _WRITE_BATCH bytes ahead of the disk.
-            while True:
-                event = await _next(conn, pipe)
-                if isinstance(event, h11.Data):
-                    session.bytes_in += len(event.data)
-                    pending.append(event.data)  # h11 hands out a new buffer per event: kept as it is
-                    pending_bytes += len(event.data)
-                    if writing is not None and (writing.done() or pending_bytes >= _WRITE_BATCH):
-                        await writing
-                        writing = None
-                    if writing is None:
-                        writing = asyncio.ensure_future(asyncio.to_thread(upload.write_many, pending))
-                        pending, pending_bytes = [], 0
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                else:
-                    raise RepositoryError(400, "request body ended early")
+            body = _RawBody(conn, pipe, int(length)) if length is not None else _h11_body(conn, pipe)
+            async for data in body:
+                session.bytes_in += len(data)
+                pending.append(data)  # a buffer of its own (the pipe's or h11's): kept as it is
+                pending_bytes += len(data)
+                if writing is not None and (writing.done() or pending_bytes >= _WRITE_BATCH):
+                    await writing
+                    writing = None
+                if writing is None:
+                    writing = asyncio.ensure_future(asyncio.to_thread(upload.write_many, pending))
+                    pending, pending_bytes = [], 0
+            if isinstance(body, _RawBody):
+                after = _After(body.rest)
             if writing is not None:
                 await writing
                 writing = None
@@ -251,19 +282,76 @@ async def _file(
                 session.files_written += 1
                 if kind == "locks":
                     session.locks.append(name)
+        except RepositoryError as exc:
+            if after is None:
+                raise
+            refused = exc  # the body was read whole: the connection can carry the next request
         finally:
             if writing is not None:
                 with contextlib.suppress(BaseException):
                     await writing
             upload.abort()
+        if refused is not None:
+            keep = await _refused(conn, pipe, session, method, f"/{kind}/{name}", refused, body_read=True)
+            return after if keep and after is not None else False
         await _send(conn, pipe, _Reply(200))
-        return True
+        return after or True
     if method == "DELETE":
         await _body_done(conn, pipe)
         repo.delete(kind, name, by_tenant=True)
         await _send(conn, pipe, _Reply(200))
         return True
     raise RepositoryError(405, f"{method} is not served for files")
+
+
+async def _h11_body(conn: h11.Connection, pipe: Pipe) -> AsyncIterator[bytes | bytearray]:
+    """A request body h11 frames (chunked, no Content-Length): its pieces until the end of the message."""
+    while True:
+        event = await _next(conn, pipe)
+        if isinstance(event, h11.Data):
+            yield event.data  # h11 hands out a new buffer per event
+        elif isinstance(event, h11.EndOfMessage):
+            return
+        else:
+            raise RepositoryError(400, "request body ended early")
+
+
+class _RawBody:
+    """A body of a known length read straight from the pipe, past h11.
+
+    h11 copies every body byte three times (into its receive buffer, then two slices out of it);
+    an upload's body is most of what a backup sends, so it is taken here as the pipe hands it out
+    (what h11 had already received of it first).  Only the piece that holds the end of the body and
+    the start of the next request is cut; :attr:`rest` is that start, for a new h11 state.
+    """
+
+    def __init__(self, conn: h11.Connection, pipe: Pipe, length: int) -> None:
+        self._conn = conn
+        self._pipe = pipe
+        self._left = length
+        self.rest = b""
+
+    def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
+        return self._pieces()
+
+    async def _pieces(self) -> AsyncIterator[bytes | memoryview]:
+        data, closed = self._conn.trailing_data  # received with the request's head, not parsed yet
+        while True:
+            if data:
+                if len(data) > self._left:
+                    view = memoryview(data)
+                    self.rest = bytes(view[self._left :])
+                    self._left = 0
+                    yield view[: len(view) - len(self.rest)]
+                    return
+                self._left -= len(data)
+                yield data
+            if self._left <= 0:
+                return
+            if closed:
+                raise RepositoryError(400, "request body ended early")
+            data = await self._pipe.read()
+            closed = not data
 
 
 async def _read(
