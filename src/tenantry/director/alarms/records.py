@@ -7,10 +7,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tenantry.director.store import Database, IntegrityError
+from tenantry.director.store import Database, IntegrityError, in_list
 
+# The open alarms that concern a tenant.
+_OPEN_TENANT_ALARMS = "FROM alarms WHERE open_key IS NOT NULL AND tenant_id IS NOT NULL"
 # The tenants with an open alarm, as a subquery (the fleet's "with open alarms" filter, in SQL).
-OPEN_ALARM_TENANTS = "SELECT tenant_id FROM alarms WHERE open_key IS NOT NULL AND tenant_id IS NOT NULL"
+OPEN_ALARM_TENANTS = f"SELECT tenant_id {_OPEN_TENANT_ALARMS}"
 
 _COLUMNS = (
     "id, alarm_key, kind, severity, tenant_id, subject, message, data, raised_at, last_seen, acked_at, acked_by, "
@@ -172,17 +174,17 @@ class AlarmRecords:
 
     def open_counts_by_tenant(self, tenant_ids: list[str] | None = None) -> dict[str, int]:
         """Per tenant id (all, or those of ``tenant_ids``), how many of its alarms are open."""
-        sql = "SELECT tenant_id, COUNT(*) FROM alarms WHERE open_key IS NOT NULL AND tenant_id IS NOT NULL"
+        sql = f"SELECT tenant_id, COUNT(*) {_OPEN_TENANT_ALARMS}"
         if tenant_ids is not None:
             if not tenant_ids:
                 return {}
-            sql += f" AND tenant_id IN ({', '.join('?' * len(tenant_ids))})"
+            sql += f" AND {in_list('tenant_id', tenant_ids)}"
         rows = self.db.rows(sql + " GROUP BY tenant_id", tenant_ids or ())
         return {str(t): int(n) for t, n in rows}
 
     def open_tenant_alarm_count(self) -> int:
         """How many open alarms concern a tenant (one aggregate)."""
-        row = self.db.row("SELECT COUNT(*) FROM alarms WHERE open_key IS NOT NULL AND tenant_id IS NOT NULL")
+        row = self.db.row(f"SELECT COUNT(*) {_OPEN_TENANT_ALARMS}")
         return int(row[0]) if row else 0
 
     # ---------------------------------------------------------------- deliveries
@@ -229,6 +231,6 @@ class AlarmRecords:
         if tenant_ids is not None:
             if not tenant_ids:
                 return {}
-            sql += f" AND tenant_id IN ({', '.join('?' * len(tenant_ids))})"
+            sql += f" AND {in_list('tenant_id', tenant_ids)}"
         rows = self.db.rows(sql + " GROUP BY tenant_id", tenant_ids or ())
         return {str(t): float(n) for t, n in rows}

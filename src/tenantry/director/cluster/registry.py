@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tenantry.director.store import Store
+from tenantry.director.store import Store, in_list
 
 HEARTBEAT = 2.0
 DEAD_AFTER = 10.0
@@ -116,7 +116,7 @@ class Registry:
         if tenant_ids is not None:
             if not tenant_ids:
                 return {}
-            sql += f" AND s.tenant_id IN ({', '.join('?' * len(tenant_ids))})"
+            sql += f" AND {in_list('s.tenant_id', tenant_ids)}"
             args += tenant_ids
         return {r[0]: RemoteSession(r[0], r[1], float(r[2]), r[3], r[4], r[5]) for r in self._store.db.rows(sql, args)}
 

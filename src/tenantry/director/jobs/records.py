@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenantry.director.store import Database, IntegrityError
+from tenantry.director.store import Database, IntegrityError, in_list
 
 # A run's kind -> (playbook under playbooks/, AWX job template title, exclusive per tenant)
 KINDS: dict[str, tuple[str, str, bool]] = {
@@ -151,7 +151,7 @@ class RunRecords:
         sql = f"SELECT {_COLUMNS} FROM runs WHERE tenant_id = ?"
         args: list[Any] = [tenant_id]
         if kinds:
-            sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            sql += f" AND {in_list('kind', kinds)}"
             args += list(kinds)
         sql += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
         args += [limit, offset]
@@ -161,7 +161,7 @@ class RunRecords:
         sql = f"SELECT {_COLUMNS} FROM runs"
         args: list[Any] = []
         if kinds:
-            sql += f" WHERE kind IN ({', '.join('?' * len(kinds))})"
+            sql += f" WHERE {in_list('kind', kinds)}"
             args += list(kinds)
         sql += " ORDER BY created_at DESC LIMIT ?"
         args.append(limit)
@@ -173,15 +173,14 @@ class RunRecords:
 
     def last_of_kinds(self, kinds: tuple[str, ...], tenant_ids: list[str] | None = None) -> dict[str, RunRow]:
         """Per tenant id (all, or those of ``tenant_ids``), its newest run of one of ``kinds`` (for the fleet page)."""
-        marks = ", ".join("?" * len(kinds))
         sql = (
-            f"SELECT {_COLUMNS} FROM runs r WHERE kind IN ({marks}) AND created_at = "
-            f"(SELECT MAX(created_at) FROM runs s WHERE s.tenant_id = r.tenant_id AND s.kind IN ({marks}))"
+            f"SELECT {_COLUMNS} FROM runs r WHERE {in_list('kind', kinds)} AND created_at = "
+            f"(SELECT MAX(created_at) FROM runs s WHERE s.tenant_id = r.tenant_id AND {in_list('s.kind', kinds)})"
         )
         if tenant_ids is not None:
             if not tenant_ids:
                 return {}
-            sql += f" AND r.tenant_id IN ({', '.join('?' * len(tenant_ids))})"
+            sql += f" AND {in_list('r.tenant_id', tenant_ids)}"
         rows = self.db.rows(sql, (*kinds, *kinds, *(tenant_ids or ())))
         return {str(r[1]): _run(r) for r in rows if r[1] is not None}
 
@@ -234,7 +233,7 @@ class RunRecords:
         if tenant_ids is not None:
             if not tenant_ids:
                 return {}
-            sql += f" WHERE tenant_id IN ({', '.join('?' * len(tenant_ids))})"
+            sql += f" WHERE {in_list('tenant_id', tenant_ids)}"
         rows = self.db.rows(sql, tenant_ids or ())
         return {str(r[0]): {"targets": json.loads(r[1]), "workloads": r[2]} for r in rows}
 

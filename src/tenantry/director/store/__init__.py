@@ -34,6 +34,7 @@ __all__ = [
     "TenantBrief",
     "TenantQuery",
     "TenantRow",
+    "in_list",
     "stored_state",
 ]
 
@@ -127,14 +128,15 @@ class TenantQuery:
             clauses.append("(LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(description) LIKE ? ESCAPE '\\')")
             args += [pattern, pattern]
         if self.stored_states:
-            clauses.append(f"{STORED_STATE_SQL} IN ({_marks(self.stored_states)})")
+            clauses.append(in_list(STORED_STATE_SQL, self.stored_states))
             args += list(self.stored_states)
         clauses += [f"id IN ({sub})" for sub in self.within]
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" * len(values))
+def in_list(column: str, values: Sequence[Any]) -> str:
+    """``column IN (?, ?, ...)``, one placeholder per value (the values are the query's arguments)."""
+    return f"{column} IN ({', '.join('?' * len(values))})"
 
 
 _TENANT_FIELDS = [f.name for f in dataclasses.fields(TenantRow)]
@@ -247,7 +249,7 @@ class Store:
         self.settle()
         found: dict[str, TenantRow] = {}
         for chunk in _chunks(ids):
-            rows = self.db.rows(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id IN ({_marks(chunk)})", chunk)
+            rows = self.db.rows(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE {in_list('id', chunk)}", chunk)
             found.update((r.id, r) for r in map(_tenant, rows))
         return [found[i] for i in ids if i in found]
 
@@ -256,7 +258,7 @@ class Store:
         wanted = sorted(set(ids))
         out: dict[str, str] = {}
         for chunk in _chunks(wanted):
-            rows = self.db.rows(f"SELECT id, name FROM tenants WHERE id IN ({_marks(chunk)})", chunk)
+            rows = self.db.rows(f"SELECT id, name FROM tenants WHERE {in_list('id', chunk)}", chunk)
             out.update((str(r[0]), str(r[1])) for r in rows)
         return out
 
@@ -356,12 +358,11 @@ class Store:
     def revoked_among(self, serials: list[str]) -> dict[str, bool]:
         """Which of ``serials`` are revoked: serial -> whether its tenant is revoked or gone (else superseded)."""
         out: dict[str, bool] = {}
-        for i in range(0, len(serials), 500):
-            chunk = serials[i : i + 500]
+        for chunk in _chunks(serials):
             rows = self.db.rows(
                 "SELECT c.serial, t.id IS NULL OR t.revoked_at IS NOT NULL FROM certificates c "
                 "LEFT JOIN tenants t ON t.id = c.tenant_id "
-                f"WHERE c.revoked_at IS NOT NULL AND c.serial IN ({', '.join('?' * len(chunk))})",
+                f"WHERE c.revoked_at IS NOT NULL AND {in_list('c.serial', chunk)}",
                 chunk,
             )
             out.update({r[0]: bool(r[1]) for r in rows})
