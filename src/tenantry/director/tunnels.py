@@ -31,8 +31,7 @@ from tenantry.protocol import rawtunnel, tls
 from tenantry.protocol.channel import RAW_ALPN, Channel, ChannelClosed, ChannelLimits, H2Stream, StreamError
 from tenantry.protocol.identity import der_sha256, tenant_id_of
 from tenantry.protocol.messages import TunnelCheck, TunnelCheckResult, split_target
-from tenantry.protocol.relay import CHUNK as _CHUNK
-from tenantry.protocol.relay import relay
+from tenantry.protocol.relay import TcpSide, relay
 
 log = logging.getLogger(__name__)
 
@@ -302,8 +301,8 @@ class TunnelManager:
             created_at=time.time(),
         )
         try:
-            tunnel.server = await asyncio.start_server(
-                lambda r, w: self._accept(tunnel, r, w), host=tunnel.host, port=listen_port, limit=_CHUNK
+            tunnel.server = await asyncio.get_running_loop().create_server(
+                lambda: TcpSide(lambda tcp: self._accepted(tunnel, tcp)), host=tunnel.host, port=listen_port
             )
         except OSError as exc:
             raise DirectorError(409, f"cannot listen on {tunnel.host}:{listen_port}: {exc.strerror}") from None
@@ -358,10 +357,13 @@ class TunnelManager:
         self._direct.clear()
 
     # ------------------------------------------------------------------ relay
-    async def _accept(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accepted(self, tunnel: Tunnel, tcp: TcpSide) -> None:
+        # What the MSP tool sends before the tunnel is authorised waits in ``tcp`` (reading pauses when full).
+        task = asyncio.get_running_loop().create_task(self._accept(tunnel, tcp))
         tunnel.tasks.add(task)
+        task.add_done_callback(tunnel.tasks.discard)
+
+    async def _accept(self, tunnel: Tunnel, tcp: TcpSide) -> None:
         tunnel.connections += 1
         stream: H2Stream | None = None
         raw: Channel | None = None
@@ -383,9 +385,9 @@ class TunnelManager:
                 # Authorised on the channel; the bytes go on their own TLS connection (rawtunnel).
                 raw = await route.raw.dial(token, route.fingerprint if route.psk is not None else None)
                 tunnel.raw_connections += 1
-                await rawtunnel.relay_raw(raw, reader, writer)
+                await rawtunnel.relay_raw(raw, tcp)
             else:
-                await relay(reader, writer, stream)
+                await relay(tcp, stream)
         except Exception as exc:  # one bad connection must not hurt the listener
             log.info("tunnel %s connection ended: %s", tunnel.id, exc)
         finally:
@@ -396,8 +398,7 @@ class TunnelManager:
             if stream is not None:
                 with contextlib.suppress(Exception):
                     stream.reset()
-            writer.close()
-            tunnel.tasks.discard(task)
+            tcp.close()
 
 
 def _detail(body: bytes, status: int) -> str:

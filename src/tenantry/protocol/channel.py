@@ -454,6 +454,9 @@ class Channel(asyncio.Protocol):
         self._raw_paused = False
         self._on_raw_data: Callable[[bytes], None] | None = None
         self._on_raw_eof: Callable[[], None] | None = None
+        # Raw mode: told False when the socket's write buffer passed its high-water mark, True when it
+        # drained (the owner pauses and resumes its other side: rawtunnel.relay_raw).
+        self.on_raw_writable: Callable[[bool], None] | None = None
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -539,9 +542,13 @@ class Channel(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_ok.clear()
+        if self.on_raw_writable is not None:
+            self.on_raw_writable(False)
 
     def resume_writing(self) -> None:
         self._write_ok.set()
+        if self.on_raw_writable is not None:
+            self.on_raw_writable(True)
         if self._raw_paused:
             self._reading_paused = False  # the raw owner resumes reading when its side has drained
             return

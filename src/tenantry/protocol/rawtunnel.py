@@ -25,14 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tenantry.protocol.channel import Channel, ChannelClosed
-from tenantry.protocol.relay import both_ways
+from tenantry.protocol.relay import TcpSide
 
 REQUEST_HEADER = "tenantry-raw"
 TOKEN_HEADER = "tenantry-raw-token"
 TOKEN_BYTES = 32
 TOKEN_LINE = 2 * TOKEN_BYTES + 1  # hex and a newline
-CHUNK = 256 * 1024
-_HIGH_WATER = 1 << 20  # bytes queued towards the TCP side before the TLS side stops reading
 
 
 class RawRefused(ConnectionError):
@@ -116,71 +114,72 @@ def read_token(channel: Channel, timeout: float) -> asyncio.Future[tuple[str, by
     return fut
 
 
-async def relay_raw(
-    channel: Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes = b""
-) -> None:
-    """Copy bytes both ways between a raw TLS channel and a TCP connection, half-close aware."""
-    loop = asyncio.get_running_loop()
-    transport = writer.transport
-    transport.set_write_buffer_limits(high=_HIGH_WATER)
-    down_done: asyncio.Future[None] = loop.create_future()
-    resuming: list[asyncio.Task[None]] = []
+async def relay_raw(channel: Channel, tcp: TcpSide, first: bytes = b"") -> None:
+    """Copy bytes both ways between a raw TLS channel and a TCP connection, half-close aware.
 
-    async def resume() -> None:
-        try:
-            await writer.drain()
-        except (ConnectionError, RuntimeError) as exc:
-            if not down_done.done():
-                down_done.set_exception(exc)
+    Nothing awaits on the way: what one side receives goes straight to the other's write, and a
+    side whose write buffer is full pauses reading on the other until it drains.  ``first``: what
+    came after the token line.
+    """
+    loop = asyncio.get_running_loop()
+    up_done: asyncio.Future[None] = loop.create_future()  # the TCP peer's end was passed on
+    down_done: asyncio.Future[None] = loop.create_future()  # the channel's end was passed on
+
+    def settle(done: asyncio.Future[None], exc: BaseException | None = None) -> None:
+        if done.done():
             return
-        finally:
-            resuming.clear()
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
+
+    # Down: the channel's plaintext to the TCP connection.
+    def on_raw(data: bytes) -> None:
+        tcp.write_nowait(data)
+
+    def on_raw_eof() -> None:
+        tcp.write_eof()
+        settle(down_done)
+
+    # Up: the TCP connection's bytes to the channel.
+    def on_tcp(data: bytes) -> None:
+        try:
+            channel.send_raw(data)
+        except ChannelClosed as exc:
+            tcp.pause(True)
+            settle(up_done, exc)
+
+    def on_tcp_eof(error: Exception | None) -> None:
+        if error is not None:
+            settle(up_done, ConnectionResetError(f"tunnel connection lost: {error}"))
+            return
+        channel.end_raw()
+        settle(up_done)
+
+    tcp.on_writable = lambda ok: channel.pause_raw(not ok)
+    channel.on_raw_writable = lambda ok: tcp.pause(not ok)
+    if first:
+        on_raw(first)
+    channel.take_raw(on_raw, on_raw_eof)
+    tcp.take(on_tcp, on_tcp_eof)
+    if tcp.writable:
         channel.pause_raw(False)
 
-    def on_data(data: bytes) -> None:
-        if transport.is_closing():
-            return
-        writer.write(data)
-        if not resuming and transport.get_write_buffer_size() > _HIGH_WATER:
-            channel.pause_raw(True)
-            resuming.append(loop.create_task(resume()))
-
-    def on_eof() -> None:
-        if writer.can_write_eof() and not transport.is_closing():
-            writer.write_eof()
-        if not down_done.done():
-            down_done.set_result(None)
-
-    if first:
-        on_data(first)
-    channel.take_raw(on_data, on_eof)
-    channel.pause_raw(False)
-
-    async def up() -> None:
-        while True:
-            data = await reader.read(CHUNK)
-            if not data:
-                channel.end_raw()
-                return
-            channel.send_raw(data)
-            await channel.drained()
-
-    async def down() -> None:
-        closed: asyncio.Future[str] = asyncio.ensure_future(asyncio.shield(channel.closed))
-        try:
-            waiters: list[asyncio.Future[Any]] = [down_done, closed]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-        if not down_done.done():
-            raise ChannelClosed(channel.close_reason or "raw connection closed")
-        down_done.result()
-        await writer.drain()
-
+    closed: asyncio.Future[str] = asyncio.ensure_future(asyncio.shield(channel.closed))
+    waiters: list[asyncio.Future[Any]] = [up_done, down_done, closed, tcp.lost]
     try:
-        await both_ways(up(), down())
+        while True:
+            for done in (up_done, down_done):
+                if done.done() and done.exception() is not None:
+                    raise done.exception()  # type: ignore[misc]
+            if up_done.done() and (down_done.done() or tcp.lost.done()):
+                return  # both ends passed on (or the TCP side can take nothing more)
+            if closed.done():
+                raise ChannelClosed(channel.close_reason or "raw connection closed")
+            await asyncio.wait([w for w in waiters if not w.done()], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in resuming:
-            task.cancel()
+        closed.cancel()
+        tcp.on_writable = None
+        channel.on_raw_writable = None
         with contextlib.suppress(Exception):
             channel.close("tunnel connection ended")

@@ -46,7 +46,7 @@ from tenantry.protocol.messages import (
     TunnelCheckResult,
     split_target,
 )
-from tenantry.protocol.relay import CHUNK, relay
+from tenantry.protocol.relay import TcpSide, relay
 from tenantry.transporter.backup.jobs import Jobs
 from tenantry.transporter.config import StateDir, TransporterConfig
 
@@ -242,8 +242,7 @@ class Site:
         self,
         stream: H2Stream,
         extra: list[tuple[str, str]],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        tcp: TcpSide,
     ) -> None:
         """The tunnel's bytes on their own TLS connection, redeemed with a one-time token (rawtunnel)."""
         assert self.raw_tokens is not None
@@ -260,7 +259,7 @@ class Site:
         finally:
             self.raw_tokens.withdraw(token)
         try:
-            await rawtunnel.relay_raw(channel, reader, writer, first)
+            await rawtunnel.relay_raw(channel, tcp, first)
         except (ConnectionError, RuntimeError) as exc:
             log.info("raw tunnel connection to %s ended: %s", stream.header(":authority"), exc)
             raise
@@ -275,7 +274,8 @@ class Site:
             return
         host, port = split_target(target)
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=CHUNK), 10)
+            # What the target sends before the tunnel is up (a banner) waits in ``tcp``.
+            _t, tcp = await asyncio.wait_for(asyncio.get_running_loop().create_connection(TcpSide, host, port), 10)
         except (OSError, TimeoutError) as exc:
             await _reply(stream, 502, ErrorBody(error=f"cannot connect to {target}: {exc}"), extra)
             return
@@ -285,14 +285,14 @@ class Site:
                 and self.raw_tokens is not None
                 and stream.header(rawtunnel.REQUEST_HEADER) == "1"
             ):
-                await self._raw_tunnel(stream, extra, reader, writer)
+                await self._raw_tunnel(stream, extra, tcp)
                 return
             stream.send_headers([(":status", "200"), *extra])
-            await relay(reader, writer, stream)
+            await relay(tcp, stream)
         finally:
-            writer.close()
+            tcp.close()
             with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                await asyncio.wait_for(tcp.wait_closed(), 10)
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -8,8 +8,12 @@ stream, then dials the raw connection and presents the token.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -208,3 +212,78 @@ def test_more_tunnel_connections_than_raw_slots_share_the_channel(
             s.close()
     (listed,) = director.api("GET", "/api/v1/tenants/raw-a/tunnels")
     assert listed["connections"] == 10 and listed["raw_connections"] == 4
+
+
+class SpeaksFirst:
+    """A target that speaks first (an SSH-like banner) and then streams, while reading what it is sent."""
+
+    BANNER = b"SSH-2.0-tenantry-test\r\n"
+
+    def __init__(self, send: int) -> None:
+        self.pattern = bytes(range(256)) * (send // 256)
+        self.sent = 0  # bytes of the pattern the target's socket took so far
+        self._srv = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._srv.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _send(self, conn: socket.socket) -> None:
+        conn.sendall(self.BANNER)
+        view = memoryview(self.pattern)
+        for at in range(0, len(view), 1 << 20):
+            conn.sendall(view[at : at + (1 << 20)])
+            self.sent = at + len(view[at : at + (1 << 20)])
+
+    def _serve(self) -> None:
+        conn, _addr = self._srv.accept()
+        with conn:
+            sender = threading.Thread(target=self._send, args=(conn,))
+            sender.start()  # at once, before any tunnel is up on the other side
+            digest = hashlib.sha256()
+            while data := conn.recv(1 << 16):
+                digest.update(data)
+            sender.join()
+            conn.sendall(b"\nreceived " + digest.hexdigest().encode())
+
+    def close(self) -> None:
+        self._srv.close()
+
+
+def test_a_target_that_speaks_first_and_a_slow_reader_lose_nothing(
+    director: DirectorProc, make_transporter: Callable[..., TransporterProc]
+) -> None:
+    # The target's banner arrives before the raw connection is redeemed, and the MSP tool's first
+    # bytes before the Director has asked the Transporter: both wait at the TCP side, not lost.
+    # Then the tool reads nothing for a while: the target must be held back (each side pauses the
+    # other when its buffer is full; only socket buffers and a few MiB of queues are in flight),
+    # and once it reads, all 96 MiB arrive in order while 4 MiB went the other way.
+    size = 96 << 20
+    target = SpeaksFirst(size)
+    try:
+        _site(director, make_transporter, "raw-a", target.port)
+        tunnel = director.api(
+            "POST", "/api/v1/tenants/raw-a/tunnels", {"target": f"127.0.0.1:{target.port}", "via": "direct"}
+        )
+        upload = os.urandom(4 << 20)
+        with socket.create_connection(("127.0.0.1", tunnel["port"]), timeout=30) as s:
+
+            def send() -> None:
+                s.sendall(upload)
+                s.shutdown(socket.SHUT_WR)
+
+            sender = threading.Thread(target=send)
+            sender.start()
+            wait_for(lambda: target.sent > 0, 10, "the target to start sending")
+            time.sleep(2.0)  # the tool reads nothing
+            held = target.sent
+            assert held < size // 2, f"{held} bytes left the target while nobody read"
+            got = bytearray()
+            while data := s.recv(1 << 16):
+                got += data
+            sender.join()
+        expected = target.BANNER + target.pattern + b"\nreceived " + hashlib.sha256(upload).hexdigest().encode()
+        assert len(got) == len(expected)
+        assert bytes(got) == expected
+        (listed,) = director.api("GET", "/api/v1/tenants/raw-a/tunnels")
+        assert listed["raw_connections"] == 1
+    finally:
+        target.close()
