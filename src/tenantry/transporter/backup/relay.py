@@ -5,7 +5,8 @@ streams (``POST /v1/jobs/<id>/carrier``); each waits here, idle, until restic co
 job's loopback port.  Then the TCP connection and the carrier are joined and bytes are copied
 both ways until either side ends.  The Transporter cannot choose what is at the other end: the
 Director serves the repository of the tenant whose certificate holds the session.  A connection
-that finds no carrier within ``wait`` seconds is closed.
+that finds no carrier within ``wait`` seconds is closed.  restic's connections are read by
+``protocol.relay.TcpSide`` (no StreamReader; reading pauses while 1 MiB waits for the carrier).
 """
 
 from __future__ import annotations
@@ -18,96 +19,12 @@ from collections import deque
 import h2.errors
 
 from tenantry.protocol.channel import ChannelClosed, H2Stream, StreamError
+from tenantry.protocol.relay import TcpSide
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20  # the most one carrier write takes from restic's connection (one HTTP/2 frame at most)
-_SMALL = 1 << 16
 _QUEUE = 1 << 20  # bytes read from restic and not yet sent on: past it, reading pauses
-
-
-class _ResticConnection(asyncio.Protocol):
-    """One connection restic made to the loopback endpoint, read without a StreamReader.
-
-    A StreamReader copies every byte into its buffer and out again; here what the socket gave is
-    handed on as it is (pieces under 64 KiB are joined, up to ``_CHUNK``), with the same back-pressure:
-    reading pauses while ``_QUEUE`` bytes wait for the carrier, writing waits for the socket.
-    """
-
-    def __init__(self, relay: Relay) -> None:
-        self._relay = relay
-        self.transport: asyncio.Transport | None = None
-        self._chunks: deque[bytes] = deque()
-        self._queued = 0
-        self._eof = False
-        self._lost = False
-        self._paused = False
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self._relay._connected(self)
-
-    def data_received(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._queued += len(data)
-        self._readable.set()
-        if self._queued >= _QUEUE and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def eof_received(self) -> bool:
-        self._eof = True  # restic half-closed: its last request may still be answered
-        self._readable.set()
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = self._lost = True
-        self._readable.set()
-        self._writable.set()
-
-    def pause_writing(self) -> None:
-        self._writable.clear()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
-
-    async def read(self) -> bytes:
-        """What restic sent next (``b""``: it closed its side)."""
-        while not self._chunks:
-            if self._eof:
-                return b""
-            self._readable.clear()
-            await self._readable.wait()
-        data = self._chunks.popleft()
-        if self._chunks and len(data) < _SMALL:  # small pieces are joined (fewer frames); large ones go as they are
-            parts = [data]
-            size = len(data)
-            while self._chunks and size + len(self._chunks[0]) <= _CHUNK:
-                part = self._chunks.popleft()
-                parts.append(part)
-                size += len(part)
-            data = b"".join(parts) if len(parts) > 1 else data
-        self._queued -= len(data)
-        if self._paused and self._queued < _QUEUE // 2 and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-        return data
-
-    async def write(self, data: bytes) -> None:
-        if self._lost or self.transport is None or self.transport.is_closing():
-            raise ConnectionResetError("restic closed the connection")
-        self.transport.write(data)
-        await self._writable.wait()
-        if self._lost:
-            raise ConnectionResetError("restic closed the connection")
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 class Relay:
@@ -126,11 +43,11 @@ class Relay:
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _ResticConnection(self), "127.0.0.1", 0)
+        self._server = await loop.create_server(lambda: TcpSide(self._connected, queue=_QUEUE), "127.0.0.1", 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
-    def _connected(self, conn: _ResticConnection) -> None:
+    def _connected(self, conn: TcpSide) -> None:
         task = asyncio.get_running_loop().create_task(self._accept(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -162,7 +79,7 @@ class Relay:
                 await self._arrived.wait()
 
     # ------------------------------------------------------------------ restic's connections
-    async def _accept(self, conn: _ResticConnection) -> None:
+    async def _accept(self, conn: TcpSide) -> None:
         self.connections += 1
         done: asyncio.Future[None] | None = None
         stream: H2Stream | None = None
@@ -187,10 +104,10 @@ class Relay:
             if done is not None and not done.done():
                 done.set_result(None)
 
-    async def _join(self, conn: _ResticConnection, stream: H2Stream) -> None:
+    async def _join(self, conn: TcpSide, stream: H2Stream) -> None:
         async def up() -> None:
             while True:
-                data = await conn.read()
+                data = await conn.read(_CHUNK)
                 if not data:
                     stream.end()
                     return
