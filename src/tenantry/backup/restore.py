@@ -4,9 +4,9 @@ Used by the Transporter (back to the client site: restic reads the tenant's repo
 MSP through the uplink) and by the Director (into the MSP's production cluster, disaster
 recovery from backup: restic reads the repository directly).  Either way restic first restores
 the manifest, the configuration files and every disk's first 8 segments, then each disk's other
-segments in batches (256 at a time - 1 GiB - and 8 at the end) into a staging directory, with its parallel pack downloads
-(``restic dump`` fetches one blob after another: a round trip each, four times slower through
-the uplink); the segments are uploaded in order as the disk's flat file while restic restores
+segments in batches (256 at a time - 1 GiB - and 8 at the end) into a staging directory, with its
+parallel pack downloads (``restic dump`` fetches one blob after another: a round trip each, four
+times slower through the uplink); the segments are uploaded in order as the disk's flat file while restic restores
 the next batch (two restores run at once while the upload waits for one).
 
 Registration uploads the ``.vmx`` (names rewritten for the new VM) and calls ``RegisterVM``;
