@@ -55,6 +55,10 @@ def disk_dir(key: int) -> str:
     return f"disk-{key}"
 
 
+#: Every disk's directory, as a restic ``--include`` pattern.
+DISK_DIRS = "disk-*"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

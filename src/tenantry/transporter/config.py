@@ -67,7 +67,7 @@ class BackupConfig(BaseModel):
     vsphere: VSphereConfig | None = None
     staging_dir: Path | None = Field(default=None, description="default: <state_dir>/backup-staging")
     staging_bytes: int = Field(
-        default=1 << 30, ge=16 << 20, le=1 << 42, description="changed segments staged before restic runs"
+        default=512 << 20, ge=16 << 20, le=1 << 42, description="changed segments staged before restic runs"
     )
     restic: str = Field(default="restic", description="the restic binary")
     site_repository: Path | None = Field(

@@ -1,6 +1,7 @@
 """Backup throughput through the whole path vs plain restic, incrementals, changed-block tracking, restore.
 
     .venv/bin/python tests/bench/backups/bench_backup.py [--gib 4] [--keep DIR] [--full-and-restore] [--profile DIR]
+        [--staging-mib 512]
 
 Everything real on this machine: the client site's vCenter simulator with one VM whose disk holds
 ``--gib`` GiB (40 % incompressible, 40 % text-like, 20 % zeros), a Director and an enrolled
@@ -23,6 +24,7 @@ with, and the mean is the baseline (the machine's load drifts).  ``--full-and-re
 py-spy samples the Director and the Transporter (Python and native frames, ``<phase>-<process>.txt``,
 collapsed stacks) and ``perf record -a`` the whole machine (``<phase>.perf.data``; ``perf report
 --sort pid,dso`` splits the CPU by process and library: TLS, hashing, copies, restic, the simulator).
+``--staging-mib``: the Transporter's staging budget (default 512, the Transporter's own default).
 """
 
 from __future__ import annotations
@@ -204,6 +206,9 @@ def main() -> None:
         help="only the full backup (1) and the restore (5) with their baselines",
     )
     parser.add_argument("--profile", type=Path, help="sample the processes during 1 and 5 into this directory")
+    parser.add_argument(
+        "--staging-mib", type=int, default=512, help="the Transporter's staging budget (its default: 512)"
+    )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-backup-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -219,7 +224,8 @@ def main() -> None:
             f"{time.monotonic() - t:.1f} s; load {_uptime()}"
         )
         (work / "services").mkdir(exist_ok=True)
-        lab = start_lab(work / "services", site, staging_bytes=1 << 30, seeds={"heartbeat_interval": 15.0})
+        staging = args.staging_mib * MIB
+        lab = start_lab(work / "services", site, staging_bytes=staging, seeds={"heartbeat_interval": 15.0})
         try:
             flat = _datastore_file(lab, "bench-vm")
             plain_backup, plain_restore, plain_size = _plain_restic(flat, work)

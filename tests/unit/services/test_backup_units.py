@@ -83,7 +83,7 @@ def test_restore_batches_start_and_end_small(count: int) -> None:
     assert sum(sizes) == count and all(0 < s <= BATCH for s in sizes)
     if count > 8:
         assert sizes[0] == 8 and sizes[-1] <= 8  # the upload starts early and its tail waits little
-    assert batch_sizes(1024) == [8] + [128] * 7 + [112, 8]
+    assert batch_sizes(1024) == [8] + [256] * 3 + [240, 8]
 
 
 def test_disk_state_round_trips_compactly() -> None:

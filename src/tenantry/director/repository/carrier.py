@@ -130,6 +130,11 @@ class Carriers:
             if not watched.eof:
                 with contextlib.suppress(Exception):
                     stream.reset(h2.errors.ErrorCodes.CANCEL)
+            # A carrier that ends makes room: top the idle ones up again.  Without this, a moment
+            # with ``most`` carriers open (restic runs that follow each other quickly) left none
+            # idle for good, and the next restic waited for a carrier until the relay gave up.
+            if self.failed is None and self.idle < self.idle_target:
+                self._open()
 
     async def close(self) -> None:
         """Stop serving: every carrier of this job is reset."""

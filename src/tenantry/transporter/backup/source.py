@@ -108,7 +108,7 @@ class Options:
     parent: str | None = None  # the snapshot the Director considers this VM's latest
     changed_blocks: bool = False
     tags: list[str] = field(default_factory=list)
-    staging_bytes: int = 1 << 30
+    staging_bytes: int = 512 << 20
 
 
 @dataclass
