@@ -248,15 +248,16 @@ async def _segments(
     assert start == count, (start, count)
 
     def fetch(indices: list[int]) -> asyncio.Future[None]:
-        if first_ready and indices is batches[0] and indices[-1] < FIRST_BATCH:
-            ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            ready.set_result(None)
-            return ready
         includes = [f"{snap_dir}/{segment_name(i)}" for i in indices]
         return asyncio.ensure_future(restic.restore(repo, snapshot, stage, includes))
 
     pending: deque[asyncio.Future[None]] = deque()
     queued = iter(batches)
+    if first_ready and batches and batches[0][-1] < FIRST_BATCH:
+        next(queued)  # restored with the manifest: nothing to wait for
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ready.set_result(None)
+        pending.append(ready)
     try:
         for indices in batches:
             while len(pending) < max(1, ahead):

@@ -109,6 +109,10 @@ class Carriers:
     def _in_use(self) -> None:
         self.idle -= 1
         self.used += 1
+        self._top_up()
+
+    def _top_up(self) -> None:
+        """Keep ``idle_target`` carriers idle (within ``most``): after one is taken, and after one ends."""
         if self.idle < self.idle_target:
             self._open()
 
@@ -130,11 +134,11 @@ class Carriers:
             if not watched.eof:
                 with contextlib.suppress(Exception):
                     stream.reset(h2.errors.ErrorCodes.CANCEL)
-            # A carrier that ends makes room: top the idle ones up again.  Without this, a moment
-            # with ``most`` carriers open (restic runs that follow each other quickly) left none
-            # idle for good, and the next restic waited for a carrier until the relay gave up.
-            if self.failed is None and self.idle < self.idle_target:
-                self._open()
+            # A carrier that ends makes room.  Without this, a moment with ``most`` carriers open
+            # (restic runs that follow each other quickly) left none idle for good, and the next
+            # restic waited for a carrier until the relay gave up.
+            if self.failed is None:
+                self._top_up()
 
     async def close(self) -> None:
         """Stop serving: every carrier of this job is reset."""
