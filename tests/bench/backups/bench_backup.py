@@ -19,12 +19,14 @@ Transporter (processes, TLS uplink), restic 0.14 at both ends.  Figures and rati
    ``restic restore`` from the local repository (target ratio >= 0.7).
 
 Each baseline is measured in the same run, once before and once right after what it is compared
-with, and the mean is the baseline (the machine's load drifts).  ``--full-and-restore`` runs only
-1 and 5 (one VM to seed instead of two: about half the time).  ``--profile DIR``: during 1 and 5,
-py-spy samples the Director and the Transporter (Python and native frames, ``<phase>-<process>.txt``,
-collapsed stacks) and ``perf record -a`` the whole machine (``<phase>.perf.data``; ``perf report
---sort pid,dso`` splits the CPU by process and library: TLS, hashing, copies, restic, the simulator).
-``--staging-mib``: the Transporter's staging budget (default 512, the Transporter's own default).
+with, and the mean is the baseline (the machine's load drifts).  Every measured operation starts
+after ``SETTLE`` seconds of quiet, so that none inherits the warm memory the one before freed.
+``--full-and-restore`` runs only 1 and 5 (one VM to seed instead of two: about half the time).
+``--profile DIR``: during 1 and 5, py-spy samples the Director and the Transporter (Python and native frames,
+``<phase>-<process>.txt``, collapsed stacks) and ``perf record -a`` the whole machine (``<phase>.perf.data``;
+``perf report --sort pid,dso`` splits the CPU by process and library: TLS, hashing, copies, restic, the
+simulator). ``--staging-mib``: the Transporter's staging budget (default 512, the Transporter's own default);
+``--staging-dir``: its staging directory (default: in the work directory).
 """
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ MIB = 1 << 20
 # backup, competing with what is measured.  The run's duration is the Transporter's own figure, so
 # polling once a second does not round it.
 POLL = 1.0
+# Seconds of quiet before each measured operation.  This VM's guest hands memory that stayed free for
+# about 2 seconds back to its host (virtio_balloon free page reporting), and taking it again costs up
+# to 3 CPU-seconds per GiB; memory freed a moment ago costs a tenth of that.  Without a pause, each
+# operation inherits the warm pages the one before freed (a plain restic restore right after the
+# path's restore, whose staging was just deleted, ran in 9-10 s instead of 14-16): with it, every
+# operation, baseline or path, starts from the same cold memory.
+SETTLE = 6.0
+
+
+def _settle() -> None:
+    time.sleep(SETTLE)
 
 
 def _cpu(pid: int) -> tuple[float, float]:
@@ -118,6 +131,7 @@ def _plain_backup(flat: Path, work: Path, name: str) -> tuple[float, float]:
         "RESTIC_CACHE_DIR": str(work / "c"),
     }
     subprocess.run(["restic", "init", "--repository-version", "2", "-q"], env=env, check=True)
+    _settle()
     cpu = _children_cpu()
     t = time.monotonic()
     subprocess.run(["restic", "backup", "-q", "--host", "bench", flat.name], env=env, check=True, cwd=flat.parent)
@@ -134,6 +148,7 @@ def _plain_restore(work: Path) -> tuple[float, float]:
     }
     out = work / "plain-restore"
     shutil.rmtree(out, ignore_errors=True)
+    _settle()
     cpu = _children_cpu()
     t = time.monotonic()
     subprocess.run(["restic", "restore", "latest", "-q", "--target", str(out)], env=env, check=True)
@@ -209,6 +224,9 @@ def main() -> None:
     parser.add_argument(
         "--staging-mib", type=int, default=512, help="the Transporter's staging budget (its default: 512)"
     )
+    parser.add_argument(
+        "--staging-dir", type=Path, help="the Transporter's staging directory (default: in the work directory)"
+    )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-backup-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -225,7 +243,13 @@ def main() -> None:
         )
         (work / "services").mkdir(exist_ok=True)
         staging = args.staging_mib * MIB
-        lab = start_lab(work / "services", site, staging_bytes=staging, seeds={"heartbeat_interval": 15.0})
+        lab = start_lab(
+            work / "services",
+            site,
+            staging_bytes=staging,
+            staging_dir=args.staging_dir,
+            seeds={"heartbeat_interval": 15.0},
+        )
         try:
             flat = _datastore_file(lab, "bench-vm")
             plain_backup, plain_restore, plain_size = _plain_restic(flat, work)
@@ -240,6 +264,7 @@ def main() -> None:
                 "transporter (+restic)": lab.transporter.proc.pid,  # type: ignore[union-attr]
                 "simulator": site.pid,
             }
+            _settle()
             before = {k: _cpu(v) for k, v in pids.items()}
             print(f"load before the full backup: {_uptime()}")
             with _profiled(args.profile, "backup", pids):
@@ -298,6 +323,7 @@ def main() -> None:
                     f"from the datastore, {int(cinc['uplink_bytes']) / MIB:.1f} MiB on the uplink"
                 )  # type: ignore[call-overload]
 
+            _settle()
             before = {k: _cpu(v) for k, v in pids.items()}
             print(f"load before the restore: {_uptime()}")
             with _profiled(args.profile, "restore", pids):

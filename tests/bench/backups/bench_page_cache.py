@@ -1,10 +1,16 @@
-"""What writing staged segments costs in this machine's page cache: new files vs files written over.
+"""What writing staged segments costs in this machine's page cache: new files vs files written over, by write size.
 
-    .venv/bin/python tests/bench/backups/bench_page_cache.py [--mib 1024] [--dir DIR]
+    .venv/bin/python tests/bench/backups/bench_page_cache.py [--mib 1024] [--dir DIR] [--write-kib 256] [--sweep]
 
-Writes ``--mib`` MiB as 4 MiB files (the backup's segments) three ways and prints the CPU seconds of each:
+Writes ``--mib`` MiB as 4 MiB files (the backup's segments) three ways, in writes of ``--write-kib`` KiB
+(default: the services' own, :data:`tenantry.common.memory.FILE_WRITE`), and prints the CPU seconds of each:
 new files (twice: the first run takes pages the guest may have handed back to its host, the second reuses
 pages freed a moment ago), then the same files written over in place (the Transporter's spares).
+
+``--sweep``: new files only, in writes of 4096, 2048, 1024, 512, 256 and 64 KiB, each after
+``SETTLE`` seconds of quiet (memory free that long has been handed back to the host), with each figure's ratio
+to the services' write size.  The kernel gives a file folios as large as each write (ext4's large folios),
+and a 2 MiB folio comes from the 2 MiB blocks the guest reported free to its host.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from tenantry.common.memory import FILE_WRITE
+
 SEGMENT = 4 << 20
+SETTLE = 6.0
 
 
-def _write(directory: Path, count: int, data: bytes, *, over: bool) -> tuple[float, float]:
+def _write(directory: Path, count: int, data: bytes, *, over: bool, piece: int) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.monotonic()
     for i in range(count):
         path = directory / f"s{i}"
@@ -29,25 +38,50 @@ def _write(directory: Path, count: int, data: bytes, *, over: bool) -> tuple[flo
             path.unlink(missing_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view[:piece]) :]
         finally:
             os.close(fd)
     return time.process_time() - cpu, time.monotonic() - wall
+
+
+def _empty(directory: Path) -> None:
+    for p in directory.iterdir():
+        p.unlink()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--dir", type=Path, help="where to write (default: a temporary directory, removed)")
+    parser.add_argument("--write-kib", type=int, default=FILE_WRITE >> 10, help="the size of each write")
+    parser.add_argument("--sweep", action="store_true", help="new files in cold memory, by write size")
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="bench-page-cache-"))
     directory.mkdir(parents=True, exist_ok=True)
     count = args.mib * (1 << 20) // SEGMENT
+    gib = args.mib / 1024
     data = os.urandom(SEGMENT)
     try:
+        if args.sweep:
+            figures: dict[int, float] = {}
+            for kib in (4096, 2048, 1024, 512, FILE_WRITE >> 10, 64):
+                _empty(directory)
+                time.sleep(SETTLE)
+                cpu, _wall = _write(directory, count, data, over=False, piece=kib << 10)
+                figures[kib] = cpu
+            base = figures[FILE_WRITE >> 10]
+            for kib, cpu in figures.items():
+                print(
+                    f"new files, {kib:4d} KiB writes: {cpu / gib:.2f} CPU seconds per GiB "
+                    f"({cpu / base:.1f}x the {FILE_WRITE >> 10} KiB writes)"
+                )
+            return
+        piece = args.write_kib << 10
         for label, over in (("new files", False), ("new files again", False), ("written over", True)):
-            cpu, wall = _write(directory, count, data, over=over)
-            print(f"{label:16s} {args.mib} MiB: {cpu:.2f} CPU seconds, {wall:.2f} s")
+            cpu, wall = _write(directory, count, data, over=over, piece=piece)
+            print(f"{label:16s} {args.mib} MiB in {args.write_kib} KiB writes: {cpu:.2f} CPU seconds, {wall:.2f} s")
     finally:
         if args.dir is None:
             shutil.rmtree(directory, ignore_errors=True)

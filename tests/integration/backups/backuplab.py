@@ -19,14 +19,19 @@ from tenantry.lab.simulator import Endpoint
 
 
 def transporter_config(
-    site: Endpoint, root: Path, *, staging_bytes: int | None = None, site_repository: Path | None = None
+    site: Endpoint,
+    root: Path,
+    *,
+    staging_bytes: int | None = None,
+    site_repository: Path | None = None,
+    staging_dir: Path | None = None,
 ) -> str:
     password = root / "vcenter.password"
     password.write_text(site.password)
     password.chmod(0o600)
     lines = [
         "[backup]",
-        f"staging_dir = {str(root / 'staging')!r}",
+        f"staging_dir = {str(staging_dir or root / 'staging')!r}",
     ]
     if staging_bytes is not None:
         lines.append(f"staging_bytes = {staging_bytes}")
@@ -97,6 +102,7 @@ def start_lab(
     seeds: dict[str, Any] | None = None,
     staging_bytes: int | None = None,
     site_repository: Path | None = None,
+    staging_dir: Path | None = None,
 ) -> BackupLab:
     # Heartbeats of 2 s (not the services tests' 0.3 s): bulk transfers on a loaded 2-core machine must not
     # look like a dead peer.
@@ -106,7 +112,9 @@ def start_lab(
     result = transporter.enroll(director, created["credentials"]["enrollment_key"])
     assert result.returncode == 0, result.stderr
     transporter.start(
-        config=transporter_config(site, root, staging_bytes=staging_bytes, site_repository=site_repository)
+        config=transporter_config(
+            site, root, staging_bytes=staging_bytes, site_repository=site_repository, staging_dir=staging_dir
+        )
     )
     wait_for(lambda: director.online(tenant), 30, f"{tenant} online")
     return BackupLab(root, director, transporter, site, tenant)

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tenantry.common.memory import write_file
+
 TYPES = ("data", "keys", "locks", "snapshots", "index")
 _NAME = re.compile(r"^[0-9a-f]{64}$")
 INCOMING = ".incoming"  # temporary uploads (not part of restic's layout; restic ignores it)
@@ -212,10 +214,7 @@ class Upload:
             self.repo.reserve(more)
             self.reserved += more
         self._hash.update(data)
-        view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
+        write_file(self.fd, data)
 
     def sync(self) -> None:
         """Make the bytes durable (called in a worker thread before :meth:`commit`)."""

@@ -56,6 +56,7 @@ from tenantry.backup.layout import (
     split_datastore_path,
 )
 from tenantry.backup.vsphere import VSphere, VSphereError
+from tenantry.common.memory import write_file
 
 log = logging.getLogger(__name__)
 
@@ -430,9 +431,7 @@ class SourceBackup:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 target = path
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_file(fd, data)
                 if spare is not None:
                     os.ftruncate(fd, len(data))
             finally:
