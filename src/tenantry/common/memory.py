@@ -65,10 +65,10 @@ def write_file(fd: int, data: bytes | bytearray | memoryview) -> None:
 
     The kernel (6.x, ext4's large folios) gives a file's page cache folios as large as each write:
     a 4 MiB write takes 2 MiB folios, which come from the 2 MiB blocks a VM's guest hands back to its
-    host (free page reporting), and the host faults every page of them in again.  In the lab's VM,
-    4 GiB written into new files cost 12.7 CPU-seconds in 2 MiB writes, 9.4 in 1 MiB, 5.7 in 512 KiB
-    and 2.1 in 256 KiB writes (``tests/bench/backups/bench_page_cache.py --write-kib N``).  On bare
-    metal the pieces cost a few more system calls, nothing else.
+    host (free page reporting), and the host faults every page of them in again.  In the lab's VM, new
+    files cost 3.06 CPU-seconds per GiB in 4 MiB writes, 3.16 in 2 MiB, 0.36 in 1 MiB and 0.32 in 256 KiB
+    writes (2 GiB, ``tests/bench/backups/bench_page_cache.py --mib 2048 --sweep``); at 4 GiB, 1 MiB writes
+    cost 0.77 and 256 KiB 0.48.  On bare metal the pieces cost a few more system calls, nothing else.
     """
     view = memoryview(data)
     while view:

@@ -20,7 +20,7 @@ Transporter (processes, TLS uplink), restic 0.14 at both ends.  Figures and rati
 
 Each baseline is measured in the same run, once before and once right after what it is compared
 with, and the mean is the baseline (the machine's load drifts).  Every measured operation starts
-after ``SETTLE`` seconds of quiet, so that none inherits the warm memory the one before freed.
+after ``SETTLE`` (40) seconds of quiet, so that none inherits the warm memory the one before freed.
 ``--full-and-restore`` runs only 1 and 5 (one VM to seed instead of two: about half the time).
 ``--profile DIR``: during 1 and 5, py-spy samples the Director and the Transporter (Python and native frames,
 ``<phase>-<process>.txt``, collapsed stacks) and ``perf record -a`` the whole machine (``<phase>.perf.data``;
@@ -60,13 +60,13 @@ MIB = 1 << 20
 # backup, competing with what is measured.  The run's duration is the Transporter's own figure, so
 # polling once a second does not round it.
 POLL = 1.0
-# Seconds of quiet before each measured operation.  This VM's guest hands memory that stayed free for
-# about 2 seconds back to its host (virtio_balloon free page reporting), and taking it again costs up
-# to 3 CPU-seconds per GiB; memory freed a moment ago costs a tenth of that.  Without a pause, each
-# operation inherits the warm pages the one before freed (a plain restic restore right after the
-# path's restore, whose staging was just deleted, ran in 9-10 s instead of 14-16): with it, every
+# Seconds of quiet before each measured operation.  This VM's guest hands the memory it frees back to its
+# host (virtio_balloon free page reporting), in rounds: after 4 GiB were freed, new files cost 0.33 CPU-seconds
+# per GiB 6 s later, 1.0 after 15 s, 3.2 (cold) after 30 s (``bench_page_cache.py --after-free 6 15 30``).
+# Without a pause, each operation inherits the warm pages the one before freed (a plain restic restore right
+# after the path's restore, whose staging was just deleted, ran in 9-10 s instead of 14-16): with it, every
 # operation, baseline or path, starts from the same cold memory.
-SETTLE = 6.0
+SETTLE = 40.0
 
 
 def _settle() -> None:

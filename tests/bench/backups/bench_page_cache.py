@@ -7,6 +7,9 @@ Writes ``--mib`` MiB as 4 MiB files (the backup's segments) three ways, in write
 new files (twice: the first run takes pages the guest may have handed back to its host, the second reuses
 pages freed a moment ago), then the same files written over in place (the Transporter's spares).
 
+``--after-free S [S ...]``: 4 GiB of files written and deleted, then ``--mib`` MiB of new files in 4 MiB writes
+after a pause of S seconds: how long freed memory stays warm (the guest reports it to its host in rounds).
+
 ``--sweep``: new files only, in writes of 4096, 2048, 1024, 512, 256 and 64 KiB, each after
 ``SETTLE`` seconds of quiet (memory free that long has been handed back to the host), with each figure's ratio
 to the services' write size.  The kernel gives a file folios as large as each write (ext4's large folios),
@@ -25,7 +28,7 @@ from pathlib import Path
 from tenantry.common.memory import FILE_WRITE
 
 SEGMENT = 4 << 20
-SETTLE = 6.0
+SETTLE = 45.0
 
 
 def _write(directory: Path, count: int, data: bytes, *, over: bool, piece: int) -> tuple[float, float]:
@@ -57,6 +60,13 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, help="where to write (default: a temporary directory, removed)")
     parser.add_argument("--write-kib", type=int, default=FILE_WRITE >> 10, help="the size of each write")
     parser.add_argument("--sweep", action="store_true", help="new files in cold memory, by write size")
+    parser.add_argument(
+        "--after-free",
+        type=float,
+        nargs="+",
+        metavar="SECONDS",
+        help="4 GiB written and deleted, then new files in 4 MiB writes after each of these pauses",
+    )
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="bench-page-cache-"))
     directory.mkdir(parents=True, exist_ok=True)
@@ -64,6 +74,17 @@ def main() -> None:
     gib = args.mib / 1024
     data = os.urandom(SEGMENT)
     try:
+        if args.after_free:
+            for pause in args.after_free:
+                _empty(directory)
+                _write(directory, 1024, data, over=False, piece=SEGMENT)
+                _empty(directory)
+                time.sleep(pause)
+                cpu, _wall = _write(directory, count, data, over=False, piece=SEGMENT)
+                print(f"new files {pause:4.0f} s after 4 GiB were freed: {cpu / gib:.2f} CPU seconds per GiB")
+                _empty(directory)
+                time.sleep(45)  # the next pause starts from cold memory
+            return
         if args.sweep:
             figures: dict[int, float] = {}
             for kib in (4096, 2048, 1024, 512, FILE_WRITE >> 10, 64):
