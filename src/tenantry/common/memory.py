@@ -60,8 +60,8 @@ def tune_malloc() -> None:
 FILE_WRITE = 256 << 10
 
 
-def write_file(fd: int, data: bytes | bytearray | memoryview) -> None:
-    """Write all of ``data`` to ``fd`` in pieces of at most 256 KiB.
+def write_file(fd: int, data: bytes | bytearray | memoryview, piece: int = FILE_WRITE) -> None:
+    """Write all of ``data`` to ``fd`` in pieces of at most ``piece`` bytes (256 KiB).
 
     The kernel (6.x, ext4's large folios) gives a file's page cache folios as large as each write:
     a 4 MiB write takes 2 MiB folios, which come from the 2 MiB blocks a VM's guest hands back to its
@@ -72,7 +72,7 @@ def write_file(fd: int, data: bytes | bytearray | memoryview) -> None:
     """
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view[:FILE_WRITE]) :]
+        view = view[os.write(fd, view[:piece]) :]
 
 
 def trim() -> None:

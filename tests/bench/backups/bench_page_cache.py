@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tenantry.common.memory import FILE_WRITE
+from tenantry.common.memory import FILE_WRITE, write_file
 
 SEGMENT = 4 << 20
 SETTLE = 45.0
@@ -41,9 +41,7 @@ def _write(directory: Path, count: int, data: bytes, *, over: bool, piece: int) 
             path.unlink(missing_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view[:piece]) :]
+            write_file(fd, data, piece)
         finally:
             os.close(fd)
     return time.process_time() - cpu, time.monotonic() - wall
@@ -83,7 +81,7 @@ def main() -> None:
                 cpu, _wall = _write(directory, count, data, over=False, piece=SEGMENT)
                 print(f"new files {pause:4.0f} s after 4 GiB were freed: {cpu / gib:.2f} CPU seconds per GiB")
                 _empty(directory)
-                time.sleep(45)  # the next pause starts from cold memory
+                time.sleep(SETTLE)  # the next pause starts from cold memory
             return
         if args.sweep:
             figures: dict[int, float] = {}
